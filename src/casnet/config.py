@@ -1,0 +1,217 @@
+"""Typed, validated configuration: the only reader of ``params.yaml``.
+
+Every knob of the project lives in ``params.yaml`` (one section per concern). It is loaded once, at
+the edge (CLI, stage, MLflow entry point), into the frozen objects below and passed down explicitly.
+An unknown key or a bad value fails at load time with a message naming the key, the value and what
+is allowed, never deep inside a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from casnet.errors import CasnetConfigError
+from casnet.paths import project_root
+
+__all__ = [
+    "BenchmarkConfig",
+    "MorphologyConfig",
+    "Params",
+    "SimulateConfig",
+    "load_params",
+    "parse_params",
+]
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys are errors, objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class MorphologyConfig(_Section):
+    """Settings of the conventional CAS measurement (Tohill et al. 2021 Sec. 2.2-2.3).
+
+    Defaults follow the paper (and MORFOMETRYKA where the paper is silent).
+    """
+
+    eta: float = Field(0.2, gt=0.0, lt=1.0, description="Petrosian eta (paper and MFMTK: 0.2)")
+    annulus_inner: float = Field(
+        0.8, gt=0.0, lt=1.0, description="inner edge of the eta annulus, in units of r"
+    )
+    annulus_outer: float = Field(
+        1.25, gt=1.0, le=3.0, description="outer edge of the eta annulus, in units of r"
+    )
+    aperture_rp: float = Field(
+        1.5,
+        gt=0.0,
+        le=5.0,
+        description="curve-of-growth region for C, in R_p (paper 1.5; newer MFMTK 2.0)",
+    )
+    asymmetry_aperture_rp: float = Field(
+        1.5, gt=0.0, le=5.0, description="asymmetry aperture, in R_p (paper Sec. 2.3: 1.5)"
+    )
+    sky_clip_sigma: float = Field(3.0, gt=0.0, description="sigma of the sky sigma-clipping")
+    sky_clip_iters: int = Field(5, ge=1, le=50)
+    detect_nsigma: float = Field(
+        1.5, gt=0.0, description="detection threshold above the sky, in sky sigma"
+    )
+    detect_npixels: int = Field(10, ge=1, description="minimum connected pixels of a source")
+    smooth_fwhm: float = Field(
+        2.0, ge=0.0, description="FWHM (px) of the Gaussian smoothing before detection"
+    )
+    deblend: bool = Field(True, description="deblend the target segment (photutils)")
+    deblend_nlevels: int = Field(32, ge=1, le=256)
+    deblend_contrast: float = Field(0.001, ge=0.0, le=1.0)
+    mask_dilate: int = Field(
+        3, ge=0, le=50, description="dilation (px) of source masks for sky statistics and cells"
+    )
+    subsample: int = Field(
+        4, ge=1, le=16, description="sub-pixels per pixel side for the curve of growth"
+    )
+    interpolation_order: Literal[1, 3] = Field(
+        3, description="spline order of the 180-degree rotation (MFMTK: cubic)"
+    )
+    sky_cell_size: int = Field(10, ge=3, le=100, description="sky cell side (px), paper: 10")
+    min_sky_cells: int = Field(3, ge=1, description="fewer usable cells raise a flag")
+    max_sky_cells: int = Field(
+        40, ge=1, description="cells used at most for the background term (evenly spread)"
+    )
+    max_centre_shift_rp: float = Field(
+        0.5, gt=0.0, description="largest allowed asymmetry-centre shift from the centroid, in R_p"
+    )
+    centre_xtol: float = Field(
+        0.01, gt=0.0, le=1.0, description="tolerance (px) of the asymmetry-centre minimiser"
+    )
+    min_size: int = Field(15, ge=5, description="smallest stamp side (px) that is measured")
+    gain: float | None = Field(
+        None, gt=0.0, description="e-/ADU for source Poisson errors; None: sky noise only"
+    )
+
+    @model_validator(mode="after")
+    def _check_annulus(self) -> MorphologyConfig:
+        if self.annulus_inner >= self.annulus_outer:
+            raise ValueError(
+                f"annulus_inner ({self.annulus_inner}) must be below annulus_outer "
+                f"({self.annulus_outer})"
+            )
+        return self
+
+
+class SimulateConfig(_Section):
+    """Settings of the GalSim stamp generator (CANDELS F160W-like)."""
+
+    n: int = Field(12, ge=1, description="number of galaxies")
+    seed: int = Field(20210401, ge=0, description="master seed; each galaxy derives its own")
+    stamp_size: int = Field(101, ge=15, le=1001, description="stamp side (px)")
+    pixel_scale: float = Field(0.06, gt=0.0, description="arcsec per pixel")
+    zero_point: float = Field(25.946, description="AB zero point (mag for 1 count/s), F160W")
+    depth_5sigma: float = Field(
+        27.7, description="5-sigma point-source limit (AB mag) in a 0.2 arcsec-radius aperture"
+    )
+    mag_range: tuple[float, float] = Field((20.0, 25.5), description="H magnitude range")
+    rhalf_range_px: tuple[float, float] = Field((3.0, 14.0), description="half-light radii (px)")
+    companion_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    neighbour_fraction: float = Field(0.3, ge=0.0, le=1.0)
+    knots_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    psf_wavelength_nm: float = Field(1545.0, gt=0.0)
+    psf_diameter_m: float = Field(2.4, gt=0.0)
+    psf_obscuration: float = Field(0.33, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> SimulateConfig:
+        for name in ("mag_range", "rhalf_range_px"):
+            lo, hi = getattr(self, name)
+            if not lo < hi:
+                raise ValueError(f"{name} must be (low, high) with low < high, got {(lo, hi)}")
+        return self
+
+
+class BenchmarkConfig(_Section):
+    """Settings of ``casnet benchmark``."""
+
+    n: int = Field(200, ge=1, description="galaxies measured")
+    repeats: int = Field(1, ge=1, description="repeats; the median is reported")
+    statmorph_n: int | None = Field(
+        None, ge=1, description="galaxies given to statmorph (None: same as n)"
+    )
+
+
+class Params(_Section):
+    """All of ``params.yaml``."""
+
+    morphology: MorphologyConfig = MorphologyConfig()
+    simulate: SimulateConfig = SimulateConfig()
+    benchmark: BenchmarkConfig = BenchmarkConfig()
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            section = _section_for(err["loc"][:-1])
+            allowed = ", ".join(sorted(section.model_fields)) if section else "?"
+            lines.append(f"  {key} = {value!r}: unknown key; allowed keys here: {allowed}")
+        else:
+            lines.append(f"  {key} = {value!r}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _section_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return None
+        model = field.annotation
+    return model
+
+
+def parse_params(data: Mapping[str, Any] | None, *, source: str = "params") -> Params:
+    """Validate a mapping (the parsed YAML) into :class:`Params`.
+
+    Raises
+    ------
+    CasnetConfigError
+        Naming every bad key, its value and what is allowed.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise CasnetConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        return Params.model_validate(dict(data))
+    except ValidationError as exc:
+        raise CasnetConfigError(_format_validation_error(exc, source)) from None
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    """Load and validate ``params.yaml``.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The file; default: ``params.yaml`` at the project root. A missing default file gives the
+        built-in defaults (so the library works outside a checkout); a missing explicit file is an
+        error.
+    """
+    explicit = path is not None
+    file = Path(path) if explicit else project_root() / "params.yaml"
+    if not file.exists():
+        if explicit:
+            raise CasnetConfigError(f"{file}: parameters file not found")
+        return Params()
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise CasnetConfigError(f"{file}: not valid YAML: {exc}") from None
+    return parse_params(data, source=str(file))

@@ -1,0 +1,336 @@
+"""Rotational asymmetry A (Tohill et al. 2021 Eq. 2, Sec. 2.3; Conselice et al. 2000).
+
+    A = min_c [ sum |I - I_180(c)| - N(c) b(c) ] / sum |I|
+
+over the N(c) valid pixels of the elliptical aperture (``asymmetry_aperture_rp`` x R_p, centred on
+the rotation centre ``c``). ``b`` is the background term per pixel: the median, over a grid of sky
+cells outside the dilated segmentation, of each cell's mean ``|B - B_180|``.
+
+Why ``b`` depends on ``c``: rotating about a sub-pixel centre interpolates, and interpolation
+smooths noise (by up to 40% in sigma at a half-pixel shift for cubic convolution). A minimiser of
+the raw asymmetry of a noisy galaxy therefore drifts to centres where the noise is smoothed most,
+paying with real signal asymmetry; a background measured at any other shift then leaves a bias
+(~0.05 in A for a symmetric galaxy at SNR_p ~ 5). Each cell is rotated with the same interpolator
+at a grid of sub-pixel shifts, and the galaxy at centre ``c`` is corrected with the cells' value at
+the same fractional shift, so the expected noise contribution cancels at every trial centre and a
+symmetric galaxy in noise gives A ~ 0 on average. The measured cells also carry the noise
+correlation of real (drizzled) images, which an analytic white-noise term would miss.
+
+Pixels that are invalid (NaN: masked neighbours, bad pixels, off the stamp), or whose rotated
+counterpart is, do not count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy.optimize import minimize
+
+from casnet.morphology.rotate import Rotator
+
+__all__ = [
+    "AsymmetryResult",
+    "SkyAsymmetry",
+    "asymmetry",
+    "asymmetry_terms",
+    "sky_cell_asymmetry",
+]
+
+#: margin (px) around a sky cell: the counterpart moves up to 0.5 px and the cubic stencil reaches
+#: 2 px further
+_CELL_MARGIN = 3
+#: fractional sub-pixel shifts of the rotated image at which the cells are measured; the noise
+#: term is symmetric under f -> 1 - f, so [0, 0.5] covers every shift
+_FRACTIONS = np.linspace(0.0, 0.5, 5)
+#: returned by the objective where the aperture is empty, to keep the minimiser away
+_PENALTY = 1e3
+
+
+def _fold(shift: float) -> float:
+    f = shift - math.floor(shift)
+    return min(f, 1.0 - f)
+
+
+@dataclass(frozen=True)
+class SkyAsymmetry:
+    """Background asymmetry per pixel from sky cells, as a function of the sub-pixel shift.
+
+    Attributes
+    ----------
+    cells : 3-D ndarray
+        ``cells[i, j, k]``: mean ``|B - B_180|`` per pixel of cell ``k`` rotated with fractional
+        shifts ``_FRACTIONS[i]`` (rows) and ``_FRACTIONS[j]`` (columns).
+    """
+
+    cells: np.ndarray
+
+    @property
+    def n_cells(self) -> int:
+        """Number of usable cells."""
+        return int(self.cells.shape[-1])
+
+    def _grid(self, values: np.ndarray, fy: float, fx: float) -> float:
+        # bilinear interpolation on the (folded) fraction grid
+        step = _FRACTIONS[1]
+        iy, ix = min(int(fy / step), len(_FRACTIONS) - 2), min(int(fx / step), len(_FRACTIONS) - 2)
+        ty, tx = fy / step - iy, fx / step - ix
+        v = values[iy : iy + 2, ix : ix + 2]
+        return float(
+            (1 - ty) * ((1 - tx) * v[0, 0] + tx * v[0, 1])
+            + ty * ((1 - tx) * v[1, 0] + tx * v[1, 1])
+        )
+
+    def per_pixel(self, shift_y: float, shift_x: float) -> float:
+        """Median over cells of the noise term per pixel for a rotation with these shifts (0 when
+        there is no cell)."""
+        if self.n_cells == 0:
+            return 0.0
+        return self._grid(self._median, _fold(shift_y), _fold(shift_x))
+
+    @cached_property
+    def _median(self) -> np.ndarray:
+        return np.median(self.cells, axis=-1)
+
+    def cell_values(self, shift_y: float, shift_x: float) -> np.ndarray:
+        """Each cell's value at the grid point nearest to these shifts (for the error budget)."""
+        if self.n_cells == 0:
+            return np.empty(0)
+        iy = int(np.abs(_FRACTIONS - _fold(shift_y)).argmin())
+        ix = int(np.abs(_FRACTIONS - _fold(shift_x)).argmin())
+        return self.cells[iy, ix]
+
+
+def sky_cell_asymmetry(
+    image: np.ndarray,
+    sky: np.ndarray,
+    *,
+    cell_size: int = 10,
+    order: int = 3,
+    max_cells: int | None = None,
+) -> SkyAsymmetry:
+    """Noise asymmetry of the sky cells of a stamp.
+
+    Parameters
+    ----------
+    image : 2-D ndarray
+        Sky-subtracted stamp.
+    sky : 2-D bool ndarray
+        True on pixels that are pure sky (outside the dilated segmentation, valid).
+    cell_size : int
+        Side of the square cells (paper: 10 px); the stamp is tiled from its corner, and a cell
+        counts when all its pixels are sky.
+    order : {1, 3}
+        Interpolation order of the rotation (the galaxy's).
+    max_cells : int, optional
+        Use at most this many cells, evenly spread over the usable ones (the median of a few tens
+        of cells is already precise to ~1%; the cost grows with the number of cells).
+    """
+    ny, nx = image.shape
+    m = _CELL_MARGIN
+    empty = SkyAsymmetry(np.empty((len(_FRACTIONS), len(_FRACTIONS), 0)))
+    padded = np.pad(np.where(sky, image, np.nan), m, constant_values=np.nan)
+    starts = [
+        (j, i)
+        for j in range(0, ny - cell_size + 1, cell_size)
+        for i in range(0, nx - cell_size + 1, cell_size)
+        if sky[j : j + cell_size, i : i + cell_size].all()
+    ]
+    if not starts:
+        return empty
+    if max_cells is not None and len(starts) > max_cells:
+        keep = np.linspace(0, len(starts) - 1, max_cells).round().astype(int)
+        starts = [starts[k] for k in keep]
+    side = cell_size + 2 * m
+    stack = np.stack([padded[j : j + side, i : i + side] for j, i in starts])
+    inner = (slice(None), slice(m, m + cell_size), slice(m, m + cell_size))
+    centre = (side - 1) / 2.0
+    rotator = Rotator(stack, order=order, reach=2)
+    nf = len(_FRACTIONS)
+    out = np.empty((nf, nf, len(starts)))
+    for i, fy in enumerate(_FRACTIONS):
+        for j, fx in enumerate(_FRACTIONS):
+            # rotating about centre + f/2 shifts the counterpart by the fraction f
+            rot = rotator((centre + fx / 2, centre + fy / 2))
+            diff = np.abs(stack[inner] - rot[inner])
+            valid = np.isfinite(diff)
+            n = valid.sum(axis=(1, 2))
+            mean = np.where(valid, diff, 0.0).sum(axis=(1, 2)) / np.maximum(n, 1)
+            # a cell needs most of its pixels paired to count
+            out[i, j] = np.where(n >= 0.5 * cell_size * cell_size, mean, np.nan)
+    usable = np.isfinite(out).all(axis=(0, 1))
+    return SkyAsymmetry(out[..., usable])
+
+
+@dataclass(frozen=True)
+class AsymmetryResult:
+    """Result of :func:`asymmetry`.
+
+    Attributes
+    ----------
+    asymmetry : float
+        Background-corrected A.
+    raw : float
+        ``sum |I - I_180| / sum |I|`` at the chosen centre.
+    background : float
+        The background term subtracted (``N * b / sum |I|``).
+    x, y : float
+        Rotation centre that minimises A.
+    n_pixels : int
+        Pixels in the aperture that counted.
+    abs_flux : float
+        ``sum |I|`` over those pixels.
+    converged : bool
+        Whether the minimiser reported success.
+    """
+
+    asymmetry: float
+    raw: float
+    background: float
+    x: float
+    y: float
+    n_pixels: int
+    abs_flux: float
+    converged: bool
+
+
+class _Terms:
+    """``(sum |I - I_180|, sum |I|, N)`` of one image for many rotation centres."""
+
+    def __init__(
+        self, image: np.ndarray, *, radius: float, q: float, pa: float, order: int, reach: int
+    ) -> None:
+        self.image = image
+        self.rotator = Rotator(image, order=order, reach=reach)
+        ny, nx = image.shape
+        yy, xx = np.ogrid[:ny, :nx]
+        c, s = np.cos(pa), np.sin(pa)
+        # Rotated pixel coordinates, so that each centre costs two subtractions (see
+        # casnet.morphology.shape.elliptical_radius for the definition of the radius).
+        self.u = xx * c + yy * s
+        self.v = (-xx * s + yy * c) / q
+        self.cos, self.sin, self.q = c, s, q
+        self.r2 = radius * radius
+
+    def __call__(self, centre: tuple[float, float]) -> tuple[float, float, int]:
+        x, y = centre
+        uc = x * self.cos + y * self.sin
+        vc = (-x * self.sin + y * self.cos) / self.q
+        inside = (self.u - uc) ** 2 + (self.v - vc) ** 2 <= self.r2
+        diff = np.abs(self.image - self.rotator(centre))
+        use = inside & np.isfinite(diff)
+        return float(diff[use].sum()), float(np.abs(self.image[use]).sum()), int(use.sum())
+
+
+def asymmetry_terms(
+    image: np.ndarray,
+    centre: tuple[float, float],
+    *,
+    radius: float,
+    q: float,
+    pa: float,
+    order: int = 3,
+) -> tuple[float, float, int]:
+    """``(sum |I - I_180|, sum |I|, N)`` over the aperture centred on the rotation centre.
+
+    Parameters
+    ----------
+    image : 2-D ndarray
+        Sky-subtracted; NaN marks invalid pixels.
+    centre : (x, y)
+        Rotation centre.
+    radius, q, pa : float
+        Semi-major axis (px), axis ratio and position angle (radians) of the aperture.
+    """
+    ny, nx = image.shape
+    reach = math.ceil(max(abs(2 * centre[1] - (ny - 1)), abs(2 * centre[0] - (nx - 1))))
+    return _Terms(image, radius=radius, q=q, pa=pa, order=order, reach=reach)(centre)
+
+
+def asymmetry(
+    image: np.ndarray,
+    *,
+    x0: float,
+    y0: float,
+    radius: float,
+    q: float,
+    pa: float,
+    background: SkyAsymmetry | None = None,
+    order: int = 3,
+    xtol: float = 0.01,
+    max_shift: float | None = None,
+) -> AsymmetryResult:
+    """Asymmetry minimised over the rotation centre, starting at ``(x0, y0)``.
+
+    Parameters
+    ----------
+    image : 2-D ndarray
+        Sky-subtracted stamp; NaN marks invalid pixels.
+    x0, y0 : float
+        Starting centre (the centroid).
+    radius, q, pa : float
+        Aperture semi-major axis (px), axis ratio, position angle (radians).
+    background : SkyAsymmetry, optional
+        Sky-cell noise asymmetry (:func:`sky_cell_asymmetry`); None: no background term.
+    order : {1, 3}
+        Interpolation order of the rotation.
+    xtol : float
+        Convergence tolerance (px) of the Nelder-Mead minimiser.
+    max_shift : float, optional
+        Half-size (px) of the search box; default ``radius / 2``. The cut-out evaluated is sized
+        from it, so the minimiser cannot wander over the whole stamp.
+    """
+    shift_box = radius / 2.0 if max_shift is None else max_shift
+    # Work on a cut-out just large enough for the aperture at any centre in the search box plus
+    # the interpolation stencil: the cost then scales with the galaxy, not the stamp.
+    h = math.ceil(radius + shift_box + 3)
+    ix, iy = round(x0), round(y0)
+    padded = np.pad(image, h + 1, constant_values=np.nan)
+    crop = padded[iy + 1 : iy + 2 * h + 2, ix + 1 : ix + 2 * h + 2]
+    ox, oy = ix - h, iy - h  # stamp coordinates of crop[0, 0]
+
+    crop_terms = _Terms(
+        crop, radius=radius, q=q, pa=pa, order=order, reach=math.ceil(2 * shift_box) + 2
+    )
+
+    def terms(c: np.ndarray) -> tuple[float, float, int]:
+        return crop_terms((c[0] - ox, c[1] - oy))
+
+    def b(c: np.ndarray) -> float:
+        # the rotated image is shifted by 2c (mod 1): the fraction that sets the noise smoothing
+        return background.per_pixel(2 * c[1], 2 * c[0]) if background is not None else 0.0
+
+    def objective(c: np.ndarray) -> float:
+        if abs(c[0] - x0) > shift_box or abs(c[1] - y0) > shift_box:
+            return _PENALTY
+        d, s, n = terms(c)
+        if n == 0 or not s > 0:
+            return _PENALTY
+        return (d - n * b(c)) / s
+
+    start = np.array([x0, y0])
+    simplex = np.array([start, start + [0.5, 0.0], start + [0.0, 0.5]])
+    res = minimize(
+        objective,
+        start,
+        method="Nelder-Mead",
+        options={"xatol": xtol, "fatol": 1e-6, "initial_simplex": simplex, "maxiter": 400},
+    )
+    d, s, n = terms(res.x)
+    if n == 0 or not s > 0:
+        nan = float("nan")
+        return AsymmetryResult(nan, nan, nan, float(res.x[0]), float(res.x[1]), n, s, False)
+    raw = d / s
+    bkg = n * b(res.x) / s
+    return AsymmetryResult(
+        float(raw - bkg),
+        float(raw),
+        float(bkg),
+        float(res.x[0]),
+        float(res.x[1]),
+        n,
+        s,
+        bool(res.success),
+    )

@@ -1,0 +1,296 @@
+"""The conventional CAS measurement of one stamp: the role MORFOMETRYKA plays in the paper.
+
+:func:`measure` chains the small concepts of this package (Tohill et al. 2021 Sec. 2.2-2.3):
+sky -> segmentation -> shape -> curve of growth -> Petrosian radius -> concentration ->
+asymmetry (with its sky-cell background term) -> SNR_p -> errors. It never raises for a bad
+galaxy: every problem becomes a bit of ``flag`` and a sentence of ``flag_reasons``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+from scipy import ndimage
+
+from casnet.config import MorphologyConfig
+from casnet.morphology.asymmetry import asymmetry, sky_cell_asymmetry
+from casnet.morphology.concentration import concentration, light_radii
+from casnet.morphology.flags import Flag, FlagCollector
+from casnet.morphology.growth import fill_masked, growth_curve
+from casnet.morphology.petrosian import petrosian_radius
+from casnet.morphology.segmentation import segment
+from casnet.morphology.shape import elliptical_radius, second_moments
+from casnet.morphology.sky import Sky, sky_background
+from casnet.morphology.snr import snr_petrosian
+from casnet.morphology.uncertainty import asymmetry_error, concentration_error
+
+__all__ = ["COLUMNS", "Measurement", "measure"]
+
+_NAN = float("nan")
+#: the second sky pass needs this many sky pixels, else the first (clipped, unmasked) pass is kept
+_MIN_SKY_PIXELS = 50
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Conventional non-parametric structure of one galaxy.
+
+    Radii are semi-major axes in pixels; angles in radians counter-clockwise from +x; positions in
+    pixel coordinates with the origin at the centre of pixel [0, 0] (x along columns). Values are
+    NaN when a fatal flag is set (see :mod:`casnet.morphology.flags`).
+    """
+
+    concentration: float
+    asymmetry: float
+    concentration_err: float
+    asymmetry_err: float
+    r20: float
+    r80: float
+    r_petro: float
+    q: float
+    pa: float
+    x_centre: float  #: rotation centre of the asymmetry
+    y_centre: float
+    x_centroid: float  #: light-weighted centroid, centre of the apertures
+    y_centroid: float
+    asymmetry_raw: float  #: before the background term
+    asymmetry_bkg: float  #: background term subtracted
+    flux: float  #: light inside aperture_rp x R_p
+    snr_p: float
+    sky_mean: float
+    sky_sigma: float
+    n_sky_cells: int
+    flag: int
+    flag_reasons: str
+
+    @property
+    def ok(self) -> bool:
+        """True when no flag at all is set."""
+        return self.flag == 0
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        """Plain dict (one catalogue row)."""
+        return asdict(self)
+
+
+#: Catalogue columns, in order.
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Measurement))
+
+
+def _failed(flags: FlagCollector, sky: Sky | None = None, **known: float) -> Measurement:
+    values: dict[str, float | int | str] = dict.fromkeys(COLUMNS, _NAN)
+    values.update(n_sky_cells=0, flag=int(flags.flag), flag_reasons=flags.reasons)
+    if sky is not None:
+        values.update(sky_mean=sky.mean, sky_sigma=sky.sigma)
+    values.update(known)
+    return Measurement(**values)  # type: ignore[arg-type]
+
+
+def _as_image(image: object, mask: object, flags: FlagCollector, min_size: int):
+    """Validate the inputs; return (float image, invalid-pixel mask) or None with a fatal flag."""
+    try:
+        arr = np.array(image, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        flags.add(Flag.BAD_INPUT, f"image is not numeric ({exc})")
+        return None
+    if arr.ndim != 2:
+        flags.add(Flag.BAD_INPUT, f"image must be 2-D, got shape {arr.shape}")
+        return None
+    if min(arr.shape) < min_size:
+        flags.add(Flag.BAD_INPUT, f"image {arr.shape} is smaller than min_size={min_size} px")
+        return None
+    invalid = ~np.isfinite(arr)
+    n_bad = int(invalid.sum())
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != arr.shape:
+            flags.add(Flag.BAD_INPUT, f"mask shape {m.shape} does not match image {arr.shape}")
+            return None
+        invalid |= m.astype(bool)
+    if invalid.all():
+        flags.add(Flag.BAD_INPUT, "no valid pixel (all NaN/inf or masked)")
+        return None
+    if invalid.any():
+        flags.add(
+            Flag.INVALID_PIXELS,
+            f"{int(invalid.sum())} pixels excluded ({n_bad} NaN/inf, the rest masked)",
+        )
+    arr[invalid] = 0.0
+    return arr, invalid
+
+
+def measure(
+    image: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    config: MorphologyConfig | None = None,
+) -> Measurement:
+    """Measure C, A and their companions on one stamp.
+
+    Parameters
+    ----------
+    image : 2-D array-like
+        The stamp, the target near its centre, in counts (any linear unit). NaN/inf pixels are
+        excluded and flagged.
+    mask : 2-D bool array-like, optional
+        True on pixels to exclude (bad pixels, known neighbours).
+    config : MorphologyConfig, optional
+        Settings; default: the paper's values.
+
+    Returns
+    -------
+    Measurement
+        Never raises for bad data: problems are reported in ``flag`` / ``flag_reasons``.
+    """
+    cfg = config or MorphologyConfig()
+    flags = FlagCollector()
+    checked = _as_image(image, mask, flags, cfg.min_size)
+    if checked is None:
+        return _failed(flags)
+    arr, invalid = checked
+
+    # 1. Sky: a clipped first pass, then again with the (dilated) sources masked.
+    sky = sky_background(
+        arr, mask=invalid, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
+    )
+    if not sky.sigma > 0:
+        flags.add(Flag.SKY_FAILED, "sky sigma is zero or undefined (constant image?)")
+        return _failed(flags, sky)
+
+    # 2. Segmentation and the target.
+    seg = segment(
+        arr - sky.mean,
+        threshold=cfg.detect_nsigma * sky.sigma,
+        npixels=cfg.detect_npixels,
+        smooth_fwhm=cfg.smooth_fwhm,
+        mask=invalid,
+        deblend=cfg.deblend,
+        nlevels=cfg.deblend_nlevels,
+        contrast=cfg.deblend_contrast,
+    )
+    if seg.target == 0:
+        flags.add(Flag.NO_SOURCE, f"nothing above {cfg.detect_nsigma} sigma of the sky")
+        return _failed(flags, sky)
+    sources = seg.labels > 0
+    if cfg.mask_dilate:
+        sources = ndimage.binary_dilation(sources, iterations=cfg.mask_dilate)
+    second = sky_background(
+        arr, mask=invalid | sources, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
+    )
+    if second.n_pixels >= _MIN_SKY_PIXELS and second.sigma > 0:
+        sky = second
+    img = arr - sky.mean
+    if seg.ambiguous:
+        flags.add(Flag.AMBIGUOUS_TARGET, "two sources are equally close to the stamp centre")
+    target = seg.target_mask
+    if target[0].any() or target[-1].any() or target[:, 0].any() or target[:, -1].any():
+        flags.add(Flag.EDGE, "the target's segment touches the stamp edge")
+
+    # 3. Shape from second moments of the target's pixels.
+    shape = second_moments(img, target & ~invalid)
+    if shape is None:
+        flags.add(Flag.NON_POSITIVE_FLUX, "the target has no positive flux")
+        return _failed(flags, sky)
+    excluded = invalid | seg.others_mask
+    yy, xx = np.indices(img.shape)
+    radius = elliptical_radius(xx - shape.x, yy - shape.y, shape.q, shape.pa)
+    known = {"q": shape.q, "pa": shape.pa, "x_centroid": shape.x, "y_centroid": shape.y}
+
+    # 4. Curve of growth (neighbours filled azimuthally) and the Petrosian radius.
+    filled = fill_masked(np.where(excluded, 0.0, img), excluded, radius)
+    curve = growth_curve(
+        filled, x0=shape.x, y0=shape.y, q=shape.q, pa=shape.pa, subsample=cfg.subsample
+    )
+    r_p = petrosian_radius(curve, eta=cfg.eta, inner=cfg.annulus_inner, outer=cfg.annulus_outer)
+    if not r_p > 0:
+        flags.add(Flag.NO_PETROSIAN, f"eta never fell to {cfg.eta} inside the stamp")
+        return _failed(flags, sky, **known)
+    known["r_petro"] = r_p
+
+    # 5. Concentration inside aperture_rp x R_p.
+    r_tot = cfg.aperture_rp * r_p
+    r_asym = cfg.asymmetry_aperture_rp * r_p
+    if max(r_tot, r_asym) > curve.r_inside:
+        flags.add(
+            Flag.APERTURE_CLIPPED,
+            f"aperture of {max(r_tot, r_asym):.1f} px exceeds the stamp ({curve.r_inside:.1f} px)",
+        )
+    total = float(curve.flux_at(r_tot))
+    if not total > 0:
+        flags.add(Flag.NON_POSITIVE_FLUX, f"light inside {cfg.aperture_rp} R_p is {total:.3g}")
+        return _failed(flags, sky, **known)
+    r20, r80 = light_radii(curve, total)
+    c = concentration(r20, r80)
+
+    # 6. Asymmetry with the sky-cell background term.
+    sky_pixels = ~(invalid | sources)
+    cells = sky_cell_asymmetry(
+        img,
+        sky_pixels,
+        cell_size=cfg.sky_cell_size,
+        order=cfg.interpolation_order,
+        max_cells=cfg.max_sky_cells,
+    )
+    if cells.n_cells < cfg.min_sky_cells:
+        flags.add(
+            Flag.FEW_SKY_CELLS,
+            f"{cells.n_cells} sky cells of {cfg.sky_cell_size} px (need {cfg.min_sky_cells})",
+        )
+    max_shift = cfg.max_centre_shift_rp * r_p
+    ar = asymmetry(
+        np.where(excluded, np.nan, img),
+        x0=shape.x,
+        y0=shape.y,
+        radius=r_asym,
+        q=shape.q,
+        pa=shape.pa,
+        background=cells,
+        order=cfg.interpolation_order,
+        xtol=cfg.centre_xtol,
+        max_shift=max_shift,
+    )
+    if not ar.converged:
+        flags.add(Flag.NOT_CONVERGED, "the asymmetry-centre minimiser did not converge")
+    if max(abs(ar.x - shape.x), abs(ar.y - shape.y)) > max_shift - 2 * cfg.centre_xtol:
+        flags.add(
+            Flag.CENTRE_SHIFT,
+            f"asymmetry centre reached the {max_shift:.1f} px limit around the centroid",
+        )
+
+    # 7-8. SNR_p and errors.
+    snr = snr_petrosian(float(curve.flux_at(r_p)), r_p, shape.q, sky.sigma)
+    c_err = concentration_error(curve, r20, r80, sky.sigma, cfg.gain)
+    a_err = asymmetry_error(
+        ar.raw,
+        ar.n_pixels,
+        ar.abs_flux,
+        sky.sigma,
+        cell_values=cells.cell_values(2 * ar.y, 2 * ar.x),
+        flux_for_poisson=total,
+        gain=cfg.gain,
+    )
+    return Measurement(
+        concentration=c,
+        asymmetry=ar.asymmetry,
+        concentration_err=c_err,
+        asymmetry_err=a_err,
+        r20=r20,
+        r80=r80,
+        r_petro=r_p,
+        q=shape.q,
+        pa=shape.pa,
+        x_centre=ar.x,
+        y_centre=ar.y,
+        x_centroid=shape.x,
+        y_centroid=shape.y,
+        asymmetry_raw=ar.raw,
+        asymmetry_bkg=ar.background,
+        flux=total,
+        snr_p=snr,
+        sky_mean=sky.mean,
+        sky_sigma=sky.sigma,
+        n_sky_cells=cells.n_cells,
+        flag=int(flags.flag),
+        flag_reasons=flags.reasons,
+    )

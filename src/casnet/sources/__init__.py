@@ -1,0 +1,1 @@
+"""Where stamps come from: the GalSim simulator (the embedded default source) and real FITS."""
