@@ -93,15 +93,6 @@ class MorphologyConfig(_Section):
         None, gt=0.0, description="e-/ADU for source Poisson errors; None: sky noise only"
     )
 
-    @model_validator(mode="after")
-    def _check_annulus(self) -> MorphologyConfig:
-        if self.annulus_inner >= self.annulus_outer:
-            raise ValueError(
-                f"annulus_inner ({self.annulus_inner}) must be below annulus_outer "
-                f"({self.annulus_outer})"
-            )
-        return self
-
 
 class SimulateConfig(_Section):
     """Settings of the GalSim stamp generator (CANDELS F160W-like)."""

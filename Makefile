@@ -1,0 +1,42 @@
+# The two commands: `make demo` and `make test`. Both create .venv and install the project first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := data/demo
+
+.PHONY: install demo test lint bench ui clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: generate a handful of stamps and measure C and A on them (prints a table)
+demo: $(STAMP)
+	$(BIN)/casnet stamps --n 12 --out $(DEMO)/stamps
+	$(BIN)/casnet measure $(DEMO)/stamps --format csv --out $(DEMO)/measurements.csv
+	$(BIN)/casnet measure $(DEMO)/stamps
+
+## test: lint, format check and the test suite
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+## bench: speed and agreement of the conventional measurement vs statmorph
+bench: $(STAMP)
+	$(BIN)/casnet benchmark measure --n 200
+
+## ui: the MLflow UI on the project's store
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+	    --default-artifact-root $(CURDIR)/mlartifacts
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -1,0 +1,179 @@
+"""The ``casnet`` command line.
+
+Every command loads ``params.yaml`` once (``--params`` to choose another file), passes the typed
+sections down, and turns a :class:`~casnet.errors.CasnetError` into a one-line message and a
+non-zero exit status instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from casnet.errors import CasnetError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="casnet",
+    help="Concentration and asymmetry of galaxies, conventionally and with CNNs "
+    "(Tohill et al. 2021).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+benchmark_app = typer.Typer(
+    help="Speed and agreement benchmarks (print figures).", no_args_is_help=True
+)
+app.add_typer(benchmark_app, name="benchmark")
+
+ParamsOption = Annotated[
+    Path | None,
+    typer.Option("--params", help="Parameters file (default: params.yaml at the project root)."),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"casnet: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _hdu(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+@app.command()
+def measure(
+    paths: Annotated[list[Path], typer.Argument(help="FITS stamps, or folders of them.")],
+    hdu: Annotated[
+        str | None, typer.Option(help="HDU index or EXTNAME (default: first image HDU).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | json | csv | fits")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here.")] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Measure C, A and companions on FITS stamps (one row per file, bad files flagged)."""
+    from tqdm import tqdm
+
+    from casnet.catalog import FORMATS, write_rows
+    from casnet.config import load_params
+    from casnet.fitsio import expand_paths, read_image
+    from casnet.morphology import COLUMNS, Flag, measure
+
+    if fmt not in FORMATS:
+        raise _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}", 2)
+    if fmt == "fits" and out is None:
+        raise _fail("--format fits needs --out FILE", 2)
+    cfg = load_params(params).morphology
+    files = expand_paths(paths)
+    if not files:
+        raise _fail("no FITS files found in " + ", ".join(map(str, paths)))
+    rows = []
+    for f in tqdm(files, desc="measure", unit="stamp", disable=len(files) < 20, file=sys.stderr):
+        row: dict = {"source": str(f)}
+        try:
+            image, _ = read_image(f, _hdu(hdu))
+        except CasnetError as exc:
+            if len(files) == 1:
+                raise _fail(str(exc)) from None
+            row.update(dict.fromkeys(COLUMNS, float("nan")))
+            row.update(n_sky_cells=0, flag=int(Flag.BAD_INPUT), flag_reasons=f"BAD_INPUT: {exc}")
+        else:
+            row.update(measure(image, config=cfg).to_dict())
+        rows.append(row)
+    text = write_rows(rows, fmt, out)  # type: ignore[arg-type]
+    if text is not None:
+        typer.echo(text)
+    elif out is not None:
+        typer.echo(f"wrote {len(rows)} rows to {out}", err=True)
+
+
+@app.command()
+def stamps(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the FITS stamps.")],
+    n: Annotated[int | None, typer.Option(help="How many (default: simulate.n).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Master seed (default: simulate.seed).")] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Generate CANDELS-like GalSim stamps as FITS (primary: observed; HDU TRUTH: noiseless)."""
+    from astropy.io import fits
+    from tqdm import tqdm
+
+    from casnet.config import load_params
+    from casnet.fitsio import write_image
+    from casnet.sources.simulate import simulate
+
+    cfg = load_params(params).simulate
+    if seed is not None:
+        cfg = cfg.model_copy(update={"seed": seed})
+    count = cfg.n if n is None else n
+    if count < 1:
+        raise _fail(f"--n must be >= 1, got {count}", 2)
+    out.mkdir(parents=True, exist_ok=True)
+    for g in tqdm(simulate(cfg, n=count), total=count, desc="stamps", file=sys.stderr):
+        header = fits.Header()
+        header["SEED"] = (cfg.seed, "casnet simulate master seed")
+        header["INDEX"] = (g.index, "galaxy index in the simulation")
+        header["SKYSIG"] = (g.sky_sigma, "per-pixel sky noise added")
+        header["PIXSCALE"] = (cfg.pixel_scale, "arcsec/pixel")
+        for key, value in g.params.items():
+            header[f"HIERARCH SIM {key.upper()}"] = value
+        write_image(
+            out / f"stamp_{g.index:05d}.fits", g.image, header=header, extra={"TRUTH": g.truth}
+        )
+    typer.echo(f"wrote {count} stamps to {out}", err=True)
+
+
+@benchmark_app.command("measure")
+def benchmark_measure_cmd(
+    n: Annotated[int | None, typer.Option(help="Stamps (default: benchmark.n).")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Repeats (median reported).")] = None,
+    statmorph: Annotated[bool, typer.Option(help="Compare with statmorph if installed.")] = True,
+    statmorph_n: Annotated[
+        int | None, typer.Option(help="Stamps given to statmorph (default: all).")
+    ] = None,
+    params: ParamsOption = None,
+) -> None:
+    """ms/galaxy of casnet vs statmorph on the same stamps, and their C/A agreement."""
+    from casnet.benchmark import benchmark_measure, format_measure_report
+    from casnet.config import load_params
+
+    p = load_params(params)
+    report = benchmark_measure(
+        n or p.benchmark.n,
+        repeats=repeats or p.benchmark.repeats,
+        use_statmorph=statmorph,
+        statmorph_n=statmorph_n or p.benchmark.statmorph_n,
+        sim=p.simulate.model_copy(update={"stamp_size": 101}),
+        morph=p.morphology,
+        progress=True,
+    )
+    typer.echo(format_measure_report(report))
+
+
+@app.command("params")
+def show_params(params: ParamsOption = None) -> None:
+    """Print the validated parameters (defaults filled in) as YAML."""
+    import yaml
+
+    from casnet.config import load_params
+
+    typer.echo(yaml.safe_dump(load_params(params).model_dump(mode="json"), sort_keys=False))
+
+
+def main() -> None:
+    """Entry point of the ``casnet`` console script."""
+    try:
+        app()
+    except CasnetError as exc:
+        typer.echo(f"casnet: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

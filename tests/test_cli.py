@@ -1,0 +1,139 @@
+"""The casnet command line: measure, stamps, params, benchmark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from typer.testing import CliRunner
+
+from casnet.cli import app
+from casnet.fitsio import write_image
+from casnet.morphology import COLUMNS, Flag
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def stamp_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stamps")
+    result = runner.invoke(app, ["stamps", "--n", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_stamps_writes_fits_with_truth(stamp_dir):
+    files = sorted(stamp_dir.glob("*.fits"))
+    assert [f.name for f in files] == [f"stamp_{i:05d}.fits" for i in range(3)]
+    with fits.open(files[0]) as hdul:
+        assert hdul[0].data.shape == (101, 101)
+        assert hdul["TRUTH"].data.shape == (101, 101)
+        assert hdul[0].header["INDEX"] == 0
+
+
+def test_measure_table_on_terminal(stamp_dir):
+    result = runner.invoke(app, ["measure", str(stamp_dir)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["source", "concentration"]
+    assert len(lines) == 2 + 3  # header, rule, one row per stamp
+
+
+def test_measure_csv_has_every_column_and_bad_files_flagged(stamp_dir, tmp_path):
+    bad = tmp_path / "corrupt.fits"
+    bad.write_bytes(b"not a fits file at all")
+    out = tmp_path / "m.csv"
+    result = runner.invoke(
+        app, ["measure", str(stamp_dir), str(bad), "--format", "csv", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    table = Table.read(out, format="ascii.csv")
+    assert len(table) == 4
+    assert set(COLUMNS) <= set(table.colnames)
+    row = table[table["source"] == str(bad)][0]
+    assert row["flag"] == int(Flag.BAD_INPUT)
+    assert "not a readable FITS" in row["flag_reasons"]
+
+
+def test_measure_json_and_fits(stamp_dir, tmp_path):
+    result = runner.invoke(app, ["measure", str(stamp_dir), "--format", "json"])
+    rows = json.loads(result.stdout)
+    assert len(rows) == 3 and "asymmetry" in rows[0]
+    out = tmp_path / "m.fits"
+    result = runner.invoke(app, ["measure", str(stamp_dir), "-f", "fits", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(Table.read(out)) == 3
+
+
+def test_measure_agrees_with_the_library(stamp_dir):
+    from casnet.fitsio import read_image
+    from casnet.morphology import measure
+
+    f = sorted(stamp_dir.glob("*.fits"))[0]
+    rows = json.loads(runner.invoke(app, ["measure", str(f), "--format", "json"]).stdout)
+    direct = measure(read_image(f)[0])
+    assert rows[0]["concentration"] == pytest.approx(direct.concentration, rel=1e-12)
+
+
+def test_single_unreadable_file_exits_nonzero_with_one_line(tmp_path):
+    bad = tmp_path / "broken.fits"
+    bad.write_bytes(b"\x00\x01garbage")
+    result = runner.invoke(app, ["measure", str(bad)])
+    assert result.exit_code != 0
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1
+    assert str(bad) in err[0] and err[0].startswith("casnet: error:")
+
+
+def test_bad_format_and_missing_out(stamp_dir):
+    assert runner.invoke(app, ["measure", str(stamp_dir), "--format", "xml"]).exit_code == 2
+    assert runner.invoke(app, ["measure", str(stamp_dir), "--format", "fits"]).exit_code == 2
+
+
+def test_hdu_option_selects_truth(stamp_dir):
+    f = sorted(stamp_dir.glob("*.fits"))[0]
+    res = runner.invoke(app, ["measure", str(f), "--hdu", "TRUTH", "--format", "json"])
+    assert res.exit_code == 0, res.output
+
+
+def test_file_without_image_data_is_flagged_in_batch(tmp_path):
+    empty = tmp_path / "empty.fits"
+    fits.PrimaryHDU().writeto(empty)
+    good = tmp_path / "good.fits"
+    write_image(good, np.random.default_rng(0).normal(size=(40, 40)))
+    rows = json.loads(runner.invoke(app, ["measure", str(tmp_path), "-f", "json"]).stdout)
+    by_name = {r["source"]: r for r in rows}
+    assert "no HDU holds image data" in by_name[str(empty)]["flag_reasons"]
+    assert by_name[str(good)]["flag"] & int(Flag.NO_SOURCE)  # pure noise: nothing detected
+
+
+def test_bad_params_file_gives_clean_error(tmp_path, stamp_dir):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("morphology:\n  eta: -1\n")
+    # through the real console script: no traceback, exit 2, the key named
+    proc = subprocess.run(
+        [sys.executable, "-c", "from casnet.cli import main; main()", "measure", str(stamp_dir),
+         "--params", str(bad)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "morphology.eta = -1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_params_command_prints_yaml():
+    result = runner.invoke(app, ["params"])
+    assert result.exit_code == 0
+    assert "morphology:" in result.stdout and "eta: 0.2" in result.stdout
+
+
+def test_benchmark_measure_prints_figures():
+    result = runner.invoke(app, ["benchmark", "measure", "--n", "4", "--statmorph-n", "2"])
+    assert result.exit_code == 0, result.output
+    assert "ms/galaxy" in result.stdout
+    assert "casnet conventional C+A" in result.stdout
