@@ -29,7 +29,7 @@ from functools import cached_property
 import numpy as np
 from scipy.optimize import minimize
 
-from casnet.morphology.rotate import Rotator
+from casnet.morphology._kernels import asymmetry_sums, block_valid, cell_asymmetry
 
 __all__ = [
     "AsymmetryResult",
@@ -39,9 +39,6 @@ __all__ = [
     "sky_cell_asymmetry",
 ]
 
-#: margin (px) around a sky cell: the counterpart moves up to 0.5 px and the cubic stencil reaches
-#: 2 px further
-_CELL_MARGIN = 3
 #: fractional sub-pixel shifts of the rotated image at which the cells are measured; the noise
 #: term is symmetric under f -> 1 - f, so [0, 0.5] covers every shift
 _FRACTIONS = np.linspace(0.0, 0.5, 5)
@@ -129,9 +126,7 @@ def sky_cell_asymmetry(
         of cells is already precise to ~1%; the cost grows with the number of cells).
     """
     ny, nx = image.shape
-    m = _CELL_MARGIN
     empty = SkyAsymmetry(np.empty((len(_FRACTIONS), len(_FRACTIONS), 0)))
-    padded = np.pad(np.where(sky, image, np.nan), m, constant_values=np.nan)
     starts = [
         (j, i)
         for j in range(0, ny - cell_size + 1, cell_size)
@@ -143,23 +138,15 @@ def sky_cell_asymmetry(
     if max_cells is not None and len(starts) > max_cells:
         keep = np.linspace(0, len(starts) - 1, max_cells).round().astype(int)
         starts = [starts[k] for k in keep]
-    side = cell_size + 2 * m
-    stack = np.stack([padded[j : j + side, i : i + side] for j, i in starts])
-    inner = (slice(None), slice(m, m + cell_size), slice(m, m + cell_size))
-    centre = (side - 1) / 2.0
-    rotator = Rotator(stack, order=order, reach=2)
+    sy = np.array([j for j, _ in starts], dtype=np.int64)
+    sx = np.array([i for _, i in starts], dtype=np.int64)
+    data = np.ascontiguousarray(np.where(sky, image, np.nan), dtype=np.float64)
+    ok = block_valid(data)
     nf = len(_FRACTIONS)
     out = np.empty((nf, nf, len(starts)))
     for i, fy in enumerate(_FRACTIONS):
         for j, fx in enumerate(_FRACTIONS):
-            # rotating about centre + f/2 shifts the counterpart by the fraction f
-            rot = rotator((centre + fx / 2, centre + fy / 2))
-            diff = np.abs(stack[inner] - rot[inner])
-            valid = np.isfinite(diff)
-            n = valid.sum(axis=(1, 2))
-            mean = np.where(valid, diff, 0.0).sum(axis=(1, 2)) / np.maximum(n, 1)
-            # a cell needs most of its pixels paired to count
-            out[i, j] = np.where(n >= 0.5 * cell_size * cell_size, mean, np.nan)
+            out[i, j] = cell_asymmetry(data, sy, sx, cell_size, fy, fx, order, ok)
     usable = np.isfinite(out).all(axis=(0, 1))
     return SkyAsymmetry(out[..., usable])
 
@@ -196,34 +183,6 @@ class AsymmetryResult:
     converged: bool
 
 
-class _Terms:
-    """``(sum |I - I_180|, sum |I|, N)`` of one image for many rotation centres."""
-
-    def __init__(
-        self, image: np.ndarray, *, radius: float, q: float, pa: float, order: int, reach: int
-    ) -> None:
-        self.image = image
-        self.rotator = Rotator(image, order=order, reach=reach)
-        ny, nx = image.shape
-        yy, xx = np.ogrid[:ny, :nx]
-        c, s = np.cos(pa), np.sin(pa)
-        # Rotated pixel coordinates, so that each centre costs two subtractions (see
-        # casnet.morphology.shape.elliptical_radius for the definition of the radius).
-        self.u = xx * c + yy * s
-        self.v = (-xx * s + yy * c) / q
-        self.cos, self.sin, self.q = c, s, q
-        self.r2 = radius * radius
-
-    def __call__(self, centre: tuple[float, float]) -> tuple[float, float, int]:
-        x, y = centre
-        uc = x * self.cos + y * self.sin
-        vc = (-x * self.sin + y * self.cos) / self.q
-        inside = (self.u - uc) ** 2 + (self.v - vc) ** 2 <= self.r2
-        diff = np.abs(self.image - self.rotator(centre))
-        use = inside & np.isfinite(diff)
-        return float(diff[use].sum()), float(np.abs(self.image[use]).sum()), int(use.sum())
-
-
 def asymmetry_terms(
     image: np.ndarray,
     centre: tuple[float, float],
@@ -244,9 +203,8 @@ def asymmetry_terms(
     radius, q, pa : float
         Semi-major axis (px), axis ratio and position angle (radians) of the aperture.
     """
-    ny, nx = image.shape
-    reach = math.ceil(max(abs(2 * centre[1] - (ny - 1)), abs(2 * centre[0] - (nx - 1))))
-    return _Terms(image, radius=radius, q=q, pa=pa, order=order, reach=reach)(centre)
+    data = np.ascontiguousarray(image, dtype=np.float64)
+    return asymmetry_sums(data, centre[0], centre[1], radius, q, pa, order)
 
 
 def asymmetry(
@@ -279,24 +237,15 @@ def asymmetry(
     xtol : float
         Convergence tolerance (px) of the Nelder-Mead minimiser.
     max_shift : float, optional
-        Half-size (px) of the search box; default ``radius / 2``. The cut-out evaluated is sized
-        from it, so the minimiser cannot wander over the whole stamp.
+        Half-size (px) of the box around ``(x0, y0)`` the centre may explore; default
+        ``radius / 2``.
     """
     shift_box = radius / 2.0 if max_shift is None else max_shift
-    # Work on a cut-out just large enough for the aperture at any centre in the search box plus
-    # the interpolation stencil: the cost then scales with the galaxy, not the stamp.
-    h = math.ceil(radius + shift_box + 3)
-    ix, iy = round(x0), round(y0)
-    padded = np.pad(image, h + 1, constant_values=np.nan)
-    crop = padded[iy + 1 : iy + 2 * h + 2, ix + 1 : ix + 2 * h + 2]
-    ox, oy = ix - h, iy - h  # stamp coordinates of crop[0, 0]
-
-    crop_terms = _Terms(
-        crop, radius=radius, q=q, pa=pa, order=order, reach=math.ceil(2 * shift_box) + 2
-    )
+    data = np.ascontiguousarray(image, dtype=np.float64)
+    ok = block_valid(data)
 
     def terms(c: np.ndarray) -> tuple[float, float, int]:
-        return crop_terms((c[0] - ox, c[1] - oy))
+        return asymmetry_sums(data, c[0], c[1], radius, q, pa, order, ok)
 
     def b(c: np.ndarray) -> float:
         # the rotated image is shifted by 2c (mod 1): the fraction that sets the noise smoothing
@@ -316,7 +265,7 @@ def asymmetry(
         objective,
         start,
         method="Nelder-Mead",
-        options={"xatol": xtol, "fatol": 1e-6, "initial_simplex": simplex, "maxiter": 400},
+        options={"xatol": xtol, "fatol": 1e-4, "initial_simplex": simplex, "maxiter": 400},
     )
     d, s, n = terms(res.x)
     if n == 0 or not s > 0:

@@ -8,11 +8,11 @@ interpolation, so radii are not rounded to whole pixels (Tohill et al. 2021 Sec.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
-
-from casnet.morphology.shape import elliptical_radius
 
 __all__ = ["GrowthCurve", "fill_masked", "growth_curve"]
 
@@ -125,21 +125,47 @@ def growth_curve(
     GrowthCurve
         Covering every pixel of the stamp.
     """
+    flux, area, r_inside = _accumulate(
+        np.ascontiguousarray(image, dtype=np.float64), x0, y0, q, pa, subsample, dr
+    )
+    n = int(np.flatnonzero(area)[-1]) + 1  # up to the stamp's outermost sub-pixel
+    radii = np.arange(n) * dr
+    return GrowthCurve(radii, np.cumsum(flux[:n]), np.cumsum(area[:n]), r_inside)
+
+
+@numba.njit(cache=True)
+def _accumulate(image, x0: float, y0: float, q: float, pa: float, subsample: int, dr: float):
+    """Flux and area per radial bin ``(k - 1) dr < r <= k dr`` of the sub-pixels, and the largest
+    radius whose ellipse stays inside the stamp (the smallest radius on the border)."""
     ny, nx = image.shape
-    offsets = (np.arange(subsample) + 0.5) / subsample - 0.5
-    # x and y of every sub-pixel relative to the centre; shape (ny*s, nx*s) without materialising
-    # the sub-sampled image: the flux of a sub-pixel is its parent's value / s^2.
-    xs = (np.arange(nx)[:, None] + offsets[None, :]).ravel() - x0
-    ys = (np.arange(ny)[:, None] + offsets[None, :]).ravel() - y0
-    r = elliptical_radius(xs[None, :], ys[:, None], q, pa)
-    k = np.ceil(r / dr).astype(np.intp)
-    nbin = int(k.max()) + 1
-    weights = np.repeat(np.repeat(image, subsample, axis=0), subsample, axis=1)
-    flux = np.cumsum(np.bincount(k.ravel(), weights=weights.ravel(), minlength=nbin))
-    area = np.cumsum(np.bincount(k.ravel(), minlength=nbin)).astype(float)
-    flux /= subsample * subsample
-    area /= subsample * subsample
-    radii = np.arange(nbin) * dr
-    # Largest ellipse inside the stamp: the smallest radius among sub-pixels on the stamp border.
-    border = np.concatenate([r[0], r[-1], r[:, 0], r[:, -1]])
-    return GrowthCurve(radii, flux, area, float(border.min()))
+    c = math.cos(pa)
+    s = math.sin(pa)
+    # the largest radius of the stamp: at one of the corners' outer sub-pixel edges
+    r_max = 0.0
+    for yy in (-0.5 - y0, ny - 0.5 - y0):
+        for xx in (-0.5 - x0, nx - 0.5 - x0):
+            u = xx * c + yy * s
+            v = (-xx * s + yy * c) / q
+            r_max = max(r_max, math.sqrt(u * u + v * v))
+    nbin = math.ceil(r_max / dr) + 2
+    flux = np.zeros(nbin)
+    area = np.zeros(nbin)
+    w = 1.0 / (subsample * subsample)
+    r_inside = np.inf
+    for j in range(ny):
+        for a in range(subsample):
+            dy = j + (a + 0.5) / subsample - 0.5 - y0
+            edge_y = (j == 0 and a == 0) or (j == ny - 1 and a == subsample - 1)
+            for i in range(nx):
+                f = image[j, i] * w
+                for b in range(subsample):
+                    dx = i + (b + 0.5) / subsample - 0.5 - x0
+                    u = dx * c + dy * s
+                    v = (-dx * s + dy * c) / q
+                    r = math.sqrt(u * u + v * v)
+                    k = math.ceil(r / dr)
+                    flux[k] += f
+                    area[k] += w
+                    if edge_y or (i == 0 and b == 0) or (i == nx - 1 and b == subsample - 1):
+                        r_inside = min(r_inside, r)
+    return flux, area, r_inside

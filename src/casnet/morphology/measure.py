@@ -21,7 +21,7 @@ from casnet.morphology.growth import fill_masked, growth_curve
 from casnet.morphology.petrosian import petrosian_radius
 from casnet.morphology.segmentation import segment
 from casnet.morphology.shape import elliptical_radius, second_moments
-from casnet.morphology.sky import Sky, sky_background
+from casnet.morphology.sky import Sky, rough_sky, sky_background
 from casnet.morphology.snr import snr_petrosian
 from casnet.morphology.uncertainty import asymmetry_error, concentration_error
 
@@ -150,10 +150,12 @@ def measure(
         return _failed(flags)
     arr, invalid = checked
 
-    # 1. Sky: a clipped first pass, then again with the (dilated) sources masked.
-    sky = sky_background(
-        arr, mask=invalid, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
-    )
+    # 1. Sky: a robust first guess for detection; the sigma-clipped sky once sources are masked.
+    sky = rough_sky(arr, mask=invalid)
+    if not sky.sigma > 0:
+        sky = sky_background(
+            arr, mask=invalid, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
+        )
     if not sky.sigma > 0:
         flags.add(Flag.SKY_FAILED, "sky sigma is zero or undefined (constant image?)")
         return _failed(flags, sky)

@@ -6,10 +6,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
+from astropy.stats import mad_std, sigma_clipped_stats
 from astropy.utils.exceptions import AstropyUserWarning
 
-__all__ = ["Sky", "sky_background"]
+__all__ = ["Sky", "rough_sky", "sky_background"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,19 @@ def sky_background(
         warnings.simplefilter("ignore", RuntimeWarning)
         mean, _, std = sigma_clipped_stats(image, mask=bad, sigma=clip_sigma, maxiters=maxiters)
     return Sky(float(mean), float(std), n)
+
+
+def rough_sky(image: np.ndarray, *, mask: np.ndarray | None = None) -> Sky:
+    """Median and MAD-based sigma of the unmasked pixels, sources included.
+
+    Robust to a galaxy covering a good part of the stamp (breakdown point 50%), and cheap: used
+    only to set the detection threshold before the sources are known; the sky reported is the
+    sigma-clipped :func:`sky_background` with the detected sources masked.
+    """
+    good = np.isfinite(image)
+    if mask is not None:
+        good &= ~mask
+    values = image[good]
+    if values.size == 0:
+        return Sky(float("nan"), float("nan"), 0)
+    return Sky(float(np.median(values)), float(mad_std(values)), int(values.size))
