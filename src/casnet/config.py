@@ -20,9 +20,12 @@ from casnet.paths import project_root
 
 __all__ = [
     "BenchmarkConfig",
+    "CleanConfig",
+    "IngestConfig",
     "MorphologyConfig",
     "Params",
     "SimulateConfig",
+    "StoreConfig",
     "load_params",
     "parse_params",
 ]
@@ -123,6 +126,44 @@ class SimulateConfig(_Section):
         return self
 
 
+class CleanConfig(_Section):
+    """galclean neighbour removal (Ferreira et al. 2018; Tohill et al. 2021 Sec. 3.1)."""
+
+    k_sigma: float = Field(
+        4.0, gt=0.0, description="segmentation threshold: median + k sigma of the sky (galclean: 4)"
+    )
+    npixels: int = Field(10, ge=1, description="minimum connected pixels of a segment")
+    smooth_fwhm: float = Field(2.0, ge=0.0, description="FWHM (px) of the detection smoothing")
+    target_dilate: int = Field(
+        5, ge=0, le=50, description="dilation (px) of the central segment, protected from cleaning"
+    )
+    other_dilate: int = Field(
+        3, ge=0, le=50, description="dilation (px) of the other segments before replacement"
+    )
+    seed: int = Field(12345, ge=0, description="master seed; each galaxy derives its own")
+
+
+class IngestConfig(_Section):
+    """Reading real FITS data into a stamp store."""
+
+    stamp_size: int = Field(101, ge=15, le=2001, description="side (px) of the stored stamps")
+    hdu: int | str | None = Field(None, description="HDU index or EXTNAME; None: first image HDU")
+    id_column: str = Field("galaxy_id", min_length=1, description="catalogue id column")
+    ra_column: str = Field("ra", min_length=1)
+    dec_column: str = Field("dec", min_length=1)
+    x_column: str = Field("x", min_length=1, description="0-based pixel x (used without WCS)")
+    y_column: str = Field("y", min_length=1)
+    max_edge_fraction: float = Field(
+        0.25, ge=0.0, le=1.0, description="cutouts padded beyond this fraction are rejected"
+    )
+
+
+class StoreConfig(_Section):
+    """On-disk stamp stores (Zarr images + Parquet catalogue)."""
+
+    chunk_size: int = Field(256, ge=1, le=65536, description="galaxies per chunk (memory bound)")
+
+
 class BenchmarkConfig(_Section):
     """Settings of ``casnet benchmark``."""
 
@@ -138,6 +179,9 @@ class Params(_Section):
 
     morphology: MorphologyConfig = MorphologyConfig()
     simulate: SimulateConfig = SimulateConfig()
+    clean: CleanConfig = CleanConfig()
+    ingest: IngestConfig = IngestConfig()
+    store: StoreConfig = StoreConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
 
 
