@@ -7,6 +7,7 @@ non-zero exit status instead of a traceback.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -121,7 +122,10 @@ def stamps(
         header["INDEX"] = (g.index, "galaxy index in the simulation")
         header["SKYSIG"] = (g.sky_sigma, "per-pixel sky noise added")
         header["PIXSCALE"] = (cfg.pixel_scale, "arcsec/pixel")
+        header["GALID"] = (g.galaxy_id, "casnet galaxy id")
         for key, value in g.params.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                continue  # FITS headers cannot hold NaN: an undefined parameter is left out
             header[f"HIERARCH SIM {key.upper()}"] = value
         write_image(
             out / f"stamp_{g.index:05d}.fits", g.image, header=header, extra={"TRUTH": g.truth}

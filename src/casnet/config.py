@@ -68,6 +68,9 @@ class MorphologyConfig(_Section):
     smooth_fwhm: float = Field(
         2.0, ge=0.0, description="FWHM (px) of the Gaussian smoothing before detection"
     )
+    target_radius: float = Field(
+        10.0, gt=0.0, description="the target must come within this distance (px) of the centre"
+    )
     deblend: bool = Field(True, description="deblend the target segment (photutils)")
     deblend_nlevels: int = Field(32, ge=1, le=256)
     deblend_contrast: float = Field(0.001, ge=0.0, le=1.0)
@@ -98,7 +101,14 @@ class MorphologyConfig(_Section):
 
 
 class SimulateConfig(_Section):
-    """Settings of the GalSim stamp generator (CANDELS F160W-like)."""
+    """GalSim stamps of CANDELS F160W-like galaxies (Tohill et al. 2021 Sec. 2.1, Figs. 1-3).
+
+    Magnitudes follow N(m) ~ 10^(mag_slope m) inside ``mag_range``; half-light radii follow a
+    log-normal size-magnitude relation (median ``rhalf_px_at_23`` at H = 23, changing by
+    ``rhalf_mag_slope`` dex per magnitude, ``rhalf_scatter_dex`` scatter) clipped to
+    ``rhalf_range_px``. The population mixes bulge+disk systems with the given fractions of
+    clumpy star-forming galaxies, mergers / close pairs and compact spheroids.
+    """
 
     n: int = Field(12, ge=1, description="number of galaxies")
     seed: int = Field(20210401, ge=0, description="master seed; each galaxy derives its own")
@@ -108,11 +118,22 @@ class SimulateConfig(_Section):
     depth_5sigma: float = Field(
         27.7, description="5-sigma point-source limit (AB mag) in a 0.2 arcsec-radius aperture"
     )
-    mag_range: tuple[float, float] = Field((20.0, 25.5), description="H magnitude range")
-    rhalf_range_px: tuple[float, float] = Field((3.0, 14.0), description="half-light radii (px)")
-    companion_fraction: float = Field(0.25, ge=0.0, le=1.0)
-    neighbour_fraction: float = Field(0.3, ge=0.0, le=1.0)
-    knots_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    correlated_noise_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of the noise variance that is correlated (COSMOS)"
+    )
+    mag_range: tuple[float, float] = Field((20.0, 27.0), description="H magnitude range")
+    mag_slope: float = Field(0.15, description="number counts slope: N(m) ~ 10^(slope m)")
+    rhalf_px_at_23: float = Field(10.0, gt=0.0, description="median half-light radius at H=23")
+    rhalf_mag_slope: float = Field(-0.08, description="dex of r_half per magnitude")
+    rhalf_scatter_dex: float = Field(0.2, ge=0.0)
+    rhalf_range_px: tuple[float, float] = Field((1.0, 20.0), description="half-light radii (px)")
+    clumpy_fraction: float = Field(0.2, ge=0.0, le=1.0, description="RandomKnots star-formers")
+    merger_fraction: float = Field(0.12, ge=0.0, le=1.0, description="close pairs + tidal plume")
+    spheroid_fraction: float = Field(0.15, ge=0.0, le=1.0, description="compact spheroids")
+    neighbour_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="stamps with unrelated neighbours / stars"
+    )
+    star_fraction: float = Field(0.3, ge=0.0, le=1.0, description="neighbours that are stars")
     psf_wavelength_nm: float = Field(1545.0, gt=0.0)
     psf_diameter_m: float = Field(2.4, gt=0.0)
     psf_obscuration: float = Field(0.33, ge=0.0, lt=1.0)
@@ -123,6 +144,11 @@ class SimulateConfig(_Section):
             lo, hi = getattr(self, name)
             if not lo < hi:
                 raise ValueError(f"{name} must be (low, high) with low < high, got {(lo, hi)}")
+        total = self.clumpy_fraction + self.merger_fraction + self.spheroid_fraction
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"clumpy + merger + spheroid fractions must not exceed 1, got {total:.3f}"
+            )
         return self
 
 

@@ -125,6 +125,7 @@ def measure(
     *,
     mask: np.ndarray | None = None,
     config: MorphologyConfig | None = None,
+    noiseless_sigma: float | None = None,
 ) -> Measurement:
     """Measure C, A and their companions on one stamp.
 
@@ -137,6 +138,11 @@ def measure(
         True on pixels to exclude (bad pixels, known neighbours).
     config : MorphologyConfig, optional
         Settings; default: the paper's values.
+    noiseless_sigma : float, optional
+        Declares a noiseless image with no background (the simulator's truth): the sky is taken
+        as mean 0 and this sigma (pass the noise of the matching observed stamp, so that the
+        detection threshold, SNR_p and errors refer to the same depth), and the asymmetry
+        background term is 0 (with no noise, "sky" cells only hold the galaxy's faint outskirts).
 
     Returns
     -------
@@ -151,12 +157,16 @@ def measure(
     arr, invalid = checked
 
     # 1. Sky: a robust first guess for detection; the sigma-clipped sky once sources are masked.
-    sky = rough_sky(arr, mask=invalid)
-    if not sky.sigma > 0:
-        sky = sky_background(
-            arr, mask=invalid, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
-        )
-    if not sky.sigma > 0:
+    known = noiseless_sigma is not None
+    if known:
+        sky = Sky(0.0, float(noiseless_sigma), int((~invalid).sum()))
+    else:
+        sky = rough_sky(arr, mask=invalid)
+        if not sky.sigma > 0:
+            sky = sky_background(
+                arr, mask=invalid, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
+            )
+    if not (sky.sigma > 0 and np.isfinite(sky.mean)):
         flags.add(Flag.SKY_FAILED, "sky sigma is zero or undefined (constant image?)")
         return _failed(flags, sky)
 
@@ -170,18 +180,24 @@ def measure(
         deblend=cfg.deblend,
         nlevels=cfg.deblend_nlevels,
         contrast=cfg.deblend_contrast,
+        max_distance=cfg.target_radius,
     )
     if seg.target == 0:
-        flags.add(Flag.NO_SOURCE, f"nothing above {cfg.detect_nsigma} sigma of the sky")
+        flags.add(
+            Flag.NO_SOURCE,
+            f"nothing above {cfg.detect_nsigma} sigma of the sky within "
+            f"{cfg.target_radius:g} px of the centre",
+        )
         return _failed(flags, sky)
     sources = seg.labels > 0
     if cfg.mask_dilate:
         sources = ndimage.binary_dilation(sources, iterations=cfg.mask_dilate)
-    second = sky_background(
-        arr, mask=invalid | sources, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
-    )
-    if second.n_pixels >= _MIN_SKY_PIXELS and second.sigma > 0:
-        sky = second
+    if not known:
+        second = sky_background(
+            arr, mask=invalid | sources, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
+        )
+        if second.n_pixels >= _MIN_SKY_PIXELS and second.sigma > 0:
+            sky = second
     img = arr - sky.mean
     if seg.ambiguous:
         flags.add(Flag.AMBIGUOUS_TARGET, "two sources are equally close to the stamp centre")
@@ -197,7 +213,7 @@ def measure(
     excluded = invalid | seg.others_mask
     yy, xx = np.indices(img.shape)
     radius = elliptical_radius(xx - shape.x, yy - shape.y, shape.q, shape.pa)
-    known = {"q": shape.q, "pa": shape.pa, "x_centroid": shape.x, "y_centroid": shape.y}
+    shape_cols = {"q": shape.q, "pa": shape.pa, "x_centroid": shape.x, "y_centroid": shape.y}
 
     # 4. Curve of growth (neighbours filled azimuthally) and the Petrosian radius.
     filled = fill_masked(np.where(excluded, 0.0, img), excluded, radius)
@@ -207,8 +223,8 @@ def measure(
     r_p = petrosian_radius(curve, eta=cfg.eta, inner=cfg.annulus_inner, outer=cfg.annulus_outer)
     if not r_p > 0:
         flags.add(Flag.NO_PETROSIAN, f"eta never fell to {cfg.eta} inside the stamp")
-        return _failed(flags, sky, **known)
-    known["r_petro"] = r_p
+        return _failed(flags, sky, **shape_cols)
+    shape_cols["r_petro"] = r_p
 
     # 5. Concentration inside aperture_rp x R_p.
     r_tot = cfg.aperture_rp * r_p
@@ -221,12 +237,12 @@ def measure(
     total = float(curve.flux_at(r_tot))
     if not total > 0:
         flags.add(Flag.NON_POSITIVE_FLUX, f"light inside {cfg.aperture_rp} R_p is {total:.3g}")
-        return _failed(flags, sky, **known)
+        return _failed(flags, sky, **shape_cols)
     r20, r80 = light_radii(curve, total)
     c = concentration(r20, r80)
 
     # 6. Asymmetry with the sky-cell background term.
-    sky_pixels = ~(invalid | sources)
+    sky_pixels = ~(invalid | sources) if not known else np.zeros_like(invalid)
     cells = sky_cell_asymmetry(
         img,
         sky_pixels,
@@ -234,7 +250,7 @@ def measure(
         order=cfg.interpolation_order,
         max_cells=cfg.max_sky_cells,
     )
-    if cells.n_cells < cfg.min_sky_cells:
+    if cells.n_cells < cfg.min_sky_cells and not known:
         flags.add(
             Flag.FEW_SKY_CELLS,
             f"{cells.n_cells} sky cells of {cfg.sky_cell_size} px (need {cfg.min_sky_cells})",

@@ -52,7 +52,10 @@ class Segmentation:
 
 
 def select_target(
-    labels: np.ndarray, centre: tuple[float, float] | None = None
+    labels: np.ndarray,
+    centre: tuple[float, float] | None = None,
+    *,
+    max_distance: float | None = None,
 ) -> tuple[int, bool]:
     """Label of the segment at, or nearest to, ``centre``.
 
@@ -62,28 +65,40 @@ def select_target(
         Segmentation image.
     centre : (x, y), optional
         Default: the geometric centre of the stamp.
+    max_distance : float, optional
+        When no segment covers ``centre``, the nearest one is rejected if its centre (mean pixel
+        position) is farther than this (px): the stamp of an undetected galaxy must not be
+        measured on a neighbour.
 
     Returns
     -------
     (label, ambiguous)
-        ``label`` is 0 when there is no segment. ``ambiguous`` is True when the centre pixel lies on
-        no segment and a second segment is within 1 px as close as the chosen one.
+        ``label`` is 0 when there is no (close enough) segment. ``ambiguous`` is True when the
+        centre pixel lies on no segment and a second segment is within 1 px as close as the
+        chosen one.
     """
     ny, nx = labels.shape
     xc, yc = centre if centre is not None else ((nx - 1) / 2.0, (ny - 1) / 2.0)
     iy, ix = round(yc), round(xc)
-    if 0 <= iy < ny and 0 <= ix < nx and labels[iy, ix] > 0:
-        return int(labels[iy, ix]), False
     yy, xx = np.nonzero(labels)
     if yy.size == 0:
         return 0, False
-    d2 = (xx - xc) ** 2 + (yy - yc) ** 2
     lab = labels[yy, xx]
+    if 0 <= iy < ny and 0 <= ix < nx and labels[iy, ix] > 0:
+        return int(labels[iy, ix]), False
+    d2 = (xx - xc) ** 2 + (yy - yc) ** 2
     n = int(lab.max()) + 1
     best = np.full(n, np.inf)
     np.minimum.at(best, lab, d2)
     order = np.argsort(best)
     first = int(order[0])
+    if max_distance is not None:
+        # Accept by the segment's centre, not its nearest pixel: a bright neighbour's wide
+        # segment can reach close to the stamp centre when the target itself is undetected.
+        members = lab == first
+        cx, cy = xx[members].mean(), yy[members].mean()
+        if (cx - xc) ** 2 + (cy - yc) ** 2 > max_distance**2:
+            return 0, False
     ambiguous = n > 2 and np.isfinite(best[order[1]])
     ambiguous = bool(ambiguous and np.sqrt(best[order[1]]) - np.sqrt(best[first]) < _TIE_PX)
     return first, ambiguous
@@ -110,6 +125,7 @@ def segment(
     deblend: bool = True,
     nlevels: int = 32,
     contrast: float = 0.001,
+    max_distance: float | None = None,
 ) -> Segmentation:
     """Detect sources and pick the target.
 
@@ -130,6 +146,8 @@ def segment(
         becomes its own segment and is masked.
     nlevels, contrast : int, float
         photutils deblending parameters.
+    max_distance : float, optional
+        Largest distance (px) of the target from the stamp centre (see :func:`select_target`).
 
     Returns
     -------
@@ -145,7 +163,9 @@ def segment(
         segm = detect_sources(data, threshold, npixels, mask=mask)
     if segm is None:
         return empty
-    target, ambiguous = select_target(segm.data)
+    target, ambiguous = select_target(segm.data, max_distance=max_distance)
+    if target == 0:
+        return Segmentation(np.asarray(segm.data, dtype=np.int32), 0, False)
     if deblend and _n_peaks(data, segm.data == target) > 1:
         with warnings.catch_warnings():
             # photutils warns when a segment cannot be split further: that is a normal outcome.
@@ -159,5 +179,5 @@ def segment(
                 contrast=contrast,
                 progress_bar=False,
             )
-        target, ambiguous = select_target(segm.data)
+        target, ambiguous = select_target(segm.data, max_distance=max_distance)
     return Segmentation(np.asarray(segm.data, dtype=np.int32), target, ambiguous)

@@ -1,13 +1,24 @@
-"""GalSim stamps of CANDELS-like galaxies with their noiseless truth.
+"""GalSim stamps of CANDELS-like galaxies with their noiseless truth (the embedded data source).
 
-Each galaxy is a bulge (Sersic) + disk (exponential) system, optionally clumpy (GalSim
-``RandomKnots``), optionally with a close companion and a tidal-like off-centre component, with
-unrelated neighbours scattered in the stamp; convolved with the F160W-like PSF, drawn at
-``pixel_scale`` and given sky noise at the configured depth. The truth is the noiseless,
-PSF-convolved image of the target alone.
+Populations a CANDELS user would recognise (Tohill et al. 2021 Sec. 2.1, Figs. 1-3):
 
-Deterministic: galaxy ``i`` draws every random number from a stream seeded by ``(seed, i)``, so a
-stamp does not depend on which other stamps are made, in which order, or by which worker.
+- ``disk``: bulge (Sersic n 2-6) + exponential disk, bulge-to-total from a Beta distribution;
+- ``clumpy``: a disk whose light is partly in GalSim ``RandomKnots`` (star-forming clumps);
+- ``merger``: a close pair (companion 1.5-3.5 r_half away) with a one-sided tidal plume;
+- ``spheroid``: compact, high-n (3.5-6) single Sersic.
+
+H magnitudes follow number counts N(m) ~ 10^(mag_slope m); half-light radii a log-normal
+size-magnitude relation. Unrelated neighbours (galaxies and stars) are scattered in a fraction of
+the stamps so that cleaning has work to do. Noise reaches the CANDELS-deep depth (5-sigma
+point-source limit H = 27.7 in a 0.2 arcsec-radius aperture), part white and part correlated with
+the COSMOS correlation function (``galsim.getCOSMOSNoise``, see :mod:`.noise`), as in drizzled
+HST mosaics. A
+redshift-like label z (0-7) rises with magnitude, for plots.
+
+The truth is the noiseless, PSF-convolved image of the target alone (its tidal plume included,
+its companion and the neighbours excluded). Deterministic: galaxy ``i`` draws every random number
+from a stream seeded by ``(seed, i)``, so a stamp does not depend on which other stamps are made,
+in which order, or by which worker.
 """
 
 from __future__ import annotations
@@ -20,11 +31,14 @@ import galsim
 import numpy as np
 
 from casnet.config import SimulateConfig
+from casnet.sources.noise import sky_noise
 from casnet.sources.psf import airy_psf
 
 __all__ = [
+    "KINDS",
     "SimulatedGalaxy",
     "flux_from_mag",
+    "galaxy_id",
     "galaxy_rng",
     "simulate",
     "simulate_galaxy",
@@ -33,6 +47,12 @@ __all__ = [
 
 #: radius (arcsec) of the aperture in which the 5-sigma point-source depth is quoted
 _DEPTH_APERTURE_ARCSEC = 0.2
+#: Sersic indices are drawn on this grid: GalSim caches the (expensive) Hankel tables per n
+_N_STEP = 0.1
+#: population kinds, stored as the ``kind`` column
+KINDS = ("disk", "clumpy", "merger", "spheroid")
+#: limits the FFT size GalSim may use for a 101x101 stamp (accuracy stays well below the noise)
+_GSPARAMS = galsim.GSParams(folding_threshold=5e-3, maximum_fft_size=4096)
 
 
 @dataclass(frozen=True)
@@ -43,21 +63,29 @@ class SimulatedGalaxy:
     ----------
     index : int
         Position in the simulation (the stream it was drawn from).
+    galaxy_id : str
+        Stable id ``sim<seed>-<index>``.
     image : 2-D float32 ndarray
-        Observed stamp: target + neighbours + PSF + noise.
+        Observed stamp: target + companion + neighbours + PSF + noise.
     truth : 2-D float32 ndarray
         Noiseless, PSF-convolved image of the target alone.
     sky_sigma : float
-        Per-pixel noise added.
+        Per-pixel noise added (white + correlated).
     params : dict
-        What was drawn (magnitude, half-light radius in px, bulge fraction, ...).
+        What was drawn (kind, magnitude, half-light radius in px, z, ...).
     """
 
     index: int
+    galaxy_id: str
     image: np.ndarray
     truth: np.ndarray
     sky_sigma: float
     params: dict = field(default_factory=dict)
+
+
+def galaxy_id(seed: int, index: int) -> str:
+    """Stable string id of simulated galaxy ``index`` of the simulation with ``seed``."""
+    return f"sim{seed}-{index:07d}"
 
 
 def galaxy_rng(seed: int, index: int) -> np.random.Generator:
@@ -74,101 +102,162 @@ def sky_sigma_per_pixel(cfg: SimulateConfig) -> float:
     """Per-pixel sky noise giving a 5-sigma point-source limit of ``depth_5sigma``.
 
     The limit refers to a 0.2 arcsec-radius aperture (CANDELS convention), so
-    sigma_pix = F_lim / (5 sqrt(N_aperture)).
+    sigma_pix = F_lim / (5 sqrt(N_aperture)) (for white noise; correlated noise of the same
+    per-pixel variance makes the aperture noise a little larger, as in real mosaics).
     """
     f_lim = flux_from_mag(cfg.depth_5sigma, cfg.zero_point)
     n_pix = math.pi * (_DEPTH_APERTURE_ARCSEC / cfg.pixel_scale) ** 2
     return f_lim / (5.0 * math.sqrt(n_pix))
 
 
-def _bulge_disk(rng: np.random.Generator, flux: float, r_half: float, knots: bool, seed: int):
-    """Bulge + disk of total ``flux`` and rough half-light radius ``r_half`` (arcsec)."""
-    bt = float(rng.beta(0.8, 1.6))  # most galaxies disk-dominated, a tail of spheroids
+def _draw_mag(rng: np.random.Generator, lo: float, hi: float, slope: float) -> float:
+    """Inverse-CDF draw from N(m) ~ 10^(slope m) on [lo, hi]."""
+    if abs(slope) < 1e-9:
+        return float(rng.uniform(lo, hi))
+    k = slope * math.log(10.0)
+    u = rng.random()
+    return float(math.log(math.exp(k * lo) + u * (math.exp(k * hi) - math.exp(k * lo))) / k)
+
+
+def _sersic(n: float, r_half: float, flux: float) -> galsim.GSObject:
+    n = min(max(round(n / _N_STEP) * _N_STEP, 0.3), 6.2)  # GalSim's supported range
+    return galsim.Sersic(n=n, half_light_radius=r_half, flux=flux, gsparams=_GSPARAMS)
+
+
+def _disk_galaxy(rng, flux: float, r_half: float, *, clumpy: bool, seed: int):
+    """Bulge + disk (optionally clumpy) of total ``flux``, half-light radius ~``r_half`` (")."""
+    bt = float(rng.beta(0.8, 2.0))
     n_bulge = float(rng.uniform(2.0, 6.0))
+    n_disk = float(rng.uniform(0.5, 1.5))
     q_disk = float(rng.uniform(0.2, 1.0))
     q_bulge = float(rng.uniform(0.6, 1.0))
-    beta = float(rng.uniform(0.0, 180.0))
-    disk_r = r_half * float(rng.uniform(0.9, 1.3))
-    bulge_r = r_half * float(rng.uniform(0.25, 0.6))
+    beta = float(rng.uniform(0.0, 180.0)) * galsim.degrees
+    disk_r = r_half * float(rng.uniform(1.0, 1.3))
+    bulge_r = r_half * float(rng.uniform(0.2, 0.5))
     parts = []
+    info = {"bt": bt, "n_bulge": n_bulge, "n_disk": n_disk, "q": q_disk, "pa_deg": beta.deg}
     if bt < 0.98:
-        disk = galsim.Exponential(half_light_radius=disk_r, flux=flux * (1 - bt))
-        if knots:
-            frac = float(rng.uniform(0.2, 0.6))
-            clumps = galsim.RandomKnots(
-                int(rng.integers(8, 40)),
-                half_light_radius=disk_r,
-                flux=flux * (1 - bt) * frac,
+        disk_flux = flux * (1 - bt)
+        disk = _sersic(n_disk, disk_r, disk_flux)
+        if clumpy:
+            frac = float(rng.uniform(0.25, 0.6))
+            knots = galsim.RandomKnots(
+                int(rng.integers(10, 60)),
+                half_light_radius=disk_r * 1.2,
+                flux=disk_flux * frac,
                 rng=galsim.BaseDeviate(seed),
+                gsparams=_GSPARAMS,
             )
-            disk = disk.withFlux(flux * (1 - bt) * (1 - frac)) + clumps
-        parts.append(disk.shear(q=q_disk, beta=beta * galsim.degrees))
+            disk = disk.withFlux(disk_flux * (1 - frac)) + knots
+            info["knot_fraction"] = frac
+        parts.append(disk.shear(q=q_disk, beta=beta))
     if bt > 0.02:
-        bulge = galsim.Sersic(n=n_bulge, half_light_radius=bulge_r, flux=flux * bt)
-        parts.append(bulge.shear(q=q_bulge, beta=beta * galsim.degrees))
-    info = {"bt": bt, "n_bulge": n_bulge, "q": q_disk if bt < 0.5 else q_bulge, "pa_deg": beta}
-    return galsim.Add(parts) if len(parts) > 1 else parts[0], info
+        parts.append(_sersic(n_bulge, bulge_r, flux * bt).shear(q=q_bulge, beta=beta))
+    return (galsim.Add(parts) if len(parts) > 1 else parts[0]), info
+
+
+def _target(rng, kind: str, flux: float, r_half: float, seed: int):
+    """The target (and, for mergers, its companion) in arcsec units."""
+    companion = None
+    if kind == "spheroid":
+        n = float(rng.uniform(3.5, 6.0))
+        q = float(rng.uniform(0.6, 1.0))
+        beta = float(rng.uniform(0.0, 180.0))
+        gal = _sersic(n, r_half, flux).shear(q=q, beta=beta * galsim.degrees)
+        info = {"bt": 1.0, "n_bulge": n, "n_disk": float("nan"), "q": q, "pa_deg": beta}
+    else:
+        gal, info = _disk_galaxy(rng, flux, r_half, clumpy=kind == "clumpy", seed=seed)
+    if kind == "merger":
+        # A close pair: companion 1.5-3.5 r_half away and a one-sided tidal plume from the target.
+        angle = float(rng.uniform(0, 2 * np.pi))
+        sep = r_half * float(rng.uniform(1.5, 3.5))
+        ratio = float(rng.uniform(0.2, 0.9))
+        comp, _ = _disk_galaxy(rng, flux * ratio, r_half * 0.8, clumpy=False, seed=seed + 1)
+        companion = comp.shift(sep * math.cos(angle), sep * math.sin(angle))
+        plume_flux = flux * float(rng.uniform(0.08, 0.25))
+        plume = galsim.Exponential(half_light_radius=r_half * 1.5, flux=plume_flux)
+        plume = plume.shear(q=0.25, beta=math.degrees(angle) * galsim.degrees)
+        gal = gal.withFlux(flux - plume_flux) + plume.shift(
+            0.7 * sep * math.cos(angle), 0.7 * sep * math.sin(angle)
+        )
+        info.update(companion_ratio=ratio, companion_sep_px=float("nan"))
+    return gal, companion, info
+
+
+def _neighbours(rng, cfg: SimulateConfig) -> list[galsim.GSObject]:
+    """Unrelated galaxies and stars away from the centre."""
+    out = []
+    half = cfg.stamp_size * cfg.pixel_scale / 2
+    for _ in range(int(rng.integers(1, 4))):
+        pos = rng.uniform(-0.9 * half, 0.9 * half, size=2)
+        if math.hypot(*pos) < 20 * cfg.pixel_scale:  # keep the centre for the target
+            continue
+        flux = flux_from_mag(float(rng.uniform(20.5, 26.0)), cfg.zero_point)
+        if rng.random() < cfg.star_fraction:
+            out.append(galsim.DeltaFunction(flux=flux).shift(*pos))
+        else:
+            r = float(rng.uniform(0.1, 0.5))
+            q = float(rng.uniform(0.3, 1.0))
+            nb = galsim.Exponential(half_light_radius=r, flux=flux, gsparams=_GSPARAMS)
+            out.append(nb.shear(q=q, beta=float(rng.uniform(0, 180)) * galsim.degrees).shift(*pos))
+    return out
 
 
 def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
     """Render galaxy ``index`` of the simulation described by ``cfg``."""
     rng = galaxy_rng(cfg.seed, index)
     gs_seed = int(rng.integers(1, 2**31 - 1))
-    scale = cfg.pixel_scale
-    psf = airy_psf(cfg)
-    mag = float(rng.uniform(*cfg.mag_range))
-    r_half_px = float(np.exp(rng.uniform(*np.log(cfg.rhalf_range_px))))
+    scale, size = cfg.pixel_scale, cfg.stamp_size
+    u = rng.random()
+    cuts = np.cumsum([cfg.clumpy_fraction, cfg.merger_fraction, cfg.spheroid_fraction])
+    kind = ("clumpy", "merger", "spheroid", "disk")[int(np.searchsorted(cuts, u, side="right"))]
+    mag = _draw_mag(rng, *cfg.mag_range, cfg.mag_slope)
+    median_r = cfg.rhalf_px_at_23 * 10 ** (cfg.rhalf_mag_slope * (mag - 23.0))
+    r_half_px = median_r * 10 ** (cfg.rhalf_scatter_dex * float(rng.standard_normal()))
+    if kind == "spheroid":
+        r_half_px *= 0.4  # compact
+    r_half_px = float(np.clip(r_half_px, *cfg.rhalf_range_px))
     flux = flux_from_mag(mag, cfg.zero_point)
-    knots = bool(rng.random() < cfg.knots_fraction)
-    target, info = _bulge_disk(rng, flux, r_half_px * scale, knots, gs_seed)
-    # A small sub-pixel offset: real cutouts are never centred exactly on a pixel.
-    offset = rng.uniform(-0.5, 0.5, size=2) * scale
+    target, companion, info = _target(rng, kind, flux, r_half_px * scale, gs_seed)
+    offset = rng.uniform(-0.5, 0.5, size=2) * scale  # cutouts are never centred on a pixel
     target = target.shift(*offset)
-    companion = bool(rng.random() < cfg.companion_fraction)
-    extra = []
-    if companion:
-        # Merger / close pair: a companion 1.5-3.5 r_half away and a faint one-sided tidal plume.
-        angle = rng.uniform(0, 2 * np.pi)
-        sep = r_half_px * scale * rng.uniform(1.5, 3.5)
-        comp, _ = _bulge_disk(
-            rng, flux * rng.uniform(0.2, 0.8), r_half_px * scale * 0.7, False, gs_seed + 1
-        )
-        extra.append(comp.shift(sep * np.cos(angle), sep * np.sin(angle)))
-        plume = galsim.Exponential(
-            half_light_radius=r_half_px * scale * 1.5, flux=flux * rng.uniform(0.05, 0.2)
-        )
-        plume = plume.shear(q=0.3, beta=float(np.degrees(angle)) * galsim.degrees)
-        extra.append(plume.shift(0.6 * sep * np.cos(angle), 0.6 * sep * np.sin(angle)))
-    neighbours = []
-    if rng.random() < cfg.neighbour_fraction:
-        half = cfg.stamp_size * scale / 2
-        for _ in range(int(rng.integers(1, 4))):
-            pos = rng.uniform(-0.9 * half, 0.9 * half, size=2)
-            if np.hypot(*pos) < 25 * scale:
-                continue
-            nflux = flux_from_mag(float(rng.uniform(21.0, 26.0)), cfg.zero_point)
-            if rng.random() < 0.3:
-                neighbours.append(galsim.DeltaFunction(flux=nflux).shift(*pos))  # a star
-            else:
-                nb = galsim.Exponential(half_light_radius=float(rng.uniform(0.1, 0.4)), flux=nflux)
-                neighbours.append(nb.shift(*pos))
-    size = cfg.stamp_size
-    target_image = galsim.Convolve(target + galsim.Add(extra) if extra else target, psf)
-    truth = target_image.drawImage(nx=size, ny=size, scale=scale).array
-    scene = truth.copy()
-    for nb in neighbours:
-        scene += galsim.Convolve(nb, psf).drawImage(nx=size, ny=size, scale=scale).array
+    neighbours = _neighbours(rng, cfg) if rng.random() < cfg.neighbour_fraction else []
+    z = float(np.clip(0.5 + 0.45 * (mag - 20.0) + 0.5 * rng.standard_normal(), 0.0, 7.0))
+
+    psf = airy_psf(cfg)
+    truth = galsim.Convolve(target, psf).drawImage(nx=size, ny=size, scale=scale).array
+    others = [companion.shift(*offset)] if companion is not None else []
+    others += neighbours
+    scene = galsim.ImageD(size, size, scale=scale)
+    scene.array[:] = truth
+    if others:
+        galsim.Convolve(galsim.Add(others), psf).drawImage(scene, add_to_image=True)
+
     sigma = sky_sigma_per_pixel(cfg)
-    noisy = scene + rng.normal(0.0, sigma, size=scene.shape)
+    noisy = scene.array + sky_noise(
+        rng,
+        scene.array.shape,
+        sigma=sigma,
+        correlated_fraction=cfg.correlated_noise_fraction,
+    )
     params = {
+        "kind": kind,
         "mag": mag,
         "r_half_px": r_half_px,
-        "knots": knots,
-        "companion": companion,
+        "z": z,
         "n_neighbours": len(neighbours),
+        "x_offset_px": float(offset[0] / scale),
+        "y_offset_px": float(offset[1] / scale),
         **info,
     }
-    return SimulatedGalaxy(index, noisy.astype(np.float32), truth.astype(np.float32), sigma, params)
+    return SimulatedGalaxy(
+        index,
+        galaxy_id(cfg.seed, index),
+        noisy.astype(np.float32),
+        truth.astype(np.float32),
+        sigma,
+        params,
+    )
 
 
 def simulate(
