@@ -15,10 +15,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: generate a handful of stamps and measure C and A on them (prints a table)
+DEMO_N ?= 64
+
+## demo: simulate, clean and measure a demo-sized set; FITS stamps measured from the CLI too
 demo: $(STAMP)
-	$(BIN)/casnet stamps --n 12 --out $(DEMO)/stamps
-	$(BIN)/casnet measure $(DEMO)/stamps --format csv --out $(DEMO)/measurements.csv
+	$(BIN)/casnet data simulate --n $(DEMO_N) --out $(DEMO)/simulated
+	$(BIN)/casnet data clean --in $(DEMO)/simulated --out $(DEMO)/cleaned
+	$(BIN)/casnet data measure --in $(DEMO)/cleaned --out $(DEMO)/measured.parquet
+	$(BIN)/casnet show $(DEMO)/cleaned --measurements $(DEMO)/measured.parquet \
+	    --sort asymmetry --n 16 --out $(DEMO)/grid_asymmetry.png
+	$(BIN)/casnet stamps --n 6 --out $(DEMO)/stamps
 	$(BIN)/casnet measure $(DEMO)/stamps
 
 ## test: lint, format check and the test suite

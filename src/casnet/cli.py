@@ -30,6 +30,11 @@ benchmark_app = typer.Typer(
     help="Speed and agreement benchmarks (print figures).", no_args_is_help=True
 )
 app.add_typer(benchmark_app, name="benchmark")
+data_app = typer.Typer(
+    help="Data stages: simulate | ingest -> clean -> measure (stores under data/).",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
 
 ParamsOption = Annotated[
     Path | None,
@@ -158,6 +163,170 @@ def benchmark_measure_cmd(
         progress=True,
     )
     typer.echo(format_measure_report(report))
+
+
+StoreOption = Annotated[Path, typer.Option("--out", "-o", help="Output store (a directory).")]
+InStoreOption = Annotated[Path, typer.Option("--in", "-i", help="Input store (a directory).")]
+ChunkOption = Annotated[
+    int | None, typer.Option("--chunk-size", help="Galaxies per chunk (default: store.chunk_size).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _store_cfg(params, chunk_size: int | None):
+    return (
+        params.store
+        if chunk_size is None
+        else params.store.model_copy(update={"chunk_size": chunk_size})
+    )
+
+
+@data_app.command("simulate")
+def data_simulate(
+    out: StoreOption = Path("data/simulated"),
+    n: Annotated[int | None, typer.Option(help="Galaxies (default: simulate.n).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Master seed (default: simulate.seed).")] = None,
+    chunk_size: ChunkOption = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """Simulate CANDELS-like stamps with noiseless truth into a store."""
+    from casnet.config import load_params
+    from casnet.stages import simulate as stage
+
+    p = load_params(params)
+    update = {k: v for k, v in {"n": n, "seed": seed}.items() if v is not None}
+    sim = p.simulate.model_validate({**p.simulate.model_dump(), **update})
+    store = stage.run(sim, _store_cfg(p, chunk_size), out, show_progress=not quiet)
+    typer.echo(f"simulate: {len(store)} galaxies -> {out}", err=True)
+
+
+@data_app.command("ingest")
+def data_ingest(
+    inputs: Annotated[
+        list[str],
+        typer.Option("--input", help="FITS cutouts: files, folders or globs; or one mosaic."),
+    ],
+    out: StoreOption = Path("data/ingested"),
+    catalog: Annotated[
+        Path | None, typer.Option(help="Positions on the mosaic (CSV, ECSV or FITS table).")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="External C/A labels joined by galaxy_id.")
+    ] = None,
+    hdu: Annotated[str | None, typer.Option(help="HDU index or EXTNAME.")] = None,
+    chunk_size: ChunkOption = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """Ingest real FITS data (cutout files, or a mosaic + catalogue) into a store."""
+    from casnet.config import load_params
+    from casnet.stages import ingest as stage
+
+    p = load_params(params)
+    cfg = p.ingest if hdu is None else p.ingest.model_copy(update={"hdu": _hdu(hdu)})
+    stage.run(cfg, _store_cfg(p, chunk_size), inputs, out, catalog=catalog, labels=labels,
+              show_progress=not quiet)  # fmt: skip
+
+
+@data_app.command("clean")
+def data_clean(
+    source: InStoreOption = Path("data/simulated"),
+    out: StoreOption = Path("data/cleaned"),
+    chunk_size: ChunkOption = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """Remove neighbours (galclean): other sources replaced by sky samples."""
+    from casnet.config import load_params
+    from casnet.stages import clean as stage
+
+    p = load_params(params)
+    store = stage.run(p.clean, _store_cfg(p, chunk_size), source, out, show_progress=not quiet)
+    cat = store.catalog
+    flagged = int((cat["clean_flag"] > 0).sum())
+    typer.echo(
+        f"clean: {len(cat)} galaxies -> {out}; mean replaced fraction "
+        f"{cat['clean_replaced_fraction'].mean():.3f}; {flagged} flagged",
+        err=True,
+    )
+
+
+@data_app.command("measure")
+def data_measure(
+    source: InStoreOption = Path("data/cleaned"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet table.")] = Path(
+        "data/measured.parquet"
+    ),
+    truth: Annotated[bool, typer.Option(help="Also measure the truth array (*_true).")] = True,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """Conventional C and A of every stamp of a store (and of its truth images)."""
+    from casnet.catalog import format_table
+    from casnet.config import load_params
+    from casnet.stages import measure as stage
+
+    p = load_params(params)
+    table = stage.run(p.morphology, source, out, with_truth=truth, show_progress=not quiet)
+    ok = int((table["flag"] == 0).sum()) if len(table) else 0
+    typer.echo(f"measure: {len(table)} galaxies ({ok} without flags) -> {out}", err=True)
+    if not quiet:
+        cols = ["galaxy_id", "concentration", "asymmetry", "snr_p", "r_petro", "flag"]
+        cols += [c for c in ("concentration_true", "asymmetry_true") if c in table]
+        typer.echo(format_table(table[cols].head(20).to_dict("records"), cols))
+        if len(table) > 20:
+            typer.echo(f"... {len(table) - 20} more rows in {out}")
+
+
+@app.command()
+def show(
+    store: Annotated[Path, typer.Argument(help="A store directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),
+    n: Annotated[int, typer.Option(help="How many stamps.")] = 16,
+    array: Annotated[str, typer.Option(help="Which array: image, truth, ...")] = "image",
+    measurements: Annotated[
+        Path | None, typer.Option(help="Parquet from 'casnet data measure' for C/A labels.")
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(help="Show the highest values of this column first (e.g. asymmetry)."),
+    ] = None,
+) -> None:
+    """Draw a grid of stamps with ids and C/A when known (like the paper's Fig. 3)."""
+    import pandas as pd
+
+    from casnet.figures import stamp_grid
+    from casnet.store import StampStore
+
+    st = StampStore(store)
+    cat = st.catalog.reset_index(drop=True).assign(_row=lambda d: range(len(d)))
+    if measurements is not None:
+        meas = pd.read_parquet(measurements)
+        keep = [c for c in ("galaxy_id", "concentration", "asymmetry") if c in meas]
+        cat = cat.drop(columns=[c for c in keep if c != "galaxy_id" and c in cat]).merge(
+            meas[keep], on="galaxy_id", how="left"
+        )
+    if sort is not None:
+        if sort not in cat:
+            raise _fail(f"--sort {sort!r}: no such column (have {', '.join(cat.columns)})", 2)
+        cat = cat.sort_values(sort, ascending=False, na_position="last")
+    cat = cat.head(max(n, 0))
+    if cat.empty:
+        raise _fail(f"{store}: the store is empty")
+    rows = sorted(cat["_row"].tolist())
+    arr = st.array(array)
+    images = {r: arr[r] for r in rows}
+    titles = []
+    for _, r in cat.iterrows():
+        t = str(r["galaxy_id"])
+        c = r.get("concentration", r.get("label_concentration"))
+        a = r.get("asymmetry", r.get("label_asymmetry"))
+        if c is not None and pd.notna(c):
+            t += f"\nC={c:.2f} A={a:.2f}"
+        titles.append(t)
+    path = stamp_grid([images[r] for r in cat["_row"]], titles, out)
+    typer.echo(f"grid of {len(titles)} stamps written to {path}")
 
 
 @app.command("params")

@@ -121,8 +121,8 @@ class SimulateConfig(_Section):
     correlated_noise_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="share of the noise variance that is correlated (COSMOS)"
     )
-    mag_range: tuple[float, float] = Field((20.0, 27.0), description="H magnitude range")
-    mag_slope: float = Field(0.15, description="number counts slope: N(m) ~ 10^(slope m)")
+    mag_range: tuple[float, float] = Field((19.5, 26.5), description="H magnitude range")
+    mag_slope: float = Field(0.1, description="number counts slope: N(m) ~ 10^(slope m)")
     rhalf_px_at_23: float = Field(10.0, gt=0.0, description="median half-light radius at H=23")
     rhalf_mag_slope: float = Field(-0.08, description="dex of r_half per magnitude")
     rhalf_scatter_dex: float = Field(0.2, ge=0.0)

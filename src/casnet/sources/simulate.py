@@ -135,7 +135,8 @@ def _disk_galaxy(rng, flux: float, r_half: float, *, clumpy: bool, seed: int):
     disk_r = r_half * float(rng.uniform(1.0, 1.3))
     bulge_r = r_half * float(rng.uniform(0.2, 0.5))
     parts = []
-    info = {"bt": bt, "n_bulge": n_bulge, "n_disk": n_disk, "q": q_disk, "pa_deg": beta.deg}
+    info = {"bt": bt, "n_bulge": n_bulge, "n_disk": n_disk, "q": q_disk, "pa_deg": beta.deg,
+            "knot_fraction": 0.0}  # fmt: skip
     if bt < 0.98:
         disk_flux = flux * (1 - bt)
         disk = _sersic(n_disk, disk_r, disk_flux)
@@ -164,7 +165,8 @@ def _target(rng, kind: str, flux: float, r_half: float, seed: int):
         q = float(rng.uniform(0.6, 1.0))
         beta = float(rng.uniform(0.0, 180.0))
         gal = _sersic(n, r_half, flux).shear(q=q, beta=beta * galsim.degrees)
-        info = {"bt": 1.0, "n_bulge": n, "n_disk": float("nan"), "q": q, "pa_deg": beta}
+        info = {"bt": 1.0, "n_bulge": n, "n_disk": float("nan"), "q": q, "pa_deg": beta,
+                "knot_fraction": 0.0}  # fmt: skip
     else:
         gal, info = _disk_galaxy(rng, flux, r_half, clumpy=kind == "clumpy", seed=seed)
     if kind == "merger":
@@ -180,7 +182,8 @@ def _target(rng, kind: str, flux: float, r_half: float, seed: int):
         gal = gal.withFlux(flux - plume_flux) + plume.shift(
             0.7 * sep * math.cos(angle), 0.7 * sep * math.sin(angle)
         )
-        info.update(companion_ratio=ratio, companion_sep_px=float("nan"))
+        info["companion_ratio"] = ratio
+    info.setdefault("companion_ratio", 0.0)
     return gal, companion, info
 
 
