@@ -1,0 +1,134 @@
+"""The stamp store: round trip, chunked reads, atomic and resumable writes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from casnet.errors import CasnetInputError
+from casnet.store import StampStore, StoreWriter
+
+
+def _items(n: int):
+    for i in range(n):
+        yield {"galaxy_id": f"g{i:03d}", "value": float(i)}, np.full((6, 5), i, np.float32)
+
+
+def _write(path: Path, n: int, *, chunk: int = 4, crash_at: int | None = None) -> StampStore:
+    writer = StoreWriter(path, stamp_shape=(6, 5), arrays=("image", "truth"), chunk_size=chunk,
+                         meta={"stage": "test"})  # fmt: skip
+    with writer:
+        rows, images = [], []
+        for k, (row, image) in enumerate(_items(n)):
+            if k < writer.inputs_done:
+                continue
+            if k == crash_at:
+                raise RuntimeError("interrupted")
+            rows.append(row)
+            images.append(image)
+            if len(rows) == chunk or k == n - 1:
+                stack = np.stack(images)
+                writer.append(rows, {"image": stack, "truth": -stack})
+                rows, images = [], []
+    return StampStore(path)
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(root.rglob("*"))
+        if f.is_file()
+    }
+
+
+def test_round_trip(tmp_path):
+    store = _write(tmp_path / "s", 10)
+    assert len(store) == 10
+    assert store.stamp_shape == (6, 5)
+    assert store.array_names == ["image", "truth"]
+    assert store.catalog["galaxy_id"].tolist() == [f"g{i:03d}" for i in range(10)]
+    np.testing.assert_array_equal(store.array("truth")[7], np.full((6, 5), -7))
+    assert store.rejects.empty
+
+
+def test_reads_in_chunks_bounded_by_chunk_size(tmp_path):
+    store = _write(tmp_path / "s", 10)
+    chunks = list(store.iter_chunks(("image", "truth")))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert all(c.arrays["image"].shape[0] <= store.chunk_size for c in chunks)
+    for c in chunks:  # rows and arrays stay aligned
+        np.testing.assert_array_equal(c.arrays["image"][:, 0, 0], c.catalog["value"])
+    assert [len(c) for c in store.iter_chunks(chunk_size=3)] == [3, 3, 3, 1]
+
+
+def test_interrupted_write_leaves_no_store_and_rerun_gives_identical_bytes(tmp_path):
+    reference = _write(tmp_path / "ref", 10)
+    target = tmp_path / "s"
+    with pytest.raises(RuntimeError):
+        _write(target, 10, crash_at=9)
+    assert not target.exists()  # nothing half-written in place
+    assert Path(f"{target}.partial").exists()
+    _write(target, 10)  # resumes after the two committed chunks
+    assert _digest(target) == _digest(reference.path)
+    assert not Path(f"{target}.partial").exists()
+
+
+def test_rerun_replaces_an_existing_store(tmp_path):
+    _write(tmp_path / "s", 10)
+    store = _write(tmp_path / "s", 5)
+    assert len(store) == 5
+
+
+def test_rejects_are_kept(tmp_path):
+    with StoreWriter(tmp_path / "s", stamp_shape=(2, 2), chunk_size=2) as w:
+        bad = {"source": "x.fits", "galaxy_id": "x", "reason": "truncated"}
+        w.append([{"galaxy_id": "a"}], {"image": np.zeros((1, 2, 2))}, rejects=[bad])
+    assert StampStore(tmp_path / "s").rejects.to_dict("records") == [bad]
+
+
+@pytest.mark.parametrize(
+    ("rows", "arrays", "message"),
+    [
+        ([{"galaxy_id": "a"}] * 3, {"image": np.zeros((3, 2, 2))}, "at most 2"),
+        ([{"galaxy_id": "a"}], {"image": np.zeros((1, 3, 2))}, "expected"),
+        ([{"name": "a"}], {"image": np.zeros((1, 2, 2))}, "galaxy_id"),
+    ],
+    ids=["too-many", "wrong-shape", "no-id"],
+)
+def test_bad_appends(tmp_path, rows, arrays, message):
+    w = StoreWriter(tmp_path / "s", stamp_shape=(2, 2), chunk_size=2)
+    with pytest.raises(ValueError, match=message):
+        w.append(rows, arrays)
+
+
+def test_duplicate_ids_refused(tmp_path):
+    w = StoreWriter(tmp_path / "s", stamp_shape=(2, 2), chunk_size=1)
+    w.append([{"galaxy_id": "a"}], {"image": np.zeros((1, 2, 2))})
+    w.append([{"galaxy_id": "a"}], {"image": np.zeros((1, 2, 2))})
+    with pytest.raises(ValueError, match="duplicate galaxy_id"):
+        w.close()
+
+
+def test_short_chunk_must_be_last(tmp_path):
+    w = StoreWriter(tmp_path / "s", stamp_shape=(2, 2), chunk_size=2)
+    w.append([{"galaxy_id": "a"}], {"image": np.zeros((1, 2, 2))})
+    with pytest.raises(ValueError, match="must be last"):
+        w.append([{"galaxy_id": "b"}], {"image": np.zeros((1, 2, 2))})
+
+
+def test_not_a_store(tmp_path):
+    with pytest.raises(CasnetInputError, match="no such store"):
+        StampStore(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CasnetInputError, match="not a casnet store"):
+        StampStore(tmp_path / "empty")
+
+
+def test_catalog_is_parquet_keyed_by_string_id(tmp_path):
+    store = _write(tmp_path / "s", 3)
+    cat = pd.read_parquet(store.path / "catalog.parquet")
+    assert pd.api.types.is_string_dtype(cat["galaxy_id"])
