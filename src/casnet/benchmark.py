@@ -1,4 +1,4 @@
-"""Speed and agreement of the conventional measurement, side by side with statmorph.
+"""Benchmarks that print figures: the measurement vs statmorph, and the data stages.
 
 ``casnet benchmark measure --n 200`` times casnet and (when installed) statmorph on the same
 generated 101x101 stamps, in one process, and prints ms/galaxy, the ratio and the C/A agreement.
@@ -24,7 +24,13 @@ from casnet.morphology import measure
 from casnet.morphology.segmentation import segment
 from casnet.sources.simulate import simulate
 
-__all__ = ["benchmark_measure", "format_measure_report", "machine_info"]
+__all__ = [
+    "benchmark_data",
+    "benchmark_measure",
+    "format_data_report",
+    "format_measure_report",
+    "machine_info",
+]
 
 
 def machine_info() -> dict[str, Any]:
@@ -173,4 +179,83 @@ def format_measure_report(r: dict[str, Any]) -> str:
         f"Pearson C {r['pearson_c']:.3f}, A {r['pearson_a']:.3f}; "
         f"median |dC| {r['median_abs_dc']:.3f}, |dA| {r['median_abs_da']:.3f}",
     ]
+    return "\n".join(lines)
+
+
+_STAGE_SCRIPT = """
+import json, resource, sys, time
+from casnet.config import load_params
+from casnet.stages import clean, simulate
+stage, n, chunk, src, out = sys.argv[1:6]
+n, chunk = int(n), int(chunk)
+p = load_params()
+store = p.store.model_copy(update={"chunk_size": chunk})
+t0 = time.perf_counter()
+if stage == "simulate":
+    simulate.run(p.simulate.model_copy(update={"n": n}), store, out, show_progress=False)
+else:
+    clean.run(p.clean, store, src, out, show_progress=False)
+dt = time.perf_counter() - t0
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+print(json.dumps({"seconds": dt, "peak_rss_mb": peak_mb}))
+"""
+
+
+def _run_stage(stage: str, n: int, chunk: int, src: str, out: str) -> dict[str, float]:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _STAGE_SCRIPT, stage, str(n), str(chunk), src, out],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def benchmark_data(n: int = 500, *, chunk_size: int = 64, workdir: str | None = None) -> dict:
+    """ms/galaxy and peak memory of the simulate and clean stages at N/5 and N galaxies.
+
+    Each run is a fresh process (so its peak RSS is its own) writing a real store; the peak memory
+    must not grow with N, because every stage holds one chunk at a time.
+    """
+    import tempfile
+    from pathlib import Path
+
+    small = max(n // 5, 1)
+    report: dict[str, Any] = {"n": n, "n_small": small, "chunk_size": chunk_size,
+                              "machine": machine_info()}  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for size in (small, n):
+            sim_out = str(Path(tmp) / f"sim{size}")
+            sim = _run_stage("simulate", size, chunk_size, "", sim_out)
+            cln = _run_stage("clean", size, chunk_size, sim_out, str(Path(tmp) / f"clean{size}"))
+            report[f"simulate_{size}"] = {"ms_per_galaxy": 1e3 * sim["seconds"] / size,
+                                          "peak_rss_mb": sim["peak_rss_mb"]}  # fmt: skip
+            report[f"clean_{size}"] = {"ms_per_galaxy": 1e3 * cln["seconds"] / size,
+                                       "peak_rss_mb": cln["peak_rss_mb"]}  # fmt: skip
+    for stage in ("simulate", "clean"):
+        a, b = report[f"{stage}_{small}"], report[f"{stage}_{n}"]
+        report[f"{stage}_memory_growth"] = b["peak_rss_mb"] / a["peak_rss_mb"] - 1
+    return report
+
+
+def format_data_report(r: dict[str, Any]) -> str:
+    """Human-readable lines of :func:`benchmark_data`'s report."""
+    mach = r["machine"]
+    lines = [
+        f"machine: {mach['cpu']}, {mach['cores']} cores, Python {mach['python']}",
+        f"chunk size {r['chunk_size']}; one fresh process per run (peak RSS is the process's own)",
+        f"{'stage':10s} {'N':>6s} {'ms/galaxy':>10s} {'peak RSS MB':>12s}",
+    ]
+    for stage in ("simulate", "clean"):
+        for size in (r["n_small"], r["n"]):
+            x = r[f"{stage}_{size}"]
+            lines.append(
+                f"{stage:10s} {size:6d} {x['ms_per_galaxy']:10.2f} {x['peak_rss_mb']:12.1f}"
+            )
+        lines.append(
+            f"{stage:10s} memory growth N={r['n_small']} -> {r['n']}: "
+            f"{100 * r[f'{stage}_memory_growth']:+.1f}%"
+        )
     return "\n".join(lines)

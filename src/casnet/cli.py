@@ -329,6 +329,19 @@ def show(
     typer.echo(f"grid of {len(titles)} stamps written to {path}")
 
 
+@benchmark_app.command("data")
+def benchmark_data_cmd(
+    n: Annotated[int, typer.Option(help="Galaxies of the large run (the small one: N/5).")] = 500,
+    chunk_size: Annotated[int, typer.Option(help="Galaxies per chunk.")] = 64,
+) -> None:
+    """simulate and clean ms/galaxy and peak memory at two N (memory must not grow with N)."""
+    from casnet.benchmark import benchmark_data, format_data_report
+
+    if n < 1:
+        raise _fail(f"--n must be >= 1, got {n}", 2)
+    typer.echo(format_data_report(benchmark_data(n, chunk_size=chunk_size)))
+
+
 @app.command("params")
 def show_params(params: ParamsOption = None) -> None:
     """Print the validated parameters (defaults filled in) as YAML."""
