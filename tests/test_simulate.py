@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from casnet.config import SimulateConfig
 from casnet.sources.simulate import flux_from_mag, simulate, simulate_galaxy, sky_sigma_per_pixel
@@ -38,3 +39,22 @@ def test_depth_gives_5_sigma_in_the_aperture():
     n_pix = math.pi * (0.2 / cfg.pixel_scale) ** 2
     f_lim = flux_from_mag(cfg.depth_5sigma, cfg.zero_point)
     assert math.isclose(f_lim / (sigma * math.sqrt(n_pix)), 5.0, rel_tol=1e-12)
+
+
+def test_tabulated_psf_file_is_used(tmp_path):
+    import galsim
+    from astropy.io import fits
+
+    from casnet.sources.psf import psf_model
+
+    # a wide Gaussian PSF written to FITS: stars drawn with it must come out that wide
+    psf_img = galsim.Gaussian(fwhm=0.5).drawImage(nx=41, ny=41, scale=0.06).array
+    path = tmp_path / "psf.fits"
+    fits.PrimaryHDU(psf_img).writeto(path)
+    cfg = SimulateConfig(psf_file=str(path))
+    psf = psf_model(cfg)
+    star = psf.drawImage(nx=41, ny=41, scale=0.06, method="no_pixel").array
+    # second-moment FWHM of the redrawn PSF ~ 0.5" within 5% (interpolation + pixel sampling)
+    assert galsim.Image(star, scale=0.06).calculateFWHM() == pytest.approx(0.5, rel=0.05)
+    g = simulate_galaxy(0, cfg.model_copy(update={"n": 1}))
+    assert np.isfinite(g.image).all()

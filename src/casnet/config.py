@@ -137,6 +137,12 @@ class SimulateConfig(_Section):
     psf_wavelength_nm: float = Field(1545.0, gt=0.0)
     psf_diameter_m: float = Field(2.4, gt=0.0)
     psf_obscuration: float = Field(0.33, ge=0.0, lt=1.0)
+    psf_file: str | None = Field(
+        None, description="FITS image of a tabulated PSF (e.g. a TinyTim F160W model) instead"
+    )
+    psf_file_scale: float | None = Field(
+        None, gt=0.0, description="arcsec/px of psf_file (default: its PIXSCALE, or pixel_scale)"
+    )
 
     @model_validator(mode="after")
     def _check_ranges(self) -> SimulateConfig:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import galsim
 
 from casnet.config import SimulateConfig
+from casnet.errors import CasnetInputError
+from casnet.fitsio import read_image
 
-__all__ = ["airy_psf"]
+__all__ = ["airy_psf", "psf_model"]
 
 
 def airy_psf(cfg: SimulateConfig) -> galsim.GSObject:
@@ -21,3 +26,20 @@ def airy_psf(cfg: SimulateConfig) -> galsim.GSObject:
         obscuration=cfg.psf_obscuration,
         scale_unit=galsim.arcsec,
     )
+
+
+@lru_cache(maxsize=4)
+def _tabulated(path: str, scale: float | None, default_scale: float) -> galsim.GSObject:
+    image, header = read_image(Path(path))
+    pixscale = scale or header.get("PIXSCALE") or default_scale
+    if not image.sum() > 0:
+        raise CasnetInputError(f"{path}: the PSF image has no positive flux")
+    return galsim.InterpolatedImage(galsim.Image(image / image.sum(), scale=float(pixscale)))
+
+
+def psf_model(cfg: SimulateConfig) -> galsim.GSObject:
+    """The PSF of the simulation: ``psf_file`` (a tabulated PSF, flux-normalised) when given,
+    else :func:`airy_psf`."""
+    if cfg.psf_file:
+        return _tabulated(cfg.psf_file, cfg.psf_file_scale, cfg.pixel_scale)
+    return airy_psf(cfg)

@@ -32,7 +32,7 @@ import numpy as np
 
 from casnet.config import SimulateConfig
 from casnet.sources.noise import sky_noise
-from casnet.sources.psf import airy_psf
+from casnet.sources.psf import psf_model
 
 __all__ = [
     "KINDS",
@@ -227,7 +227,7 @@ def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
     neighbours = _neighbours(rng, cfg) if rng.random() < cfg.neighbour_fraction else []
     z = float(np.clip(0.5 + 0.45 * (mag - 20.0) + 0.5 * rng.standard_normal(), 0.0, 7.0))
 
-    psf = airy_psf(cfg)
+    psf = psf_model(cfg)
     truth = galsim.Convolve(target, psf).drawImage(nx=size, ny=size, scale=scale).array
     others = [companion.shift(*offset)] if companion is not None else []
     others += neighbours
