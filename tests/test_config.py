@@ -75,3 +75,13 @@ def test_config_is_immutable():
 
 def test_config_error_is_a_value_error():
     assert issubclass(CasnetConfigError, ValueError)
+
+
+def test_override_validates_like_the_file():
+    from casnet.config import SimulateConfig, override
+
+    cfg = SimulateConfig()
+    assert override(cfg, n=5, seed=None).n == 5
+    assert override(cfg) is cfg
+    with pytest.raises(CasnetConfigError, match="n = 0"):
+        override(cfg, n=0)

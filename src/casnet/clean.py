@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from casnet.config import CleanConfig
 from casnet.errors import CasnetInputError
+from casnet.morphology.flags import FlagCollector
 from casnet.morphology.segmentation import segment
 from casnet.morphology.sky import Sky, rough_sky, sky_background
 
@@ -100,22 +101,6 @@ class CleanResult:
     flag_reasons: str
     sky_mean: float
     sky_sigma: float
-
-
-class _Flags:
-    """Flags and reasons of one cleaning (the :class:`FlagCollector` pattern for CleanFlag)."""
-
-    def __init__(self) -> None:
-        self.flag = CleanFlag.NONE
-        self._reasons: list[str] = []
-
-    def add(self, flag: CleanFlag, reason: str) -> None:
-        self.flag |= flag
-        self._reasons.append(f"{flag.name}: {reason}")
-
-    @property
-    def reasons(self) -> str:
-        return "; ".join(self._reasons)
 
 
 def galaxy_rng(seed: int, galaxy_id: str) -> np.random.Generator:
@@ -210,7 +195,7 @@ def _sky(arr: np.ndarray, invalid: np.ndarray, cfg: CleanConfig) -> Sky:
 
 
 def _result(
-    image: np.ndarray, n_replaced: int, flags: _Flags, sky: Sky | None = None
+    image: np.ndarray, n_replaced: int, flags: FlagCollector, sky: Sky | None = None
 ) -> CleanResult:
     return CleanResult(
         image=image,
@@ -275,7 +260,7 @@ def galclean(
     replaced.
     """
     arr, cfg, rng = _check_input(image, config, rng)
-    flags = _Flags()
+    flags = FlagCollector(CleanFlag.NONE, fatal=CleanFlag.FAILED)
     out = arr.astype(np.float32)
     invalid = ~np.isfinite(arr)
     n_invalid = int(np.count_nonzero(invalid))

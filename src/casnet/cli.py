@@ -110,16 +110,12 @@ def stamps(
     from astropy.io import fits
     from tqdm import tqdm
 
-    from casnet.config import load_params
+    from casnet.config import load_params, override
     from casnet.fitsio import write_image
     from casnet.sources.simulate import simulate
 
-    cfg = load_params(params).simulate
-    if seed is not None:
-        cfg = cfg.model_copy(update={"seed": seed})
-    count = cfg.n if n is None else n
-    if count < 1:
-        raise _fail(f"--n must be >= 1, got {count}", 2)
+    cfg = override(load_params(params).simulate, n=n, seed=seed)
+    count = cfg.n
     out.mkdir(parents=True, exist_ok=True)
     for g in tqdm(simulate(cfg, n=count), total=count, desc="stamps", file=sys.stderr):
         header = fits.Header()
@@ -150,7 +146,7 @@ def benchmark_measure_cmd(
 ) -> None:
     """ms/galaxy of casnet vs statmorph on the same stamps, and their C/A agreement."""
     from casnet.benchmark import benchmark_measure, format_measure_report
-    from casnet.config import load_params
+    from casnet.config import load_params, override
 
     p = load_params(params)
     report = benchmark_measure(
@@ -158,7 +154,7 @@ def benchmark_measure_cmd(
         repeats=repeats or p.benchmark.repeats,
         use_statmorph=statmorph,
         statmorph_n=statmorph_n or p.benchmark.statmorph_n,
-        sim=p.simulate.model_copy(update={"stamp_size": 101}),
+        sim=override(p.simulate, stamp_size=101),
         morph=p.morphology,
         progress=True,
     )
@@ -191,12 +187,11 @@ def data_simulate(
     params: ParamsOption = None,
 ) -> None:
     """Simulate CANDELS-like stamps with noiseless truth into a store."""
-    from casnet.config import load_params
+    from casnet.config import load_params, override
     from casnet.stages import simulate as stage
 
     p = load_params(params)
-    update = {k: v for k, v in {"n": n, "seed": seed}.items() if v is not None}
-    sim = p.simulate.model_validate({**p.simulate.model_dump(), **update})
+    sim = override(p.simulate, n=n, seed=seed)
     store = stage.run(sim, _store_cfg(p, chunk_size), out, show_progress=not quiet)
     typer.echo(f"simulate: {len(store)} galaxies -> {out}", err=True)
 
@@ -220,11 +215,11 @@ def data_ingest(
     params: ParamsOption = None,
 ) -> None:
     """Ingest real FITS data (cutout files, or a mosaic + catalogue) into a store."""
-    from casnet.config import load_params
+    from casnet.config import load_params, override
     from casnet.stages import ingest as stage
 
     p = load_params(params)
-    cfg = p.ingest if hdu is None else p.ingest.model_copy(update={"hdu": _hdu(hdu)})
+    cfg = override(p.ingest, hdu=_hdu(hdu))
     stage.run(cfg, _store_cfg(p, chunk_size), inputs, out, catalog=catalog, labels=labels,
               show_progress=not quiet)  # fmt: skip
 

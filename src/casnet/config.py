@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -27,8 +27,12 @@ __all__ = [
     "SimulateConfig",
     "StoreConfig",
     "load_params",
+    "override",
     "parse_params",
 ]
+
+
+_S = TypeVar("_S", bound="_Section")
 
 
 class _Section(BaseModel):
@@ -257,6 +261,21 @@ def parse_params(data: Mapping[str, Any] | None, *, source: str = "params") -> P
         raise CasnetConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
     try:
         return Params.model_validate(dict(data))
+    except ValidationError as exc:
+        raise CasnetConfigError(_format_validation_error(exc, source)) from None
+
+
+def override(section: _S, *, source: str = "command line", **changes: Any) -> _S:
+    """A copy of ``section`` with ``changes`` (``None`` values ignored), validated like the file.
+
+    Used for command-line flags that override ``params.yaml``; a bad value fails with the same
+    kind of message as a bad key in the file.
+    """
+    update = {k: v for k, v in changes.items() if v is not None}
+    if not update:
+        return section
+    try:
+        return type(section).model_validate({**section.model_dump(), **update})
     except ValidationError as exc:
         raise CasnetConfigError(_format_validation_error(exc, source)) from None
 

@@ -11,7 +11,7 @@ from astropy.utils.exceptions import AstropyWarning
 
 from casnet.errors import CasnetInputError
 
-__all__ = ["FITS_SUFFIXES", "expand_paths", "read_image", "write_image"]
+__all__ = ["FITS_SUFFIXES", "expand_paths", "read_image", "select_image_hdu", "write_image"]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
 
@@ -43,6 +43,28 @@ def _image_hdu_index(hdul: fits.HDUList) -> int | None:
     return None
 
 
+def select_image_hdu(hdul: fits.HDUList, hdu: int | str | None, path: str | Path):
+    """The HDU ``hdu`` (index or EXTNAME) of an open file, or its first image HDU.
+
+    Raises
+    ------
+    CasnetInputError
+        When no HDU holds an image, or ``hdu`` does not exist or holds no image.
+    """
+    index = _image_hdu_index(hdul) if hdu is None else hdu
+    if index is None:
+        raise CasnetInputError(f"{path}: no HDU holds image data")
+    try:
+        h = hdul[index]
+    except (IndexError, KeyError):
+        raise CasnetInputError(
+            f"{path}: HDU {index!r} not found (file has {len(hdul)} HDUs)"
+        ) from None
+    if not h.is_image or h.header.get("NAXIS", 0) == 0:
+        raise CasnetInputError(f"{path}: HDU {index!r} holds no image data")
+    return h
+
+
 def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarray, fits.Header]:
     """Read a 2-D image from a FITS file.
 
@@ -72,17 +94,9 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
             warnings.simplefilter("ignore", AstropyWarning)
             with fits.open(path, memmap=False) as hdul:
                 hdul.verify("silentfix")
-                index = _image_hdu_index(hdul) if hdu is None else hdu
-                if index is None:
-                    raise CasnetInputError(f"{path}: no HDU holds image data")
-                try:
-                    h = hdul[index]
-                except (IndexError, KeyError):
-                    raise CasnetInputError(
-                        f"{path}: HDU {index!r} not found (file has {len(hdul)} HDUs)"
-                    ) from None
-                if not h.is_image or h.data is None:
-                    raise CasnetInputError(f"{path}: HDU {index!r} holds no image data")
+                h = select_image_hdu(hdul, hdu, path)
+                if h.data is None:
+                    raise CasnetInputError(f"{path}: HDU {hdu!r} holds no image data")
                 data = np.asarray(h.data, dtype=np.float64)
                 header = h.header.copy()
     except CasnetInputError:

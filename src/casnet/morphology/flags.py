@@ -36,21 +36,31 @@ FATAL |= Flag.SKY_FAILED
 
 
 class FlagCollector:
-    """Accumulates flags and their reasons while one galaxy is measured."""
+    """Accumulates flags and their reasons while one galaxy is processed.
 
-    def __init__(self) -> None:
-        self.flag = Flag.NONE
+    Parameters
+    ----------
+    none : enum.IntFlag
+        The empty flag of the family collected (default :attr:`Flag.NONE`; the cleaning uses
+        :class:`casnet.clean.CleanFlag`).
+    fatal : enum.IntFlag
+        Bits that leave no usable value (default :data:`FATAL`).
+    """
+
+    def __init__(self, none: enum.IntFlag = Flag.NONE, fatal: enum.IntFlag = FATAL) -> None:
+        self.flag = none
+        self._fatal = fatal
         self._reasons: list[str] = []
 
-    def add(self, flag: Flag, reason: str) -> None:
+    def add(self, flag: enum.IntFlag, reason: str) -> None:
         """Raise ``flag`` with a reason (a flag raised twice keeps both reasons)."""
         self.flag |= flag
         self._reasons.append(f"{flag.name}: {reason}")
 
     @property
     def fatal(self) -> bool:
-        """True once a flag in :data:`FATAL` is raised."""
-        return bool(self.flag & FATAL)
+        """True once a fatal bit is raised."""
+        return bool(self.flag & self._fatal)
 
     @property
     def reasons(self) -> str:

@@ -42,7 +42,7 @@ from astropy.wcs import WCS, NoConvergence
 
 from casnet.config import IngestConfig
 from casnet.errors import CasnetInputError
-from casnet.fitsio import FITS_SUFFIXES, _image_hdu_index, expand_paths, read_image
+from casnet.fitsio import FITS_SUFFIXES, expand_paths, read_image, select_image_hdu
 
 __all__ = [
     "CATALOG_FORMATS",
@@ -473,17 +473,8 @@ def _inspect_mosaic(path: str | Path, hdu: int | str | None) -> _Mosaic:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
             with fits.open(path, memmap=True) as hdul:
-                index = _image_hdu_index(hdul) if hdu is None else hdu
-                if index is None:
-                    raise CasnetInputError(f"{path}: no HDU holds image data")
-                try:
-                    h = hdul[index]
-                except (IndexError, KeyError):
-                    raise CasnetInputError(
-                        f"{path}: HDU {index!r} not found (file has {len(hdul)} HDUs)"
-                    ) from None
-                if not h.is_image or not h.shape:
-                    raise CasnetInputError(f"{path}: HDU {index!r} holds no image data")
+                h = select_image_hdu(hdul, hdu, path)
+                index = next(i for i, x in enumerate(hdul) if x is h) if hdu is None else hdu
                 full_shape = h.shape
                 shape = tuple(n for n in full_shape if n != 1)
                 header = h.header.copy()
