@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from casnet.config import load_params, override
 from casnet.errors import CasnetError
 
 __all__ = ["app", "main"]
@@ -67,7 +68,6 @@ def measure(
     from tqdm import tqdm
 
     from casnet.catalog import FORMATS, write_rows
-    from casnet.config import load_params
     from casnet.fitsio import expand_paths, read_image
     from casnet.morphology import COLUMNS, Flag, measure
 
@@ -110,7 +110,6 @@ def stamps(
     from astropy.io import fits
     from tqdm import tqdm
 
-    from casnet.config import load_params, override
     from casnet.fitsio import write_image
     from casnet.sources.simulate import simulate
 
@@ -146,7 +145,6 @@ def benchmark_measure_cmd(
 ) -> None:
     """ms/galaxy of casnet vs statmorph on the same stamps, and their C/A agreement."""
     from casnet.benchmark import benchmark_measure, format_measure_report
-    from casnet.config import load_params, override
 
     p = load_params(params)
     report = benchmark_measure(
@@ -167,6 +165,17 @@ ChunkOption = Annotated[
     int | None, typer.Option("--chunk-size", help="Galaxies per chunk (default: store.chunk_size).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(help="Dask scheduler address (tcp://host:8786); default: a LocalCluster."),
+]
+WorkersOption = Annotated[
+    int | None, typer.Option(help="LocalCluster workers (default: all cores; 0: no Dask).")
+]
+
+
+def _dask_cfg(params, scheduler: str | None, workers: int | None):
+    return override(params.dask, scheduler=scheduler, workers=workers)
 
 
 def _store_cfg(params, chunk_size: int | None):
@@ -183,16 +192,18 @@ def data_simulate(
     n: Annotated[int | None, typer.Option(help="Galaxies (default: simulate.n).")] = None,
     seed: Annotated[int | None, typer.Option(help="Master seed (default: simulate.seed).")] = None,
     chunk_size: ChunkOption = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
     params: ParamsOption = None,
 ) -> None:
     """Simulate CANDELS-like stamps with noiseless truth into a store."""
-    from casnet.config import load_params, override
     from casnet.stages import simulate as stage
 
     p = load_params(params)
     sim = override(p.simulate, n=n, seed=seed)
-    store = stage.run(sim, _store_cfg(p, chunk_size), out, show_progress=not quiet)
+    store = stage.run(sim, _store_cfg(p, chunk_size), out, dask=_dask_cfg(p, scheduler, workers),
+                      show_progress=not quiet)  # fmt: skip
     typer.echo(f"simulate: {len(store)} galaxies -> {out}", err=True)
 
 
@@ -215,7 +226,6 @@ def data_ingest(
     params: ParamsOption = None,
 ) -> None:
     """Ingest real FITS data (cutout files, or a mosaic + catalogue) into a store."""
-    from casnet.config import load_params, override
     from casnet.stages import ingest as stage
 
     p = load_params(params)
@@ -229,15 +239,17 @@ def data_clean(
     source: InStoreOption = Path("data/simulated"),
     out: StoreOption = Path("data/cleaned"),
     chunk_size: ChunkOption = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
     params: ParamsOption = None,
 ) -> None:
     """Remove neighbours (galclean): other sources replaced by sky samples."""
-    from casnet.config import load_params
     from casnet.stages import clean as stage
 
     p = load_params(params)
-    store = stage.run(p.clean, _store_cfg(p, chunk_size), source, out, show_progress=not quiet)
+    store = stage.run(p.clean, _store_cfg(p, chunk_size), source, out,
+                      dask=_dask_cfg(p, scheduler, workers), show_progress=not quiet)  # fmt: skip
     cat = store.catalog
     flagged = int((cat["clean_flag"] > 0).sum())
     typer.echo(
@@ -254,16 +266,18 @@ def data_measure(
         "data/measured.parquet"
     ),
     truth: Annotated[bool, typer.Option(help="Also measure the truth array (*_true).")] = True,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
     params: ParamsOption = None,
 ) -> None:
     """Conventional C and A of every stamp of a store (and of its truth images)."""
     from casnet.catalog import format_table
-    from casnet.config import load_params
     from casnet.stages import measure as stage
 
     p = load_params(params)
-    table = stage.run(p.morphology, source, out, with_truth=truth, show_progress=not quiet)
+    table = stage.run(p.morphology, source, out, with_truth=truth,
+                      dask=_dask_cfg(p, scheduler, workers), show_progress=not quiet)  # fmt: skip
     ok = int((table["flag"] == 0).sum()) if len(table) else 0
     typer.echo(f"measure: {len(table)} galaxies ({ok} without flags) -> {out}", err=True)
     if not quiet:
@@ -341,8 +355,6 @@ def benchmark_data_cmd(
 def show_params(params: ParamsOption = None) -> None:
     """Print the validated parameters (defaults filled in) as YAML."""
     import yaml
-
-    from casnet.config import load_params
 
     typer.echo(yaml.safe_dump(load_params(params).model_dump(mode="json"), sort_keys=False))
 

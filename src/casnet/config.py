@@ -21,6 +21,7 @@ from casnet.paths import project_root
 __all__ = [
     "BenchmarkConfig",
     "CleanConfig",
+    "DaskConfig",
     "IngestConfig",
     "MorphologyConfig",
     "Params",
@@ -197,7 +198,20 @@ class IngestConfig(_Section):
 class StoreConfig(_Section):
     """On-disk stamp stores (Zarr images + Parquet catalogue)."""
 
-    chunk_size: int = Field(256, ge=1, le=65536, description="galaxies per chunk (memory bound)")
+    chunk_size: int = Field(
+        64, ge=1, le=65536, description="galaxies per chunk: the memory bound and the unit of work"
+    )
+
+
+class DaskConfig(_Section):
+    """Where the parallel stages run (simulate, clean, measure)."""
+
+    scheduler: str | None = Field(
+        None, description="address of a running scheduler (tcp://host:8786); None: LocalCluster"
+    )
+    workers: int | None = Field(
+        None, ge=0, description="LocalCluster worker processes; None: all cores; 0: in-process"
+    )
 
 
 class BenchmarkConfig(_Section):
@@ -218,6 +232,7 @@ class Params(_Section):
     clean: CleanConfig = CleanConfig()
     ingest: IngestConfig = IngestConfig()
     store: StoreConfig = StoreConfig()
+    dask: DaskConfig = DaskConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
 
 

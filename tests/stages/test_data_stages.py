@@ -9,7 +9,14 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from casnet.cli import app
-from casnet.config import CleanConfig, IngestConfig, MorphologyConfig, SimulateConfig, StoreConfig
+from casnet.config import (
+    CleanConfig,
+    DaskConfig,
+    IngestConfig,
+    MorphologyConfig,
+    SimulateConfig,
+    StoreConfig,
+)
 from casnet.errors import CasnetInputError
 from casnet.morphology import COLUMNS
 from casnet.stages import clean, ingest, measure
@@ -17,19 +24,22 @@ from casnet.stages import simulate as simulate_stage
 
 runner = CliRunner()
 
+#: stages run in-process here (one test below compares with real Dask workers)
+SERIAL = DaskConfig(workers=0)
+
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim") / "store"
     cfg = SimulateConfig(n=6, mag_range=(20.0, 23.5), neighbour_fraction=1.0)
-    return simulate_stage.run(cfg, StoreConfig(chunk_size=4), out, show_progress=False)
+    return simulate_stage.run(cfg, StoreConfig(chunk_size=4), out, dask=SERIAL, show_progress=False)
 
 
 @pytest.fixture(scope="module")
 def cleaned(simulated, tmp_path_factory):
     out = tmp_path_factory.mktemp("clean") / "store"
     return clean.run(CleanConfig(), StoreConfig(chunk_size=4), simulated.path, out,
-                     show_progress=False)  # fmt: skip
+                     dask=SERIAL, show_progress=False)  # fmt: skip
 
 
 def test_clean_stage_cleans_images_and_passes_truth_through(simulated, cleaned):
@@ -48,13 +58,13 @@ def test_clean_stage_cleans_images_and_passes_truth_through(simulated, cleaned):
 
 def test_clean_stage_is_independent_of_chunking(simulated, cleaned, tmp_path):
     other = clean.run(CleanConfig(), StoreConfig(chunk_size=5), simulated.path, tmp_path / "c",
-                      show_progress=False)  # fmt: skip
+                      dask=SERIAL, show_progress=False)  # fmt: skip
     np.testing.assert_array_equal(other.array("image")[:], cleaned.array("image")[:])
 
 
 def test_measure_stage_adds_truth_columns(cleaned, tmp_path):
     table = measure.run(MorphologyConfig(), cleaned.path, tmp_path / "m.parquet",
-                        show_progress=False)  # fmt: skip
+                        dask=SERIAL, show_progress=False)  # fmt: skip
     assert len(table) == len(cleaned)
     assert set(COLUMNS) <= set(table.columns)
     assert {f"{c}_true" for c in COLUMNS} <= set(table.columns)
@@ -100,12 +110,18 @@ def test_ingest_of_nothing_usable_fails_clearly(tmp_path):
 def test_cli_data_chain_and_show(tmp_path):
     s, c, m = tmp_path / "s", tmp_path / "c", tmp_path / "m.parquet"
     assert (
-        runner.invoke(app, ["data", "simulate", "--n", "5", "--out", str(s), "-q"]).exit_code == 0
+        runner.invoke(
+            app, ["data", "simulate", "--n", "5", "--out", str(s), "-q", "--workers", "0"]
+        ).exit_code
+        == 0
     )
     assert (
-        runner.invoke(app, ["data", "clean", "--in", str(s), "--out", str(c), "-q"]).exit_code == 0
+        runner.invoke(
+            app, ["data", "clean", "--in", str(s), "--out", str(c), "-q", "--workers", "0"]
+        ).exit_code
+        == 0
     )
-    res = runner.invoke(app, ["data", "measure", "--in", str(c), "--out", str(m)])
+    res = runner.invoke(app, ["data", "measure", "--in", str(c), "--out", str(m), "--workers", "0"])
     assert res.exit_code == 0, res.output
     assert "concentration" in res.stdout
     png = tmp_path / "grid.png"

@@ -7,11 +7,14 @@ import hashlib
 import numpy as np
 import pytest
 
-from casnet.config import MorphologyConfig, SimulateConfig, StoreConfig
+from casnet.config import DaskConfig, MorphologyConfig, SimulateConfig, StoreConfig
 from casnet.morphology import measure
 from casnet.sources import simulate as sim_module
 from casnet.sources.simulate import simulate_galaxy
 from casnet.stages import simulate as stage
+
+#: stages run in-process here (one test below compares with real Dask workers)
+SERIAL = DaskConfig(workers=0)
 
 
 def _files(root):
@@ -32,15 +35,17 @@ def cfg():
 
 
 def test_same_seed_same_bytes(tmp_path, cfg):
-    a = stage.run(cfg, StoreConfig(chunk_size=3), tmp_path / "a", show_progress=False)
-    b = stage.run(cfg, StoreConfig(chunk_size=3), tmp_path / "b", show_progress=False)
+    a = stage.run(cfg, StoreConfig(chunk_size=3), tmp_path / "a", dask=SERIAL, show_progress=False)
+    b = stage.run(cfg, StoreConfig(chunk_size=3), tmp_path / "b", dask=SERIAL, show_progress=False)
     assert _files(a.path) == _files(b.path)
 
 
 def test_chunking_does_not_change_stamps(tmp_path, cfg):
     # the store written in chunks of 2 holds exactly what simulate_galaxy gives galaxy by galaxy
     # (the property that makes parallel workers produce the serial result)
-    store = stage.run(cfg, StoreConfig(chunk_size=2), tmp_path / "s", show_progress=False)
+    store = stage.run(
+        cfg, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False
+    )
     for i in (0, 3, 6):
         g = simulate_galaxy(i, cfg)
         np.testing.assert_array_equal(store.array("image")[i], g.image)
@@ -51,7 +56,9 @@ def test_chunking_does_not_change_stamps(tmp_path, cfg):
 
 
 def test_interrupted_run_resumes_to_identical_store(tmp_path, cfg, monkeypatch):
-    reference = stage.run(cfg, StoreConfig(chunk_size=2), tmp_path / "ref", show_progress=False)
+    reference = stage.run(
+        cfg, StoreConfig(chunk_size=2), tmp_path / "ref", dask=SERIAL, show_progress=False
+    )
     real = sim_module.simulate_galaxy
     calls = []
     killed = []
@@ -65,10 +72,10 @@ def test_interrupted_run_resumes_to_identical_store(tmp_path, cfg, monkeypatch):
 
     monkeypatch.setattr(stage, "simulate_galaxy", flaky)
     with pytest.raises(_Killed):
-        stage.run(cfg, StoreConfig(chunk_size=2), tmp_path / "s", show_progress=False)
+        stage.run(cfg, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False)
     assert not (tmp_path / "s").exists()
     calls.clear()
-    stage.run(cfg, StoreConfig(chunk_size=2), tmp_path / "s", show_progress=False)
+    stage.run(cfg, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False)
     assert calls == [4, 5, 6]  # chunks 0-1 and 2-3 were committed and not redone
     assert _files(tmp_path / "s") == _files(reference.path)
 

@@ -5,13 +5,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from casnet.clean import galaxy_rng, galclean
-from casnet.config import CleanConfig, StoreConfig
+from casnet.config import CleanConfig, DaskConfig, StoreConfig
+from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
 from casnet.store import StampStore, StoreWriter
 
-__all__ = ["run"]
+__all__ = ["clean_chunk", "run"]
+
+
+def clean_chunk(
+    cfg: CleanConfig, source: str, start: int, stop: int
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Clean galaxies ``start .. stop - 1`` of the store ``source`` (read here, on the worker)."""
+    src = StampStore(source)
+    cat = src.catalog.iloc[start:stop].reset_index(drop=True)
+    arrays = {n: np.asarray(src.array(n)[start:stop]) for n in src.array_names}
+    cleaned = np.empty_like(arrays["image"])
+    extra: dict[str, list] = {k: [] for k in ("replaced_fraction", "flag", "reasons", "sky_mean",
+                                              "sky_sigma")}  # fmt: skip
+    for k, gid in enumerate(cat["galaxy_id"].astype(str)):
+        res = galclean(arrays["image"][k], config=cfg, rng=galaxy_rng(cfg.seed, gid))
+        cleaned[k] = res.image
+        extra["replaced_fraction"].append(res.replaced_fraction)
+        extra["flag"].append(res.flag)
+        extra["reasons"].append(res.flag_reasons)
+        extra["sky_mean"].append(res.sky_mean)
+        extra["sky_sigma"].append(res.sky_sigma)
+    rows = cat.assign(**{f"clean_{k}": v for k, v in extra.items()})
+    return rows, {**arrays, "image": cleaned}
 
 
 def run(
@@ -20,6 +44,7 @@ def run(
     source: str | Path,
     out: str | Path,
     *,
+    dask: DaskConfig | None = None,
     show_progress: bool = True,
 ) -> StampStore:
     """Clean the ``image`` array of ``source`` into ``out``; side arrays (``truth``) pass through.
@@ -28,33 +53,23 @@ def run(
     ``clean_sky_mean``, ``clean_sky_sigma``. Each galaxy's replacement draws come from a stream
     seeded by ``(clean.seed, galaxy_id)``, so the result does not depend on chunking or workers.
     """
+    dask = dask or DaskConfig()
     src = StampStore(source)
-    names = src.array_names
+    n, step = len(src), store.chunk_size
     writer = StoreWriter(
         out,
         stamp_shape=src.stamp_shape,
-        arrays=names,
-        chunk_size=store.chunk_size,
+        arrays=src.array_names,
+        chunk_size=step,
         meta={"stage": "clean", "source": str(source), "params": cfg.model_dump(mode="json")},
     )
-    with writer, progress_bar(len(src), desc="clean", initial=writer.inputs_done,
-                              enabled=show_progress) as bar:  # fmt: skip
-        for chunk in src.iter_chunks(names, chunk_size=store.chunk_size):
-            if chunk.start + len(chunk) <= writer.inputs_done:
-                continue  # committed by an interrupted run
-            cleaned = np.empty_like(chunk.arrays["image"])
-            extra = {k: [] for k in ("replaced_fraction", "flag", "reasons", "sky_mean",
-                                     "sky_sigma")}  # fmt: skip
-            for k, gid in enumerate(chunk.catalog["galaxy_id"].astype(str)):
-                res = galclean(chunk.arrays["image"][k], config=cfg,
-                               rng=galaxy_rng(cfg.seed, gid))  # fmt: skip
-                cleaned[k] = res.image
-                extra["replaced_fraction"].append(res.replaced_fraction)
-                extra["flag"].append(res.flag)
-                extra["reasons"].append(res.flag_reasons)
-                extra["sky_mean"].append(res.sky_mean)
-                extra["sky_sigma"].append(res.sky_sigma)
-                bar.update()
-            rows = chunk.catalog.assign(**{f"clean_{k}": v for k, v in extra.items()})
-            writer.append(rows, {**chunk.arrays, "image": cleaned})
+    items = [(cfg, str(source), lo, min(lo + step, n)) for lo in range(writer.inputs_done, n, step)]
+    with (
+        writer,
+        progress_bar(n, desc="clean", initial=writer.inputs_done, enabled=show_progress) as bar,
+        executor(dask.scheduler, dask.workers if items else 0) as client,
+    ):
+        for rows, arrays in map_ordered(client, clean_chunk, items):
+            writer.append(rows, arrays)
+            bar.update(len(rows))
     return StampStore(out)

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from casnet.config import MorphologyConfig
+from casnet.config import DaskConfig, MorphologyConfig
 from casnet.morphology import measure
+from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
 from casnet.store import StampStore
 
-__all__ = ["measure_chunk", "run"]
+__all__ = ["measure_chunk", "measure_store_chunk", "run"]
 
 
 def measure_chunk(
@@ -44,31 +45,49 @@ def measure_chunk(
     return pd.DataFrame(rows)
 
 
+def measure_store_chunk(
+    cfg: MorphologyConfig, store: str, start: int, stop: int, with_truth: bool
+) -> pd.DataFrame:
+    """Measure galaxies ``start .. stop - 1`` of ``store`` (read here, on the worker)."""
+    src = StampStore(store)
+    cat = src.catalog.iloc[start:stop]
+    truth = None
+    if with_truth and "truth" in src.array_names:
+        truth = np.asarray(src.array("truth")[start:stop])
+    return measure_chunk(
+        np.asarray(src.array("image")[start:stop]),
+        cat["galaxy_id"].astype(str).tolist(),
+        cfg,
+        truth=truth,
+        truth_sigma=cat["sky_sigma"].to_numpy() if "sky_sigma" in cat else None,
+    )
+
+
 def run(
     cfg: MorphologyConfig,
     store: str | Path,
     out: str | Path,
     *,
     with_truth: bool = True,
+    dask: DaskConfig | None = None,
     show_progress: bool = True,
 ) -> pd.DataFrame:
-    """Measure every galaxy of ``store`` and write the table to ``out`` (Parquet, atomic)."""
+    """Measure every galaxy of ``store`` and write the table to ``out`` (Parquet, atomic).
+
+    Chunks (the store's) run on Dask (``dask``; default a LocalCluster).
+    """
+    dask = dask or DaskConfig()
     src = StampStore(store)
-    names = ["image"] + (["truth"] if with_truth and "truth" in src.array_names else [])
+    n, step = len(src), src.chunk_size
+    items = [(cfg, str(store), lo, min(lo + step, n), with_truth) for lo in range(0, n, step)]
     parts = []
-    with progress_bar(len(src), desc="measure", enabled=show_progress) as bar:
-        for chunk in src.iter_chunks(names):
-            sigma = chunk.catalog["sky_sigma"].to_numpy() if "sky_sigma" in chunk.catalog else None
-            parts.append(
-                measure_chunk(
-                    chunk.arrays["image"],
-                    chunk.catalog["galaxy_id"].astype(str).tolist(),
-                    cfg,
-                    truth=chunk.arrays.get("truth"),
-                    truth_sigma=sigma,
-                )
-            )
-            bar.update(len(chunk))
+    with (
+        progress_bar(n, desc="measure", enabled=show_progress) as bar,
+        executor(dask.scheduler, dask.workers if items else 0) as client,
+    ):
+        for part in map_ordered(client, measure_store_chunk, items):
+            parts.append(part)
+            bar.update(len(part))
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"galaxy_id": []})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Stage ``simulate``: GalSim stamps (+ noiseless truth) into a store."""
+"""Stage ``simulate``: GalSim stamps (+ noiseless truth) into a store, chunks in parallel."""
 
 from __future__ import annotations
 
@@ -6,47 +6,62 @@ from pathlib import Path
 
 import numpy as np
 
-from casnet.config import SimulateConfig, StoreConfig
+from casnet.config import DaskConfig, SimulateConfig, StoreConfig
+from casnet.parallel import executor, map_ordered
 from casnet.sources.simulate import simulate_galaxy
 from casnet.stages._common import progress_bar
 from casnet.store import StampStore, StoreWriter
 
-__all__ = ["run"]
+__all__ = ["run", "simulate_chunk"]
+
+
+def simulate_chunk(sim: SimulateConfig, lo: int, hi: int) -> tuple[list[dict], dict]:
+    """Galaxies ``lo .. hi - 1``: catalogue rows and the ``image`` / ``truth`` stacks."""
+    gals = [simulate_galaxy(i, sim) for i in range(lo, hi)]
+    rows = [
+        {"galaxy_id": g.galaxy_id, "index": g.index, "seed": sim.seed, "sky_sigma": g.sky_sigma,
+         **g.params}
+        for g in gals
+    ]  # fmt: skip
+    arrays = {
+        "image": np.stack([g.image for g in gals]),
+        "truth": np.stack([g.truth for g in gals]),
+    }
+    return rows, arrays
 
 
 def run(
-    sim: SimulateConfig, store: StoreConfig, out: str | Path, *, show_progress: bool = True
+    sim: SimulateConfig,
+    store: StoreConfig,
+    out: str | Path,
+    *,
+    dask: DaskConfig | None = None,
+    show_progress: bool = True,
 ) -> StampStore:
     """Simulate ``sim.n`` galaxies into the store ``out`` (arrays ``image`` and ``truth``).
 
     Catalogue columns: ``galaxy_id``, ``index``, ``seed``, ``sky_sigma`` and every drawn
-    parameter (``kind``, ``mag``, ``r_half_px``, ``z``, ``bt``, ``n_bulge``, ...).
-    A rerun after an interruption resumes after the last committed chunk.
+    parameter (``kind``, ``mag``, ``r_half_px``, ``z``, ``bt``, ``n_bulge``, ...). Chunks run on
+    Dask (``dask``; default a LocalCluster); a rerun after an interruption resumes after the last
+    committed chunk.
     """
-    size = sim.stamp_size
+    dask = dask or DaskConfig()
+    size, step = sim.stamp_size, store.chunk_size
     writer = StoreWriter(
         out,
         stamp_shape=(size, size),
         arrays=("image", "truth"),
-        chunk_size=store.chunk_size,
+        chunk_size=step,
         meta={"stage": "simulate", "params": sim.model_dump(mode="json")},
     )
-    with writer, progress_bar(sim.n, desc="simulate", initial=writer.inputs_done,
-                              enabled=show_progress) as bar:  # fmt: skip
-        for lo in range(writer.inputs_done, sim.n, store.chunk_size):
-            hi = min(lo + store.chunk_size, sim.n)
-            gals = []
-            for i in range(lo, hi):
-                gals.append(simulate_galaxy(i, sim))
-                bar.update()
-            rows = [
-                {"galaxy_id": g.galaxy_id, "index": g.index, "seed": sim.seed,
-                 "sky_sigma": g.sky_sigma, **g.params}
-                for g in gals
-            ]  # fmt: skip
-            arrays = {
-                "image": np.stack([g.image for g in gals]),
-                "truth": np.stack([g.truth for g in gals]),
-            }
+    items = [(sim, lo, min(lo + step, sim.n)) for lo in range(writer.inputs_done, sim.n, step)]
+    with (
+        writer,
+        progress_bar(sim.n, desc="simulate", initial=writer.inputs_done,
+                     enabled=show_progress) as bar,
+        executor(dask.scheduler, dask.workers if items else 0) as client,
+    ):  # fmt: skip
+        for rows, arrays in map_ordered(client, simulate_chunk, items):
             writer.append(rows, arrays)
+            bar.update(len(rows))
     return StampStore(out)
