@@ -21,7 +21,8 @@ import numpy as np
 
 from casnet.config import MorphologyConfig, SimulateConfig
 from casnet.morphology import measure
-from casnet.morphology.segmentation import segment
+from casnet.morphology.measure import detect_target
+from casnet.morphology.sky import rough_sky
 from casnet.sources.simulate import simulate
 
 __all__ = [
@@ -124,12 +125,8 @@ def benchmark_measure(
         if not np.isfinite(res.sky_mean) or not res.sky_sigma > 0:
             continue
         data = img - res.sky_mean
-        seg = segment(
-            data,
-            threshold=morph.detect_nsigma * res.sky_sigma,
-            npixels=morph.detect_npixels,
-            smooth_fwhm=morph.smooth_fwhm,
-        )
+        # exactly the detection measure() used (same first-pass sky), so both codes see one target
+        seg = detect_target(img, rough_sky(img), morph)
         if seg.target == 0:
             continue
         with warnings.catch_warnings():

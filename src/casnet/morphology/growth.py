@@ -90,6 +90,10 @@ def fill_masked(image: np.ndarray, mask: np.ndarray, radius: np.ndarray) -> np.n
     total = np.bincount(ring[good], weights=image[good], minlength=n)
     count = np.bincount(ring[good], minlength=n)
     mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
+    if (count == 0).any() and (count > 0).any():
+        # rings with no unmasked pixel (a masked core): interpolate the profile, not zeros
+        rings = np.arange(n)
+        mean = np.interp(rings, rings[count > 0], mean[count > 0])
     out = image.copy()
     out[mask] = mean[ring[mask]]
     return out

@@ -19,13 +19,13 @@ from casnet.morphology.concentration import concentration, light_radii
 from casnet.morphology.flags import Flag, FlagCollector
 from casnet.morphology.growth import fill_masked, growth_curve
 from casnet.morphology.petrosian import petrosian_radius
-from casnet.morphology.segmentation import segment
+from casnet.morphology.segmentation import Segmentation, segment
 from casnet.morphology.shape import elliptical_radius, second_moments
 from casnet.morphology.sky import Sky, rough_sky, sky_background
 from casnet.morphology.snr import snr_petrosian
 from casnet.morphology.uncertainty import asymmetry_error, concentration_error
 
-__all__ = ["COLUMNS", "Measurement", "measure"]
+__all__ = ["COLUMNS", "Measurement", "detect_target", "measure"]
 
 _NAN = float("nan")
 #: the second sky pass needs this many sky pixels, else the first (clipped, unmasked) pass is kept
@@ -90,7 +90,11 @@ def _failed(flags: FlagCollector, sky: Sky | None = None, **known: float) -> Mea
 def _as_image(image: object, mask: object, flags: FlagCollector, min_size: int):
     """Validate the inputs; return (float image, invalid-pixel mask) or None with a fatal flag."""
     try:
-        arr = np.array(image, dtype=np.float64)
+        raw = np.asarray(image)
+        if np.iscomplexobj(raw):
+            flags.add(Flag.BAD_INPUT, "image is complex; pass a real array (e.g. its .real part)")
+            return None
+        arr = np.array(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         flags.add(Flag.BAD_INPUT, f"image is not numeric ({exc})")
         return None
@@ -118,6 +122,27 @@ def _as_image(image: object, mask: object, flags: FlagCollector, min_size: int):
         )
     arr[invalid] = 0.0
     return arr, invalid
+
+
+def detect_target(
+    image: np.ndarray, sky: Sky, cfg: MorphologyConfig, *, invalid: np.ndarray | None = None
+) -> Segmentation:
+    """The detection step of :func:`measure`: segments of ``image`` and its target.
+
+    Public so that comparisons (the statmorph benchmark) can hand another code exactly the
+    segmentation casnet measured with.
+    """
+    return segment(
+        image - sky.mean,
+        threshold=cfg.detect_nsigma * sky.sigma,
+        npixels=cfg.detect_npixels,
+        smooth_fwhm=cfg.smooth_fwhm,
+        mask=invalid,
+        deblend=cfg.deblend,
+        nlevels=cfg.deblend_nlevels,
+        contrast=cfg.deblend_contrast,
+        max_distance=cfg.target_radius,
+    )
 
 
 def measure(
@@ -166,22 +191,14 @@ def measure(
             sky = sky_background(
                 arr, mask=invalid, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
             )
-    if not (sky.sigma > 0 and np.isfinite(sky.mean)):
+    # A sigma at float-rounding level of the pixel values is a constant image, not noise.
+    scale = float(np.max(np.abs(arr[~invalid])))
+    if not (sky.sigma > 1e-10 * scale and np.isfinite(sky.mean)):
         flags.add(Flag.SKY_FAILED, "sky sigma is zero or undefined (constant image?)")
         return _failed(flags, sky)
 
     # 2. Segmentation and the target.
-    seg = segment(
-        arr - sky.mean,
-        threshold=cfg.detect_nsigma * sky.sigma,
-        npixels=cfg.detect_npixels,
-        smooth_fwhm=cfg.smooth_fwhm,
-        mask=invalid,
-        deblend=cfg.deblend,
-        nlevels=cfg.deblend_nlevels,
-        contrast=cfg.deblend_contrast,
-        max_distance=cfg.target_radius,
-    )
+    seg = detect_target(arr, sky, cfg, invalid=invalid)
     if seg.target == 0:
         flags.add(
             Flag.NO_SOURCE,

@@ -47,14 +47,20 @@ def petrosian_radius(
         return float("nan")
     grid = np.arange(_R_MIN, r_hi, 0.25)
     values = petrosian_eta(curve, grid, inner=inner, outer=outer) - eta
-    below = np.flatnonzero(values <= 0)
+    # eta is undefined (0/0) where an annulus or the inside holds no light: such grid points
+    # cannot bracket the root, so the first crossing is sought between finite neighbours only.
+    finite = np.isfinite(values)
+    below = np.flatnonzero(finite & (values <= 0))
     if below.size == 0:
         return float("nan")
     k = int(below[0])
-    if k == 0:
-        return float(grid[0])
+    if k == 0 or not finite[k - 1]:
+        return float(grid[k])
 
     def f(r: float) -> float:
         return float(petrosian_eta(curve, r, inner=inner, outer=outer)) - eta
 
-    return float(brentq(f, grid[k - 1], grid[k], xtol=1e-4))
+    lo, hi = float(grid[k - 1]), float(grid[k])
+    if not (np.isfinite(f(lo)) and np.isfinite(f(hi))):
+        return hi
+    return float(brentq(f, lo, hi, xtol=1e-4))

@@ -18,8 +18,9 @@ from scipy import ndimage
 __all__ = ["Segmentation", "segment", "select_target"]
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-#: two segments whose distances to the centre differ by less than this (px) are equally close
-_TIE_PX = 1.0
+#: two segments whose centres' distances to the stamp centre differ by less than this (px) are
+#: equally close
+_TIE_PX = 2.0
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ def select_target(
     -------
     (label, ambiguous)
         ``label`` is 0 when there is no (close enough) segment. ``ambiguous`` is True when the
-        centre pixel lies on no segment and a second segment is within 1 px as close as the
-        chosen one.
+        centre pixel lies on no segment and another segment's centre is within 2 px as close to
+        ``centre`` as the chosen one's.
     """
     ny, nx = labels.shape
     xc, yc = centre if centre is not None else ((nx - 1) / 2.0, (ny - 1) / 2.0)
@@ -99,8 +100,14 @@ def select_target(
         cx, cy = xx[members].mean(), yy[members].mean()
         if (cx - xc) ** 2 + (cy - yc) ** 2 > max_distance**2:
             return 0, False
-    ambiguous = n > 2 and np.isfinite(best[order[1]])
-    ambiguous = bool(ambiguous and np.sqrt(best[order[1]]) - np.sqrt(best[first]) < _TIE_PX)
+    # Ambiguous when another segment's centre is about as close to the stamp centre as the
+    # target's: centres (mean pixel positions) are stable against noise, segment edges are not.
+    counts = np.bincount(lab, minlength=n)
+    mx = np.bincount(lab, weights=xx, minlength=n) / np.maximum(counts, 1)
+    my = np.bincount(lab, weights=yy, minlength=n) / np.maximum(counts, 1)
+    dist = np.where(counts > 0, np.hypot(mx - xc, my - yc), np.inf)
+    others = np.delete(dist, first)
+    ambiguous = bool(others.size and np.min(others) - dist[first] < _TIE_PX)
     return first, ambiguous
 
 

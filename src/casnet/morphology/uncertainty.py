@@ -21,14 +21,15 @@ def _radius_error(curve: GrowthCurve, r: float, sky_sigma: float, gain: float | 
     """Error on a light radius: the Poisson/sky error of the enclosed light over the slope dL/dr."""
     if not r > 0:
         return float("nan")
-    var = curve.area_at(r) * sky_sigma**2
+    # hypot, not sums of squares: images in any unit (1e-200 or 1e200) must not over/underflow
+    noise = math.sqrt(float(curve.area_at(r))) * sky_sigma
     if gain:
-        var += max(float(curve.flux_at(r)), 0.0) / gain
+        noise = math.hypot(noise, math.sqrt(max(float(curve.flux_at(r)), 0.0) / gain))
     h = 0.5  # px: slope over one pixel, smooth against sub-pixel steps of the curve
     slope = (curve.flux_at(r + h) - curve.flux_at(max(r - h, 0.0))) / (r + h - max(r - h, 0.0))
     if not slope > 0:
         return float("nan")
-    return float(np.sqrt(var) / slope)
+    return float(noise / slope)
 
 
 def concentration_error(
@@ -63,11 +64,15 @@ def asymmetry_error(
     """
     if not (n_pixels > 0 and abs_flux > 0 and sky_sigma >= 0):
         return float("nan")
-    var = n_pixels * sky_sigma**2
+    # everything relative to S = abs_flux before combining (hypot): no squares of raw fluxes,
+    # which over/underflow for images in extreme units
+    noise = math.sqrt(n_pixels) * (sky_sigma / abs_flux)
     if gain and flux_for_poisson > 0:
-        var += flux_for_poisson / gain
-    err2 = var * (4.0 + asym_raw**2) / abs_flux**2
+        noise = math.hypot(noise, math.sqrt(flux_for_poisson / gain) / abs_flux)
+    err = noise * math.sqrt(4.0 + asym_raw**2)
     if cell_values is not None and cell_values.size > 1:
-        bkg_err = math.sqrt(math.pi / 2) * float(np.std(cell_values)) / math.sqrt(cell_values.size)
-        err2 += (n_pixels * bkg_err / abs_flux) ** 2
-    return float(math.sqrt(err2))
+        scale = float(np.max(np.abs(cell_values))) or 1.0
+        spread = float(np.std(cell_values / scale)) * scale
+        bkg_err = math.sqrt(math.pi / 2) * spread / math.sqrt(cell_values.size)
+        err = math.hypot(err, n_pixels * (bkg_err / abs_flux))
+    return float(err)
