@@ -85,6 +85,9 @@ class MorphologyConfig(_Section):
     subsample: int = Field(
         4, ge=1, le=16, description="sub-pixels per pixel side for the curve of growth"
     )
+    subsample_radius: float = Field(
+        15.0, ge=0.0, description="pixels beyond this radius (px) are split 2x2 only (cost)"
+    )
     interpolation_order: Literal[1, 3] = Field(
         3, description="spline order of the 180-degree rotation (MFMTK: cubic)"
     )

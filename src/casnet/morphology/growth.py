@@ -107,6 +107,7 @@ def growth_curve(
     q: float,
     pa: float,
     subsample: int = 4,
+    subsample_radius: float = 15.0,
     dr: float = 0.1,
 ) -> GrowthCurve:
     """Curve of growth of ``image`` on ellipses centred at ``(x0, y0)``.
@@ -121,6 +122,10 @@ def growth_curve(
         Axis ratio and position angle (radians, counter-clockwise from +x).
     subsample : int
         Sub-pixels per pixel side; the flux of a pixel is shared equally among them.
+    subsample_radius : float
+        Pixels farther than this (px, elliptical radius) are split 2x2 only: out there a pixel is
+        a thin slice of a wide ring, and the finer split changes the enclosed area by < 0.3% for
+        ~2.5x the cost. Border pixels are always fully split (for the inscribed radius).
     dr : float
         Radial step (px) of the returned curve.
 
@@ -130,7 +135,14 @@ def growth_curve(
         Covering every pixel of the stamp.
     """
     flux, area, r_inside = _accumulate(
-        np.ascontiguousarray(image, dtype=np.float64), x0, y0, q, pa, subsample, dr
+        np.ascontiguousarray(image, dtype=np.float64),
+        x0,
+        y0,
+        q,
+        pa,
+        subsample,
+        dr,
+        subsample_radius,
     )
     n = int(np.flatnonzero(area)[-1]) + 1  # up to the stamp's outermost sub-pixel
     radii = np.arange(n) * dr
@@ -138,9 +150,12 @@ def growth_curve(
 
 
 @numba.njit(cache=True)
-def _accumulate(image, x0: float, y0: float, q: float, pa: float, subsample: int, dr: float):
-    """Flux and area per radial bin ``(k - 1) dr < r <= k dr`` of the sub-pixels, and the largest
-    radius whose ellipse stays inside the stamp (the smallest radius on the border)."""
+def _accumulate(
+    image, x0: float, y0: float, q: float, pa: float, subsample: int, dr: float, r_sub: float
+):
+    """Flux and area per radial bin ``(k - 1) dr < r <= k dr`` of the sub-pixels (2x2 only for
+    pixels beyond ``r_sub`` and off the border), and the largest radius whose ellipse stays
+    inside the stamp (the smallest radius on the border)."""
     ny, nx = image.shape
     c = math.cos(pa)
     s = math.sin(pa)
@@ -154,22 +169,37 @@ def _accumulate(image, x0: float, y0: float, q: float, pa: float, subsample: int
     nbin = math.ceil(r_max / dr) + 2
     flux = np.zeros(nbin)
     area = np.zeros(nbin)
-    w = 1.0 / (subsample * subsample)
     r_inside = np.inf
+    # a pixel's corners lie within 0.71 / q of its centre in elliptical radius: pixels that may
+    # straddle r_sub are split, so the curve inside r_sub is exactly the sub-sampled one
+    reach = 0.71 / q
     for j in range(ny):
-        for a in range(subsample):
-            dy = j + (a + 0.5) / subsample - 0.5 - y0
-            edge_y = (j == 0 and a == 0) or (j == ny - 1 and a == subsample - 1)
-            for i in range(nx):
-                f = image[j, i] * w
-                for b in range(subsample):
-                    dx = i + (b + 0.5) / subsample - 0.5 - x0
+        for i in range(nx):
+            border = j == 0 or j == ny - 1 or i == 0 or i == nx - 1
+            dx0 = i - x0
+            dy0 = j - y0
+            u0 = dx0 * c + dy0 * s
+            v0 = (-dx0 * s + dy0 * c) / q
+            r0 = math.sqrt(u0 * u0 + v0 * v0)
+            # far out a pixel is a thin slice of a wide ring: 2x2 samples are enough there
+            sub = subsample if (r0 <= r_sub + reach or border) else min(subsample, 2)
+            ws = 1.0 / (sub * sub)
+            f = image[j, i] * ws
+            for a in range(sub):
+                dy = dy0 + (a + 0.5) / sub - 0.5
+                for b in range(sub):
+                    dx = dx0 + (b + 0.5) / sub - 0.5
                     u = dx * c + dy * s
                     v = (-dx * s + dy * c) / q
                     r = math.sqrt(u * u + v * v)
                     k = math.ceil(r / dr)
                     flux[k] += f
-                    area[k] += w
-                    if edge_y or (i == 0 and b == 0) or (i == nx - 1 and b == subsample - 1):
+                    area[k] += ws
+                    if border and (
+                        (j == 0 and a == 0)
+                        or (j == ny - 1 and a == sub - 1)
+                        or (i == 0 and b == 0)
+                        or (i == nx - 1 and b == sub - 1)
+                    ):
                         r_inside = min(r_inside, r)
     return flux, area, r_inside

@@ -235,7 +235,13 @@ def measure(
     # 4. Curve of growth (neighbours filled azimuthally) and the Petrosian radius.
     filled = fill_masked(np.where(excluded, 0.0, img), excluded, radius)
     curve = growth_curve(
-        filled, x0=shape.x, y0=shape.y, q=shape.q, pa=shape.pa, subsample=cfg.subsample
+        filled,
+        x0=shape.x,
+        y0=shape.y,
+        q=shape.q,
+        pa=shape.pa,
+        subsample=cfg.subsample,
+        subsample_radius=cfg.subsample_radius,
     )
     r_p = petrosian_radius(curve, eta=cfg.eta, inner=cfg.annulus_inner, outer=cfg.annulus_outer)
     if not r_p > 0:
