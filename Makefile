@@ -15,15 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-DEMO_N ?= 64
-
-## demo: simulate, clean and measure a demo-sized set; FITS stamps measured from the CLI too
+## demo: the data pipeline at demo scale (dvc repro: simulate -> clean -> measure -> select ->
+## split -> augment), its metrics and figures; then C and A of FITS stamps from the CLI
 demo: $(STAMP)
-	$(BIN)/casnet data simulate --n $(DEMO_N) --out $(DEMO)/simulated
-	$(BIN)/casnet data clean --in $(DEMO)/simulated --out $(DEMO)/cleaned
-	$(BIN)/casnet data measure --in $(DEMO)/cleaned --out $(DEMO)/measured.parquet
-	$(BIN)/casnet show $(DEMO)/cleaned --measurements $(DEMO)/measured.parquet \
-	    --sort asymmetry --n 16 --out $(DEMO)/grid_asymmetry.png
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show
+	@echo "figures: $$(ls plots/*.png | tr '\n' ' ')"
+	$(BIN)/casnet show data/selected --sort label_asymmetry --n 16 --out plots/grid_selected.png
 	$(BIN)/casnet stamps --n 6 --out $(DEMO)/stamps
 	$(BIN)/casnet measure $(DEMO)/stamps
 

@@ -78,10 +78,10 @@ def test_config_error_is_a_value_error():
 
 
 def test_override_validates_like_the_file():
-    from casnet.config import SimulateConfig, override
+    from casnet.config import DataConfig, override
 
-    cfg = SimulateConfig()
-    assert override(cfg, n=5, seed=None).n == 5
+    cfg = DataConfig()
+    assert override(cfg, n_galaxies=5, source=None).n_galaxies == 5
     assert override(cfg) is cfg
-    with pytest.raises(CasnetConfigError, match="n = 0"):
-        override(cfg, n=0)
+    with pytest.raises(CasnetConfigError, match="n_galaxies = 0"):
+        override(cfg, n_galaxies=0)

@@ -56,5 +56,5 @@ def test_tabulated_psf_file_is_used(tmp_path):
     star = psf.drawImage(nx=41, ny=41, scale=0.06, method="no_pixel").array
     # second-moment FWHM of the redrawn PSF ~ 0.5" within 5% (interpolation + pixel sampling)
     assert galsim.Image(star, scale=0.06).calculateFWHM() == pytest.approx(0.5, rel=0.05)
-    g = simulate_galaxy(0, cfg.model_copy(update={"n": 1}))
+    g = simulate_galaxy(0, cfg)
     assert np.isfinite(g.image).all()

@@ -209,7 +209,7 @@ p = load_params()
 store = p.store.model_copy(update={"chunk_size": chunk})
 t0 = time.perf_counter()
 if stage == "simulate":
-    simulate.run(p.simulate.model_copy(update={"n": n}), store, out, show_progress=False)
+    simulate.run(p.simulate, n, store, out, show_progress=False)
 else:
     clean.run(p.clean, store, src, out, show_progress=False)
 dt = time.perf_counter() - t0

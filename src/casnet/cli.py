@@ -102,7 +102,7 @@ def measure(
 @app.command()
 def stamps(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the FITS stamps.")],
-    n: Annotated[int | None, typer.Option(help="How many (default: simulate.n).")] = None,
+    n: Annotated[int, typer.Option(help="How many stamps.")] = 12,
     seed: Annotated[int | None, typer.Option(help="Master seed (default: simulate.seed).")] = None,
     params: ParamsOption = None,
 ) -> None:
@@ -113,8 +113,10 @@ def stamps(
     from casnet.fitsio import write_image
     from casnet.sources.simulate import simulate
 
-    cfg = override(load_params(params).simulate, n=n, seed=seed)
-    count = cfg.n
+    cfg = override(load_params(params).simulate, seed=seed)
+    count = n
+    if count < 1:
+        raise _fail(f"--n must be >= 1, got {count}", 2)
     out.mkdir(parents=True, exist_ok=True)
     for g in tqdm(simulate(cfg, n=count), total=count, desc="stamps", file=sys.stderr):
         header = fits.Header()
@@ -189,7 +191,7 @@ def _store_cfg(params, chunk_size: int | None):
 @data_app.command("simulate")
 def data_simulate(
     out: StoreOption = Path("data/simulated"),
-    n: Annotated[int | None, typer.Option(help="Galaxies (default: simulate.n).")] = None,
+    n: Annotated[int | None, typer.Option(help="Galaxies (default: data.n_galaxies).")] = None,
     seed: Annotated[int | None, typer.Option(help="Master seed (default: simulate.seed).")] = None,
     chunk_size: ChunkOption = None,
     scheduler: SchedulerOption = None,
@@ -201,10 +203,36 @@ def data_simulate(
     from casnet.stages import simulate as stage
 
     p = load_params(params)
-    sim = override(p.simulate, n=n, seed=seed)
-    store = stage.run(sim, _store_cfg(p, chunk_size), out, dask=_dask_cfg(p, scheduler, workers),
-                      show_progress=not quiet)  # fmt: skip
+    sim = override(p.simulate, seed=seed)
+    count = override(p.data, n_galaxies=n).n_galaxies
+    store = stage.run(sim, count, _store_cfg(p, chunk_size), out,
+                      dask=_dask_cfg(p, scheduler, workers), show_progress=not quiet)  # fmt: skip
     typer.echo(f"simulate: {len(store)} galaxies -> {out}", err=True)
+
+
+@data_app.command("source")
+def data_source(
+    out: StoreOption = Path("data/raw"),
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """The pipeline's first stage: simulate or ingest, as data.source says (params.yaml)."""
+    p = load_params(params)
+    d = p.data
+    if d.source == "simulate":
+        from casnet.stages import simulate as stage
+
+        dask = _dask_cfg(p, scheduler, workers)
+        store = stage.run(p.simulate, d.n_galaxies, p.store, out, dask=dask,
+                          show_progress=not quiet)  # fmt: skip
+    else:
+        from casnet.stages import ingest as stage
+
+        store = stage.run(p.ingest, p.store, list(d.input), out, catalog=d.catalog,
+                          labels=d.labels, show_progress=not quiet)  # fmt: skip
+    typer.echo(f"source ({d.source}): {len(store)} galaxies -> {out}", err=True)
 
 
 @data_app.command("ingest")
@@ -286,6 +314,104 @@ def data_measure(
         typer.echo(format_table(table[cols].head(20).to_dict("records"), cols))
         if len(table) > 20:
             typer.echo(f"... {len(table) - 20} more rows in {out}")
+
+
+MetricsOption = Annotated[Path | None, typer.Option(help="Write the stage metrics (JSON) here.")]
+PlotsOption = Annotated[Path | None, typer.Option(help="Write the stage's figures (PNG) here.")]
+
+
+def _report(stage: str, metrics: dict, path: Path | None) -> None:
+    import json
+
+    from casnet.stages._common import write_metrics
+
+    if path is not None:
+        write_metrics(path, metrics)
+    typer.echo(f"{stage}: " + json.dumps(metrics, sort_keys=True), err=True)
+
+
+@data_app.command("select")
+def data_select(
+    source: InStoreOption = Path("data/cleaned"),
+    measurements: Annotated[Path, typer.Option(help="Parquet from 'casnet data measure'.")] = Path(
+        "data/measured.parquet"
+    ),
+    out: StoreOption = Path("data/selected"),
+    metrics: MetricsOption = None,
+    plots: PlotsOption = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """Cuts (SNR_p, R_p, flags), then crop 60x60 + normalise; removed galaxies in rejects."""
+    import numpy as np
+
+    from casnet.stages import select as stage
+
+    p = load_params(params)
+    store, m = stage.run(p.select, p.store, source, measurements, out, show_progress=not quiet)
+    _report("select", m, metrics)
+    if plots is not None:
+        from casnet.figures import mag_size, stamp_grid
+        from casnet.store import StampStore
+
+        cat = StampStore(source).catalog
+        if {"mag", "r_half_px"} <= set(cat.columns):
+            chosen = cat["galaxy_id"].isin(store.catalog["galaxy_id"]).to_numpy()
+            mag_size(cat["mag"].to_numpy(), cat["r_half_px"].to_numpy(), chosen,
+                     plots / "mag_size.png")  # fmt: skip
+        sel = store.catalog
+        for key, name in (("label_concentration", "high_c"), ("label_asymmetry", "high_a")):
+            if len(sel) == 0:
+                break
+            top = np.argsort(-sel[key].to_numpy())[:16]
+            titles = [f"{sel.galaxy_id[i]}\nC={sel.label_concentration[i]:.2f} "
+                      f"A={sel.label_asymmetry[i]:.2f}" for i in top]  # fmt: skip
+            images = [store.array("image")[int(i)] for i in top]
+            stamp_grid(images, titles, plots / f"grid_{name}.png")
+
+
+@data_app.command("split")
+def data_split(
+    source: InStoreOption = Path("data/selected"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for train/val/test.")] = Path(
+        "data/split"
+    ),
+    metrics: MetricsOption = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """Train/val/test by a hash of galaxy_id (80/10/10 by default)."""
+    from casnet.stages import split as stage
+
+    p = load_params(params)
+    _, m = stage.run(p.split, p.store, source, out, show_progress=not quiet)
+    _report("split", m, metrics)
+
+
+@data_app.command("augment")
+def data_augment(
+    source: InStoreOption = Path("data/split/train"),
+    out: StoreOption = Path("data/augmented"),
+    metrics: MetricsOption = None,
+    plots: PlotsOption = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """Selective augmentation of rare C/A bins of the training split."""
+    from casnet.stages import augment as stage
+
+    p = load_params(params)
+    store, m = stage.run(p.augment, p.store, source, out, show_progress=not quiet)
+    _report("augment", m, metrics)
+    if plots is not None:
+        from casnet.figures import label_histograms
+        from casnet.store import StampStore
+
+        before, after = StampStore(source).catalog, store.catalog
+        keys = ("label_concentration", "label_asymmetry")
+        label_histograms({k: before[k].to_numpy() for k in keys},
+                         {k: after[k].to_numpy() for k in keys}, p.augment.bins,
+                         plots / "augment_distributions.png")  # fmt: skip
 
 
 @app.command()

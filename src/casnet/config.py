@@ -19,13 +19,17 @@ from casnet.errors import CasnetConfigError
 from casnet.paths import project_root
 
 __all__ = [
+    "AugmentConfig",
     "BenchmarkConfig",
     "CleanConfig",
     "DaskConfig",
+    "DataConfig",
     "IngestConfig",
     "MorphologyConfig",
     "Params",
+    "SelectConfig",
     "SimulateConfig",
+    "SplitConfig",
     "StoreConfig",
     "load_params",
     "override",
@@ -108,6 +112,28 @@ class MorphologyConfig(_Section):
     )
 
 
+class DataConfig(_Section):
+    """What the pipeline starts from (``dvc.yaml`` stage ``source``)."""
+
+    source: Literal["simulate", "ingest"] = Field(
+        "simulate", description="GalSim simulator (default) or real FITS ingest"
+    )
+    n_galaxies: int = Field(
+        400, ge=1, description="galaxies simulated (paper scale: ~150,000 before the cuts)"
+    )
+    input: tuple[str, ...] = Field(
+        (), description="ingest: FITS cutouts (files, folders, globs) or one mosaic"
+    )
+    catalog: str | None = Field(None, description="ingest: positions on the mosaic")
+    labels: str | None = Field(None, description="ingest: external C/A label catalogue")
+
+    @model_validator(mode="after")
+    def _check_inputs(self) -> DataConfig:
+        if self.source == "ingest" and not self.input:
+            raise ValueError("source 'ingest' needs data.input (FITS files, folders or globs)")
+        return self
+
+
 class SimulateConfig(_Section):
     """GalSim stamps of CANDELS F160W-like galaxies (Tohill et al. 2021 Sec. 2.1, Figs. 1-3).
 
@@ -118,7 +144,6 @@ class SimulateConfig(_Section):
     clumpy star-forming galaxies, mergers / close pairs and compact spheroids.
     """
 
-    n: int = Field(12, ge=1, description="number of galaxies")
     seed: int = Field(20210401, ge=0, description="master seed; each galaxy derives its own")
     stamp_size: int = Field(101, ge=15, le=1001, description="stamp side (px)")
     pixel_scale: float = Field(0.06, gt=0.0, description="arcsec per pixel")
@@ -131,8 +156,8 @@ class SimulateConfig(_Section):
     )
     mag_range: tuple[float, float] = Field((19.5, 26.5), description="H magnitude range")
     mag_slope: float = Field(0.1, description="number counts slope: N(m) ~ 10^(slope m)")
-    rhalf_px_at_23: float = Field(10.0, gt=0.0, description="median half-light radius at H=23")
-    rhalf_mag_slope: float = Field(-0.08, description="dex of r_half per magnitude")
+    rhalf_px_at_23: float = Field(8.0, gt=0.0, description="median half-light radius at H=23")
+    rhalf_mag_slope: float = Field(-0.06, description="dex of r_half per magnitude")
     rhalf_scatter_dex: float = Field(0.2, ge=0.0)
     rhalf_range_px: tuple[float, float] = Field((1.0, 20.0), description="half-light radii (px)")
     clumpy_fraction: float = Field(0.2, ge=0.0, le=1.0, description="RandomKnots star-formers")
@@ -198,6 +223,80 @@ class IngestConfig(_Section):
     )
 
 
+#: measurement flags that remove a galaxy from the training set by default
+_DEFAULT_EXCLUDED = (
+    "BAD_INPUT",
+    "NO_SOURCE",
+    "NO_PETROSIAN",
+    "NON_POSITIVE_FLUX",
+    "SKY_FAILED",
+    "EDGE",
+    "APERTURE_CLIPPED",
+    "CENTRE_SHIFT",
+    "NOT_CONVERGED",
+)
+
+
+class SelectConfig(_Section):
+    """Training-set selection (Tohill et al. 2021 Sec. 3.1): cuts, then crop + normalise."""
+
+    snr_min: float = Field(2.0, ge=0.0, description="keep SNR_p > snr_min (paper: 2)")
+    r_petro_min: float = Field(5.0, ge=0.0, description="keep R_p > r_petro_min px (paper: 5)")
+    exclude_flags: tuple[str, ...] = Field(
+        _DEFAULT_EXCLUDED, description="measurement flags (names) that remove a galaxy"
+    )
+    crop_size: int = Field(60, ge=8, le=1000, description="network input side (paper: 60 px)")
+
+    @model_validator(mode="after")
+    def _check_flags(self) -> SelectConfig:
+        from casnet.morphology.flags import Flag
+
+        unknown = [f for f in self.exclude_flags if f not in Flag.__members__]
+        if unknown:
+            allowed = ", ".join(n for n in Flag.__members__ if n != "NONE")
+            raise ValueError(f"unknown flag names {unknown}; allowed: {allowed}")
+        return self
+
+
+class SplitConfig(_Section):
+    """Train/validation/test split by a hash of galaxy_id (stable when galaxies are added)."""
+
+    train: float = Field(0.8, gt=0.0, lt=1.0)
+    val: float = Field(0.1, gt=0.0, lt=1.0)
+    test: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = Field(0, ge=0, description="salt of the hash: another seed, another split")
+
+    @model_validator(mode="after")
+    def _check_sum(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + val + test must be 1, got {total:.6g}")
+        return self
+
+
+class AugmentConfig(_Section):
+    """Selective augmentation of rare C/A bins of the training set (Sec. 3.2)."""
+
+    bins: int = Field(10, ge=2, le=200, description="bins of the C and of the A distribution")
+    half_fraction: float = Field(
+        0.6, gt=0.0, le=1.0,
+        description="bins holding <= this fraction of the median count get one 90 deg rotation",
+    )  # fmt: skip
+    rare_fraction: float = Field(
+        0.25, gt=0.0, le=1.0,
+        description="bins holding <= this fraction get three rotations and two mirrors",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _check_order(self) -> AugmentConfig:
+        if self.rare_fraction > self.half_fraction:
+            raise ValueError(
+                f"rare_fraction ({self.rare_fraction}) must not exceed half_fraction "
+                f"({self.half_fraction})"
+            )
+        return self
+
+
 class StoreConfig(_Section):
     """On-disk stamp stores (Zarr images + Parquet catalogue)."""
 
@@ -230,10 +329,14 @@ class BenchmarkConfig(_Section):
 class Params(_Section):
     """All of ``params.yaml``."""
 
+    data: DataConfig = DataConfig()
     morphology: MorphologyConfig = MorphologyConfig()
     simulate: SimulateConfig = SimulateConfig()
     clean: CleanConfig = CleanConfig()
     ingest: IngestConfig = IngestConfig()
+    select: SelectConfig = SelectConfig()
+    split: SplitConfig = SplitConfig()
+    augment: AugmentConfig = AugmentConfig()
     store: StoreConfig = StoreConfig()
     dask: DaskConfig = DaskConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()

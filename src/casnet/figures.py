@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["stamp_grid"]
+__all__ = ["label_histograms", "mag_size", "stamp_grid"]
 
 
 def _stretch(image: np.ndarray) -> np.ndarray:
@@ -45,8 +45,43 @@ def stamp_grid(
         ax.set_title(title, fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _save(fig: Figure, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     fig.savefig(out, dpi=110)
     return out
+
+
+def mag_size(mag: np.ndarray, r_half: np.ndarray, selected: np.ndarray, out: str | Path) -> Path:
+    """H magnitude against half-light radius, selected galaxies highlighted (the paper's Fig. 1)."""
+    fig = Figure(figsize=(5.0, 4.0))
+    ax = fig.subplots()
+    ax.scatter(mag[~selected], r_half[~selected], s=6, c="0.7", label="removed by the cuts")
+    ax.scatter(mag[selected], r_half[selected], s=8, c="C0", label="selected")
+    ax.set_xlabel("H (AB mag)")
+    ax.set_ylabel("half-light radius (px)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def label_histograms(
+    before: dict[str, np.ndarray], after: dict[str, np.ndarray], bins: int, out: str | Path
+) -> Path:
+    """C and A distributions before and after augmentation (the paper's Fig. 2)."""
+    fig = Figure(figsize=(8.0, 3.4))
+    axes = fig.subplots(1, len(before))
+    for ax, key in zip(np.atleast_1d(axes), before, strict=True):
+        lo = float(min(np.min(before[key]), np.min(after[key])))
+        hi = float(max(np.max(before[key]), np.max(after[key])))
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+        ax.hist(after[key], bins=edges, color="C1", alpha=0.6, label="after augmentation")
+        ax.hist(before[key], bins=edges, color="C0", alpha=0.8, label="before")
+        ax.set_xlabel(key)
+        ax.set_ylabel("galaxies")
+        ax.legend(fontsize=8)
+    return _save(fig, out)

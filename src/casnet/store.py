@@ -33,7 +33,7 @@ import zarr
 
 from casnet.errors import CasnetInputError
 
-__all__ = ["CATALOG", "IMAGES", "REJECTS", "Chunk", "StampStore", "StoreWriter"]
+__all__ = ["CATALOG", "IMAGES", "REJECTS", "Chunk", "Rechunker", "StampStore", "StoreWriter"]
 
 IMAGES = "images.zarr"
 CATALOG = "catalog.parquet"
@@ -184,6 +184,9 @@ class StoreWriter:
     meta : mapping, optional
         Written to ``store.json`` (stage name, parameters): a staging folder left by a run with
         different ``meta`` is discarded rather than resumed.
+    resume : bool
+        Resume a staging folder left by an interrupted run (default); False starts afresh (for
+        fast stages whose output chunks do not map to input chunks).
 
     Notes
     -----
@@ -199,6 +202,7 @@ class StoreWriter:
         arrays: Sequence[str] = ("image",),
         chunk_size: int,
         meta: Mapping[str, Any] | None = None,
+        resume: bool = True,
     ) -> None:
         if "image" not in arrays:
             raise ValueError(f"arrays must include 'image', got {list(arrays)}")
@@ -216,6 +220,8 @@ class StoreWriter:
             "arrays": self.names,
         }
         self._closed = False
+        if not resume:
+            shutil.rmtree(self.staging, ignore_errors=True)
         self._open_staging()
 
     # -- staging ---------------------------------------------------------------------------
@@ -371,3 +377,56 @@ class StoreWriter:
         # On error the staging folder stays, so that a rerun resumes after the last commit.
         if exc_type is None:
             self.close()
+
+
+class Rechunker:
+    """Collects rows and arrays of any batch size and appends exact ``chunk_size`` chunks.
+
+    For stages whose output is not chunk-aligned with their input (selections, splits,
+    augmentation); use with a ``StoreWriter(..., resume=False)``.
+    """
+
+    def __init__(self, writer: StoreWriter) -> None:
+        self.writer = writer
+        self._rows: list[pd.DataFrame] = []
+        self._arrays: dict[str, list[np.ndarray]] = {n: [] for n in writer.names}
+        self._n = 0
+        self._rejects: list[Mapping[str, Any]] = []
+
+    def add(
+        self,
+        rows: pd.DataFrame,
+        arrays: Mapping[str, np.ndarray],
+        rejects: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Queue rows (and their arrays) and rejects; full chunks are written at once."""
+        self._rejects.extend(rejects)
+        if len(rows):
+            self._rows.append(rows.reset_index(drop=True))
+            for n in self.writer.names:
+                self._arrays[n].append(np.asarray(arrays[n], dtype=np.float32))
+            self._n += len(rows)
+        while self._n >= self.writer.chunk_size:
+            self._flush(self.writer.chunk_size)
+
+    def _flush(self, size: int) -> None:
+        if self._n == 0:  # only rejects left
+            self.writer.append(pd.DataFrame({"galaxy_id": []}), {}, rejects=self._rejects)
+            self._rejects = []
+            return
+        rows = pd.concat(self._rows, ignore_index=True)
+        arrays = {n: np.concatenate(a) for n, a in self._arrays.items()}
+        self.writer.append(
+            rows.iloc[:size], {n: a[:size] for n, a in arrays.items()}, rejects=self._rejects
+        )
+        self._rejects = []
+        rest = rows.iloc[size:]
+        self._rows = [rest] if len(rest) else []
+        self._arrays = {n: ([a[size:]] if len(rest) else []) for n, a in arrays.items()}
+        self._n = len(rest)
+
+    def close(self) -> StampStore:
+        """Write what is left and finish the store."""
+        if self._n or self._rejects:
+            self._flush(self._n)
+        return self.writer.close()

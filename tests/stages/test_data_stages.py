@@ -31,8 +31,10 @@ SERIAL = DaskConfig(workers=0)
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim") / "store"
-    cfg = SimulateConfig(n=6, mag_range=(20.0, 23.5), neighbour_fraction=1.0)
-    return simulate_stage.run(cfg, StoreConfig(chunk_size=4), out, dask=SERIAL, show_progress=False)
+    cfg = SimulateConfig(mag_range=(20.0, 23.5), neighbour_fraction=1.0)
+    return simulate_stage.run(
+        cfg, 6, StoreConfig(chunk_size=4), out, dask=SERIAL, show_progress=False
+    )
 
 
 @pytest.fixture(scope="module")

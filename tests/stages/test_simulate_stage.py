@@ -31,12 +31,16 @@ class _Killed(Exception):
 
 @pytest.fixture(scope="module")
 def cfg():
-    return SimulateConfig(n=7)
+    return SimulateConfig()
 
 
 def test_same_seed_same_bytes(tmp_path, cfg):
-    a = stage.run(cfg, StoreConfig(chunk_size=3), tmp_path / "a", dask=SERIAL, show_progress=False)
-    b = stage.run(cfg, StoreConfig(chunk_size=3), tmp_path / "b", dask=SERIAL, show_progress=False)
+    a = stage.run(
+        cfg, 7, StoreConfig(chunk_size=3), tmp_path / "a", dask=SERIAL, show_progress=False
+    )
+    b = stage.run(
+        cfg, 7, StoreConfig(chunk_size=3), tmp_path / "b", dask=SERIAL, show_progress=False
+    )
     assert _files(a.path) == _files(b.path)
 
 
@@ -44,20 +48,20 @@ def test_chunking_does_not_change_stamps(tmp_path, cfg):
     # the store written in chunks of 2 holds exactly what simulate_galaxy gives galaxy by galaxy
     # (the property that makes parallel workers produce the serial result)
     store = stage.run(
-        cfg, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False
+        cfg, 7, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False
     )
     for i in (0, 3, 6):
         g = simulate_galaxy(i, cfg)
         np.testing.assert_array_equal(store.array("image")[i], g.image)
         np.testing.assert_array_equal(store.array("truth")[i], g.truth)
         assert store.catalog.loc[i, "galaxy_id"] == g.galaxy_id
-    other = SimulateConfig(n=7, seed=cfg.seed + 1)
+    other = SimulateConfig(seed=cfg.seed + 1)
     assert simulate_galaxy(0, other).galaxy_id != simulate_galaxy(0, cfg).galaxy_id
 
 
 def test_interrupted_run_resumes_to_identical_store(tmp_path, cfg, monkeypatch):
     reference = stage.run(
-        cfg, StoreConfig(chunk_size=2), tmp_path / "ref", dask=SERIAL, show_progress=False
+        cfg, 7, StoreConfig(chunk_size=2), tmp_path / "ref", dask=SERIAL, show_progress=False
     )
     real = sim_module.simulate_galaxy
     calls = []
@@ -72,10 +76,12 @@ def test_interrupted_run_resumes_to_identical_store(tmp_path, cfg, monkeypatch):
 
     monkeypatch.setattr(stage, "simulate_galaxy", flaky)
     with pytest.raises(_Killed):
-        stage.run(cfg, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False)
+        stage.run(
+            cfg, 7, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False
+        )
     assert not (tmp_path / "s").exists()
     calls.clear()
-    stage.run(cfg, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False)
+    stage.run(cfg, 7, StoreConfig(chunk_size=2), tmp_path / "s", dask=SERIAL, show_progress=False)
     assert calls == [4, 5, 6]  # chunks 0-1 and 2-3 were committed and not redone
     assert _files(tmp_path / "s") == _files(reference.path)
 
@@ -104,7 +110,7 @@ def _median_true(cfg: SimulateConfig, key: str, n: int = 16) -> float:
 
 @pytest.mark.slow
 def test_population_knobs_move_c_and_a_the_expected_way():
-    bright = {"n": 16, "mag_range": (20.0, 23.0), "neighbour_fraction": 0.0}
+    bright = {"mag_range": (20.0, 23.0), "neighbour_fraction": 0.0}
     disks = SimulateConfig(**bright, clumpy_fraction=0, merger_fraction=0, spheroid_fraction=0)
     spheroids = disks.model_copy(update={"spheroid_fraction": 1.0})
     clumpy = disks.model_copy(update={"clumpy_fraction": 1.0})

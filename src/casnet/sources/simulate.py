@@ -263,9 +263,7 @@ def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
     )
 
 
-def simulate(
-    cfg: SimulateConfig, n: int | None = None, start: int = 0
-) -> Iterator[SimulatedGalaxy]:
-    """Galaxies ``start`` .. ``start + n - 1`` (default ``cfg.n``)."""
-    for i in range(start, start + (cfg.n if n is None else n)):
+def simulate(cfg: SimulateConfig, n: int, start: int = 0) -> Iterator[SimulatedGalaxy]:
+    """Galaxies ``start`` .. ``start + n - 1``."""
+    for i in range(start, start + n):
         yield simulate_galaxy(i, cfg)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "write_metrics"]
 
 
 def progress_bar(total: int, *, desc: str, initial: int = 0, enabled: bool = True) -> tqdm:
@@ -15,3 +18,13 @@ def progress_bar(total: int, *, desc: str, initial: int = 0, enabled: bool = Tru
         total=total, initial=initial, desc=desc, unit="galaxy", disable=not enabled,
         file=sys.stderr, dynamic_ncols=True,
     )  # fmt: skip
+
+
+def write_metrics(path: str | Path, metrics: dict) -> Path:
+    """Write stage metrics as JSON (DVC metrics file), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path

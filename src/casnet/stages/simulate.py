@@ -32,13 +32,14 @@ def simulate_chunk(sim: SimulateConfig, lo: int, hi: int) -> tuple[list[dict], d
 
 def run(
     sim: SimulateConfig,
+    n: int,
     store: StoreConfig,
     out: str | Path,
     *,
     dask: DaskConfig | None = None,
     show_progress: bool = True,
 ) -> StampStore:
-    """Simulate ``sim.n`` galaxies into the store ``out`` (arrays ``image`` and ``truth``).
+    """Simulate ``n`` galaxies into the store ``out`` (arrays ``image`` and ``truth``).
 
     Catalogue columns: ``galaxy_id``, ``index``, ``seed``, ``sky_sigma`` and every drawn
     parameter (``kind``, ``mag``, ``r_half_px``, ``z``, ``bt``, ``n_bulge``, ...). Chunks run on
@@ -52,12 +53,12 @@ def run(
         stamp_shape=(size, size),
         arrays=("image", "truth"),
         chunk_size=step,
-        meta={"stage": "simulate", "params": sim.model_dump(mode="json")},
+        meta={"stage": "simulate", "n": n, "params": sim.model_dump(mode="json")},
     )
-    items = [(sim, lo, min(lo + step, sim.n)) for lo in range(writer.inputs_done, sim.n, step)]
+    items = [(sim, lo, min(lo + step, n)) for lo in range(writer.inputs_done, n, step)]
     with (
         writer,
-        progress_bar(sim.n, desc="simulate", initial=writer.inputs_done,
+        progress_bar(n, desc="simulate", initial=writer.inputs_done,
                      enabled=show_progress) as bar,
         executor(dask.scheduler, dask.workers if items else 0) as client,
     ):  # fmt: skip
