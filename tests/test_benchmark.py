@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from casnet.benchmark import benchmark_data, benchmark_measure, format_data_report
+from casnet.benchmark import benchmark_measure, benchmark_pipeline, format_pipeline_report
 
 
 def test_measure_benchmark_report_is_complete():
@@ -21,12 +21,14 @@ def test_measure_benchmark_report_is_complete():
 
 
 @pytest.mark.slow
-def test_data_benchmark_measures_both_sizes(tmp_path):
-    r = benchmark_data(2, chunk_size=1, workdir=str(tmp_path))
-    for stage in ("simulate", "clean"):
-        for size in (1, 2):
-            x = r[f"{stage}_{size}"]
-            assert x["ms_per_galaxy"] > 0 and x["peak_rss_mb"] > 50
-        assert math.isfinite(r[f"{stage}_memory_growth"])
-    text = format_data_report(r)
-    assert "memory growth" in text and "simulate" in text
+def test_pipeline_benchmark_reports_throughput_and_memory(tmp_path):
+    # in-process runs (workers=0) keep this fast; the Dask paths are tested in test_parallel
+    r = benchmark_pipeline(4, workers=(0,), n_small=2, chunk_size=2, workdir=str(tmp_path))
+    for stage in ("simulate", "clean", "measure"):
+        rates = r[f"{stage}_galaxies_per_s"]
+        assert set(rates) == {0} and all(v > 0 for v in rates.values())
+        assert math.isfinite(r[f"{stage}_speedup"])
+        for key in ("driver_rss_mb", "worker_rss_mb"):
+            assert math.isfinite(r[f"{stage}_memory_growth"][key])
+    text = format_pipeline_report(r)
+    assert "speed-up" in text and "measure" in text

@@ -14,6 +14,7 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,10 +26,10 @@ from casnet.morphology.sky import rough_sky
 from casnet.sources.simulate import simulate
 
 __all__ = [
-    "benchmark_data",
     "benchmark_measure",
-    "format_data_report",
+    "benchmark_pipeline",
     "format_measure_report",
+    "format_pipeline_report",
     "machine_info",
 ]
 
@@ -201,78 +202,114 @@ def format_measure_report(r: dict[str, Any]) -> str:
 
 _STAGE_SCRIPT = """
 import json, resource, sys, time
-from casnet.config import load_params
-from casnet.stages import clean, simulate
-stage, n, chunk, src, out = sys.argv[1:6]
-n, chunk = int(n), int(chunk)
+from casnet.config import DaskConfig, load_params
+from casnet.stages import clean, measure, simulate
+stage, n, chunk, workers, src, out = sys.argv[1:7]
+n, chunk, workers = int(n), int(chunk), int(workers)
 p = load_params()
 store = p.store.model_copy(update={"chunk_size": chunk})
+dask = DaskConfig(workers=workers)
 t0 = time.perf_counter()
 if stage == "simulate":
-    simulate.run(p.simulate, n, store, out, show_progress=False)
+    simulate.run(p.simulate, n, store, out, dask=dask, show_progress=False)
+elif stage == "clean":
+    clean.run(p.clean, store, src, out, dask=dask, show_progress=False)
 else:
-    clean.run(p.clean, store, src, out, show_progress=False)
+    measure.run(p.morphology, src, out, dask=dask, show_progress=False)
 dt = time.perf_counter() - t0
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-print(json.dumps({"seconds": dt, "peak_rss_mb": peak_mb}))
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, "driver_rss_mb": own, "worker_rss_mb": workers_mb}))
 """
 
+#: stages timed, in pipeline order, with the input each reads
+_STAGES = ("simulate", "clean", "measure")
 
-def _run_stage(stage: str, n: int, chunk: int, src: str, out: str) -> dict[str, float]:
+
+def _run_stage(stage: str, n: int, chunk: int, workers: int, src: str, out: str) -> dict:
     import json
     import subprocess
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-c", _STAGE_SCRIPT, stage, str(n), str(chunk), src, out],
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", _STAGE_SCRIPT, stage, str(n), str(chunk), str(workers), src, out],
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark of stage {stage} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def benchmark_data(n: int = 500, *, chunk_size: int = 64, workdir: str | None = None) -> dict:
-    """ms/galaxy and peak memory of the simulate and clean stages at N/5 and N galaxies.
-
-    Each run is a fresh process (so its peak RSS is its own) writing a real store; the peak memory
-    must not grow with N, because every stage holds one chunk at a time.
-    """
-    import tempfile
+def _chain(n: int, chunk: int, workers: int, tmp: str, stages: Sequence[str]) -> dict:
     from pathlib import Path
 
-    small = max(n // 5, 1)
+    paths = {s: str(Path(tmp) / f"{s}-{n}-{workers}") for s in _STAGES}
+    inputs = {"simulate": "", "clean": paths["simulate"], "measure": paths["clean"]}
+    outs = {**paths, "measure": paths["measure"] + ".parquet"}
+    return {s: _run_stage(s, n, chunk, workers, inputs[s], outs[s]) for s in stages}
+
+
+def benchmark_pipeline(
+    n: int = 2000,
+    *,
+    workers: Sequence[int] = (1, 2),
+    n_small: int | None = None,
+    chunk_size: int = 64,
+    stages: Sequence[str] = _STAGES,
+    workdir: str | None = None,
+) -> dict[str, Any]:
+    """Throughput of the data stages per worker count, and peak memory at two N.
+
+    Every run is a fresh process (so peak RSS figures are its own): the driver's peak and the
+    largest worker's peak (``workers=0`` runs in the driver). Speed-up is throughput with the
+    most workers over throughput with the fewest; memory growth compares N with ``n_small``
+    (default N/10) at the largest worker count.
+    """
+    import tempfile
+
+    stages = tuple(s for s in _STAGES if s in stages)
+    small = n_small or max(n // 10, 1)
     report: dict[str, Any] = {"n": n, "n_small": small, "chunk_size": chunk_size,
-                              "machine": machine_info()}  # fmt: skip
+                              "workers": list(workers), "machine": machine_info(),
+                              "runs": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        for size in (small, n):
-            sim_out = str(Path(tmp) / f"sim{size}")
-            sim = _run_stage("simulate", size, chunk_size, "", sim_out)
-            cln = _run_stage("clean", size, chunk_size, sim_out, str(Path(tmp) / f"clean{size}"))
-            report[f"simulate_{size}"] = {"ms_per_galaxy": 1e3 * sim["seconds"] / size,
-                                          "peak_rss_mb": sim["peak_rss_mb"]}  # fmt: skip
-            report[f"clean_{size}"] = {"ms_per_galaxy": 1e3 * cln["seconds"] / size,
-                                       "peak_rss_mb": cln["peak_rss_mb"]}  # fmt: skip
-    for stage in ("simulate", "clean"):
-        a, b = report[f"{stage}_{small}"], report[f"{stage}_{n}"]
-        report[f"{stage}_memory_growth"] = b["peak_rss_mb"] / a["peak_rss_mb"] - 1
+        for w in workers:
+            report["runs"][f"n={n},workers={w}"] = _chain(n, chunk_size, w, tmp, stages)
+        w_max = max(workers)
+        report["runs"][f"n={small},workers={w_max}"] = _chain(small, chunk_size, w_max, tmp, stages)
+    runs = report["runs"]
+    for s in stages:
+        rates = {w: n / runs[f"n={n},workers={w}"][s]["seconds"] for w in workers}
+        report[f"{s}_galaxies_per_s"] = rates
+        report[f"{s}_speedup"] = rates[max(workers)] / rates[min(workers)]
+        big, little = runs[f"n={n},workers={w_max}"][s], runs[f"n={small},workers={w_max}"][s]
+        peak = {k: max(big[k], 1e-9) / max(little[k], 1e-9) - 1
+                for k in ("driver_rss_mb", "worker_rss_mb")}  # fmt: skip
+        report[f"{s}_memory_growth"] = peak
     return report
 
 
-def format_data_report(r: dict[str, Any]) -> str:
-    """Human-readable lines of :func:`benchmark_data`'s report."""
+def format_pipeline_report(r: dict[str, Any]) -> str:
+    """Human-readable lines of :func:`benchmark_pipeline`'s report."""
     mach = r["machine"]
+    ws = r["workers"]
     lines = [
         f"machine: {mach['cpu']}, {mach['cores']} cores, Python {mach['python']}",
-        f"chunk size {r['chunk_size']}; one fresh process per run (peak RSS is the process's own)",
-        f"{'stage':10s} {'N':>6s} {'ms/galaxy':>10s} {'peak RSS MB':>12s}",
-    ]
-    for stage in ("simulate", "clean"):
-        for size in (r["n_small"], r["n"]):
-            x = r[f"{stage}_{size}"]
-            lines.append(
-                f"{stage:10s} {size:6d} {x['ms_per_galaxy']:10.2f} {x['peak_rss_mb']:12.1f}"
-            )
+        f"N = {r['n']} (memory also at N = {r['n_small']}), chunk size {r['chunk_size']}, "
+        "one fresh process per run",
+        f"{'stage':9s} " + " ".join(f"{f'{w} worker(s) gal/s':>20s}" for w in ws)
+        + f" {'speed-up':>9s} {'peak driver/worker MB at N':>27s} {'growth N/10 -> N':>17s}",
+    ]  # fmt: skip
+    for s in _STAGES:
+        if f"{s}_speedup" not in r:
+            continue
+        big = r["runs"][f"n={r['n']},workers={max(ws)}"][s]
+        g = r[f"{s}_memory_growth"]
         lines.append(
-            f"{stage:10s} memory growth N={r['n_small']} -> {r['n']}: "
-            f"{100 * r[f'{stage}_memory_growth']:+.1f}%"
+            f"{s:9s} "
+            + " ".join(f"{r[f'{s}_galaxies_per_s'][w]:20.1f}" for w in ws)
+            + f" {r[f'{s}_speedup']:8.2f}x"
+            + f" {big['driver_rss_mb']:13.0f} / {big['worker_rss_mb']:<11.0f}"
+            + f" {100 * g['driver_rss_mb']:+6.1f}% / {100 * g['worker_rss_mb']:+.1f}%"
         )
     return "\n".join(lines)

@@ -469,12 +469,42 @@ def benchmark_data_cmd(
     n: Annotated[int, typer.Option(help="Galaxies of the large run (the small one: N/5).")] = 500,
     chunk_size: Annotated[int, typer.Option(help="Galaxies per chunk.")] = 64,
 ) -> None:
-    """simulate and clean ms/galaxy and peak memory at two N (memory must not grow with N)."""
-    from casnet.benchmark import benchmark_data, format_data_report
+    """simulate and clean ms/galaxy (one worker) and peak memory at N/5 and N."""
+    from casnet.benchmark import benchmark_pipeline, format_pipeline_report
 
     if n < 1:
         raise _fail(f"--n must be >= 1, got {n}", 2)
-    typer.echo(format_data_report(benchmark_data(n, chunk_size=chunk_size)))
+    report = benchmark_pipeline(n, workers=(1,), n_small=max(n // 5, 1), chunk_size=chunk_size,
+                                stages=("simulate", "clean"))  # fmt: skip
+    typer.echo(format_pipeline_report(report))
+    for s in ("simulate", "clean"):
+        typer.echo(f"{s}: {1e3 / report[f'{s}_galaxies_per_s'][1]:.2f} ms/galaxy")
+
+
+@benchmark_app.command("pipeline")
+def benchmark_pipeline_cmd(
+    n: Annotated[int, typer.Option(help="Galaxies (memory is also measured at N/10).")] = 2000,
+    workers: Annotated[str, typer.Option(help="Worker counts to compare, e.g. 1,2.")] = "1,2",
+    chunk_size: Annotated[int, typer.Option(help="Galaxies per chunk.")] = 64,
+) -> None:
+    """Data-stage throughput (galaxies/s) per worker count, speed-up, and memory at two N."""
+    import json
+    from pathlib import Path
+
+    from casnet.benchmark import benchmark_pipeline, format_pipeline_report
+
+    try:
+        counts = tuple(int(w) for w in workers.split(","))
+    except ValueError:
+        raise _fail(f"--workers must be comma-separated integers, got {workers!r}", 2) from None
+    if n < 1 or not counts or min(counts) < 0:
+        raise _fail("--n must be >= 1 and worker counts >= 0", 2)
+    report = benchmark_pipeline(n, workers=counts, chunk_size=chunk_size)
+    typer.echo(format_pipeline_report(report))
+    out = Path("benchmarks/pipeline.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(f"written to {out}")
 
 
 @app.command("params")
