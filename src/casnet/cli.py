@@ -7,6 +7,7 @@ non-zero exit status instead of a traceback.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from pathlib import Path
@@ -41,6 +42,24 @@ ParamsOption = Annotated[
     Path | None,
     typer.Option("--params", help="Parameters file (default: params.yaml at the project root)."),
 ]
+
+
+def _stage(name: str):
+    """Decorate a data-stage command: an input error names the stage that met it."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except CasnetError as exc:
+                text = str(exc)
+                prefix = f"{name}: "
+                raise type(exc)(text if text.startswith(prefix) else prefix + text) from None
+
+        return run
+
+    return wrap
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -189,6 +208,7 @@ def _store_cfg(params, chunk_size: int | None):
 
 
 @data_app.command("simulate")
+@_stage("simulate")
 def data_simulate(
     out: StoreOption = Path("data/simulated"),
     n: Annotated[int | None, typer.Option(help="Galaxies (default: data.n_galaxies).")] = None,
@@ -211,6 +231,7 @@ def data_simulate(
 
 
 @data_app.command("source")
+@_stage("source")
 def data_source(
     out: StoreOption = Path("data/raw"),
     scheduler: SchedulerOption = None,
@@ -236,6 +257,7 @@ def data_source(
 
 
 @data_app.command("ingest")
+@_stage("ingest")
 def data_ingest(
     inputs: Annotated[
         list[str],
@@ -263,8 +285,9 @@ def data_ingest(
 
 
 @data_app.command("clean")
+@_stage("clean")
 def data_clean(
-    source: InStoreOption = Path("data/simulated"),
+    source: InStoreOption = Path("data/raw"),
     out: StoreOption = Path("data/cleaned"),
     chunk_size: ChunkOption = None,
     scheduler: SchedulerOption = None,
@@ -288,6 +311,7 @@ def data_clean(
 
 
 @data_app.command("measure")
+@_stage("measure")
 def data_measure(
     source: InStoreOption = Path("data/cleaned"),
     out: Annotated[Path, typer.Option("--out", "-o", help="Parquet table.")] = Path(
@@ -331,6 +355,7 @@ def _report(stage: str, metrics: dict, path: Path | None) -> None:
 
 
 @data_app.command("select")
+@_stage("select")
 def data_select(
     source: InStoreOption = Path("data/cleaned"),
     measurements: Annotated[Path, typer.Option(help="Parquet from 'casnet data measure'.")] = Path(
@@ -371,6 +396,7 @@ def data_select(
 
 
 @data_app.command("split")
+@_stage("split")
 def data_split(
     source: InStoreOption = Path("data/selected"),
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for train/val/test.")] = Path(
@@ -389,6 +415,7 @@ def data_split(
 
 
 @data_app.command("augment")
+@_stage("augment")
 def data_augment(
     source: InStoreOption = Path("data/split/train"),
     out: StoreOption = Path("data/augmented"),

@@ -9,6 +9,7 @@ import pandas as pd
 
 from casnet.clean import galaxy_rng, galclean
 from casnet.config import CleanConfig, DaskConfig, StoreConfig
+from casnet.errors import CasnetInputError
 from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
 from casnet.store import StampStore, StoreWriter
@@ -56,6 +57,8 @@ def run(
     dask = dask or DaskConfig()
     src = StampStore(source)
     n, step = len(src), store.chunk_size
+    if n == 0:
+        raise CasnetInputError(f"clean: the input store {source} is empty")
     writer = StoreWriter(
         out,
         stamp_shape=src.stamp_shape,

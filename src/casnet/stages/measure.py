@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from casnet.config import DaskConfig, MorphologyConfig
+from casnet.errors import CasnetInputError
 from casnet.morphology import measure
 from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
@@ -79,6 +80,8 @@ def run(
     dask = dask or DaskConfig()
     src = StampStore(store)
     n, step = len(src), src.chunk_size
+    if n == 0:
+        raise CasnetInputError(f"measure: the input store {store} is empty")
     items = [(cfg, str(store), lo, min(lo + step, n), with_truth) for lo in range(0, n, step)]
     parts = []
     with (
