@@ -298,7 +298,8 @@ def format_pipeline_report(r: dict[str, Any]) -> str:
         f"N = {r['n']} (memory also at N = {r['n_small']}), chunk size {r['chunk_size']}, "
         "one fresh process per run",
         f"{'stage':9s} " + " ".join(f"{f'{w} worker(s) gal/s':>20s}" for w in ws)
-        + f" {'speed-up':>9s} {'peak driver/worker MB at N':>27s} {'growth N/10 -> N':>17s}",
+        + f" {'speed-up':>9s} {'peak driver/worker MB at N':>27s}"
+        + f" {'growth N=' + str(r['n_small']) + ' -> N':>19s}",
     ]  # fmt: skip
     for s in _STAGES:
         if f"{s}_speedup" not in r:
