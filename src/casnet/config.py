@@ -249,7 +249,7 @@ class SelectConfig(_Section):
 
     @model_validator(mode="after")
     def _check_flags(self) -> SelectConfig:
-        from casnet.morphology.flags import Flag
+        from casnet.flags import Flag
 
         unknown = [f for f in self.exclude_flags if f not in Flag.__members__]
         if unknown:

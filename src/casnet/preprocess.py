@@ -33,8 +33,8 @@ def crop_normalise(images: np.ndarray, *, size: int = CROP_SIZE) -> tuple[np.nda
     -------
     (crops, ok)
         ``crops``: float32, shape (N, size, size) (or (size, size) for one stamp), each divided by
-        its maximum; NaN pixels become 0 (after normalising). ``ok``: bool per stamp, False where
-        the crop has no finite positive maximum (such a crop is all zeros).
+        its maximum; NaN pixels become 0 (after normalising). ``ok``: bool per stamp (a bool for
+        one stamp), False where the crop has no finite positive maximum (all zeros then).
 
     Raises
     ------
@@ -58,4 +58,4 @@ def crop_normalise(images: np.ndarray, *, size: int = CROP_SIZE) -> tuple[np.nda
     scale = np.where(ok, peak, 1.0).astype(np.float32)
     out = np.where(np.isfinite(crop), crop / scale[:, None, None], 0.0).astype(np.float32)
     out[~ok] = 0.0
-    return (out[0], ok[:1]) if single else (out, ok)
+    return (out[0], bool(ok[0])) if single else (out, ok)

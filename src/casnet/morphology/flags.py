@@ -1,68 +1,10 @@
-"""Quality flags of the conventional measurement.
+"""Quality flags of the conventional measurement (defined in :mod:`casnet.flags`).
 
-Every failure of :func:`casnet.morphology.measure` is a bit in :class:`Flag` plus a human-readable
-reason; the measurement never raises for one bad galaxy. Bits in :data:`FATAL` mean the values are
-NaN; the others are warnings on a value that was measured.
+Re-exported here, next to the measurement that raises them; the definitions live in the
+dependency-free :mod:`casnet.flags` so that configuration checks can name flags without importing
+the measurement stack.
 """
 
-from __future__ import annotations
-
-import enum
+from casnet.flags import FATAL, Flag, FlagCollector
 
 __all__ = ["FATAL", "Flag", "FlagCollector"]
-
-
-class Flag(enum.IntFlag):
-    """Bitmask of measurement problems (stable numbers: they are stored in catalogues)."""
-
-    NONE = 0
-    BAD_INPUT = 1  #: not a finite 2-D image large enough to measure (fatal)
-    INVALID_PIXELS = 2  #: NaN/inf or user-masked pixels were excluded
-    NO_SOURCE = 4  #: nothing detected above the threshold (fatal)
-    AMBIGUOUS_TARGET = 8  #: two sources are equally close to the stamp centre
-    EDGE = 16  #: the target segment touches the stamp edge
-    NO_PETROSIAN = 32  #: eta never fell to the threshold inside the stamp (fatal)
-    APERTURE_CLIPPED = 64  #: a measurement aperture extends beyond the stamp
-    NON_POSITIVE_FLUX = 128  #: the light inside the aperture is <= 0 (fatal)
-    CENTRE_SHIFT = 256  #: the asymmetry centre left the allowed region around the centroid
-    NOT_CONVERGED = 512  #: the asymmetry-centre minimiser did not converge
-    FEW_SKY_CELLS = 1024  #: too few sky cells for the asymmetry background term
-    SKY_FAILED = 2048  #: sky statistics undefined (constant image, no sky pixels) (fatal)
-
-
-#: Flags that leave no usable value (C, A and radii are NaN).
-FATAL = Flag.BAD_INPUT | Flag.NO_SOURCE | Flag.NO_PETROSIAN | Flag.NON_POSITIVE_FLUX
-FATAL |= Flag.SKY_FAILED
-
-
-class FlagCollector:
-    """Accumulates flags and their reasons while one galaxy is processed.
-
-    Parameters
-    ----------
-    none : enum.IntFlag
-        The empty flag of the family collected (default :attr:`Flag.NONE`; the cleaning uses
-        :class:`casnet.clean.CleanFlag`).
-    fatal : enum.IntFlag
-        Bits that leave no usable value (default :data:`FATAL`).
-    """
-
-    def __init__(self, none: enum.IntFlag = Flag.NONE, fatal: enum.IntFlag = FATAL) -> None:
-        self.flag = none
-        self._fatal = fatal
-        self._reasons: list[str] = []
-
-    def add(self, flag: enum.IntFlag, reason: str) -> None:
-        """Raise ``flag`` with a reason (a flag raised twice keeps both reasons)."""
-        self.flag |= flag
-        self._reasons.append(f"{flag.name}: {reason}")
-
-    @property
-    def fatal(self) -> bool:
-        """True once a fatal bit is raised."""
-        return bool(self.flag & self._fatal)
-
-    @property
-    def reasons(self) -> str:
-        """All reasons, ``'; '``-separated (empty string when clean)."""
-        return "; ".join(self._reasons)

@@ -75,6 +75,11 @@ def run(
     src = StampStore(source)
     if len(src) == 0:
         raise CasnetInputError(f"augment: the training store {source} is empty")
+    missing = {"label_concentration", "label_asymmetry"} - set(src.catalog.columns)
+    if missing:
+        raise CasnetInputError(
+            f"augment: {source} has no {', '.join(sorted(missing))} column (run 'select' first)"
+        )
     labels = src.catalog[["label_concentration", "label_asymmetry"]]
     if labels.isna().any().any():
         raise CasnetInputError(f"augment: {source} has galaxies without C/A labels")

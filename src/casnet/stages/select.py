@@ -104,7 +104,10 @@ def run(
     with progress_bar(len(src), desc="select", enabled=show_progress) as bar:
         for chunk in src.iter_chunks(names):
             cat = chunk.catalog
-            joined = cat.join(meas, on="galaxy_id", rsuffix="_measured")
+            # our measurement keeps its names; a clashing input column (the simulator's drawn
+            # q, sky_sigma) gets the suffix _input
+            joined = cat.merge(meas, left_on="galaxy_id", right_index=True, how="left",
+                               suffixes=("_input", ""))  # fmt: skip
             if "flag" not in joined:
                 joined["flag"] = np.nan
             reasons = cut_reasons(joined, cfg)
