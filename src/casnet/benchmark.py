@@ -204,11 +204,11 @@ _STAGE_SCRIPT = """
 import json, resource, sys, time
 from casnet.config import DaskConfig, load_params
 from casnet.stages import clean, measure, simulate
-stage, n, chunk, workers, src, out = sys.argv[1:7]
+stage, n, chunk, workers, src, out, scheduler = sys.argv[1:8]
 n, chunk, workers = int(n), int(chunk), int(workers)
 p = load_params()
 store = p.store.model_copy(update={"chunk_size": chunk})
-dask = DaskConfig(workers=workers)
+dask = DaskConfig(scheduler=scheduler) if scheduler else DaskConfig(workers=workers)
 t0 = time.perf_counter()
 if stage == "simulate":
     simulate.run(p.simulate, n, store, out, dask=dask, show_progress=False)
@@ -226,27 +226,48 @@ print(json.dumps({"seconds": dt, "driver_rss_mb": own, "worker_rss_mb": workers_
 _STAGES = ("simulate", "clean", "measure")
 
 
-def _run_stage(stage: str, n: int, chunk: int, workers: int, src: str, out: str) -> dict:
+def _run_stage(
+    stage: str, n: int, chunk: int, workers: int, src: str, out: str, scheduler: str = ""
+) -> dict:
     import json
     import subprocess
     import sys
 
+    args = [stage, str(n), str(chunk), str(workers), src, out, scheduler]
     proc = subprocess.run(
-        [sys.executable, "-c", _STAGE_SCRIPT, stage, str(n), str(chunk), str(workers), src, out],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", _STAGE_SCRIPT, *args], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark of stage {stage} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _chain(n: int, chunk: int, workers: int, tmp: str, stages: Sequence[str]) -> dict:
+def _chain(
+    n: int, chunk: int, workers: int, tmp: str, stages: Sequence[str], scheduler: str = ""
+) -> dict:
     from pathlib import Path
 
-    paths = {s: str(Path(tmp) / f"{s}-{n}-{workers}") for s in _STAGES}
+    tag = "warm" if scheduler else "cold"
+    paths = {s: str(Path(tmp) / f"{s}-{n}-{workers}-{tag}") for s in _STAGES}
     inputs = {"simulate": "", "clean": paths["simulate"], "measure": paths["clean"]}
     outs = {**paths, "measure": paths["measure"] + ".parquet"}
-    return {s: _run_stage(s, n, chunk, workers, inputs[s], outs[s]) for s in stages}
+    return {s: _run_stage(s, n, chunk, workers, inputs[s], outs[s], scheduler) for s in stages}
+
+
+def _warm_chain(n: int, chunk: int, workers: int, tmp: str, stages: Sequence[str]) -> dict:
+    """The stages on an already running LocalCluster (workers imported and compiled once), as
+    with ``--scheduler``: the throughput without the cluster start-up."""
+    if workers == 0:
+        return _chain(n, chunk, 0, tmp, stages)
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                     dashboard_address=None, silence_logs=50) as cluster,
+        Client(cluster),
+    ):  # fmt: skip
+        _chain(min(n, 2 * chunk * workers), chunk, workers, tmp, stages, cluster.scheduler_address)
+        return _chain(n, chunk, workers, tmp, stages, cluster.scheduler_address)
 
 
 def benchmark_pipeline(
@@ -257,8 +278,13 @@ def benchmark_pipeline(
     chunk_size: int = 64,
     stages: Sequence[str] = _STAGES,
     workdir: str | None = None,
+    warm: bool = False,
 ) -> dict[str, Any]:
     """Throughput of the data stages per worker count, and peak memory at two N.
+
+    Cold runs start their own LocalCluster (what a one-off ``casnet data`` command pays); with
+    ``warm`` the stages also run on a cluster started beforehand and warmed up on a few chunks (what
+    ``--scheduler`` on a running cluster gives, and the steady state of long runs).
 
     Every run is a fresh process (so peak RSS figures are its own): the driver's peak and the
     largest worker's peak (``workers=0`` runs in the driver). Speed-up is throughput with the
@@ -271,10 +297,14 @@ def benchmark_pipeline(
     small = n_small or max(n // 10, 1)
     report: dict[str, Any] = {"n": n, "n_small": small, "chunk_size": chunk_size,
                               "workers": list(workers), "machine": machine_info(),
-                              "runs": {}}  # fmt: skip
+                              "warm": warm, "runs": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for w in workers:
             report["runs"][f"n={n},workers={w}"] = _chain(n, chunk_size, w, tmp, stages)
+            if warm:
+                report["runs"][f"warm,n={n},workers={w}"] = _warm_chain(
+                    n, chunk_size, w, tmp, stages
+                )
         w_max = max(workers)
         report["runs"][f"n={small},workers={w_max}"] = _chain(small, chunk_size, w_max, tmp, stages)
     runs = report["runs"]
@@ -282,6 +312,10 @@ def benchmark_pipeline(
         rates = {w: n / runs[f"n={n},workers={w}"][s]["seconds"] for w in workers}
         report[f"{s}_galaxies_per_s"] = rates
         report[f"{s}_speedup"] = rates[max(workers)] / rates[min(workers)]
+        if warm:
+            hot = {w: n / runs[f"warm,n={n},workers={w}"][s]["seconds"] for w in workers}
+            report[f"{s}_warm_galaxies_per_s"] = hot
+            report[f"{s}_warm_speedup"] = hot[max(workers)] / hot[min(workers)]
         big, little = runs[f"n={n},workers={w_max}"][s], runs[f"n={small},workers={w_max}"][s]
         peak = {k: max(big[k], 1e-9) / max(little[k], 1e-9) - 1
                 for k in ("driver_rss_mb", "worker_rss_mb")}  # fmt: skip
@@ -313,4 +347,14 @@ def format_pipeline_report(r: dict[str, Any]) -> str:
             + f" {big['driver_rss_mb']:13.0f} / {big['worker_rss_mb']:<11.0f}"
             + f" {100 * g['driver_rss_mb']:+6.1f}% / {100 * g['worker_rss_mb']:+.1f}%"
         )
+    if r.get("warm"):
+        lines.append("on a running cluster (started and warmed up beforehand, as --scheduler):")
+        for s in _STAGES:
+            if f"{s}_warm_speedup" not in r:
+                continue
+            lines.append(
+                f"{s:9s} "
+                + " ".join(f"{r[f'{s}_warm_galaxies_per_s'][w]:20.1f}" for w in ws)
+                + f" {r[f'{s}_warm_speedup']:8.2f}x"
+            )
     return "\n".join(lines)
