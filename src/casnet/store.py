@@ -33,7 +33,16 @@ import zarr
 
 from casnet.errors import CasnetInputError
 
-__all__ = ["CATALOG", "IMAGES", "REJECTS", "Chunk", "Rechunker", "StampStore", "StoreWriter"]
+__all__ = [
+    "CATALOG",
+    "IMAGES",
+    "REJECTS",
+    "Chunk",
+    "Rechunker",
+    "StampStore",
+    "StoreWriter",
+    "write_arrays",
+]
 
 IMAGES = "images.zarr"
 CATALOG = "catalog.parquet"
@@ -276,7 +285,7 @@ class StoreWriter:
     def append(
         self,
         rows: pd.DataFrame | Sequence[Mapping[str, Any]],
-        arrays: Mapping[str, np.ndarray],
+        arrays: Mapping[str, np.ndarray] | None,
         *,
         inputs: int | None = None,
         rejects: Sequence[Mapping[str, Any]] = (),
@@ -288,8 +297,9 @@ class StoreWriter:
         rows : DataFrame or sequence of mappings
             Catalogue rows, with a ``galaxy_id`` column; ``chunk_size`` of them except in the
             last chunk.
-        arrays : mapping of name to ndarray
-            Every array of the store, shape ``(len(rows), height, width)``.
+        arrays : mapping of name to ndarray, or None
+            Every array of the store, shape ``(len(rows), height, width)``; None when a worker
+            already wrote them in place with :func:`write_arrays` (after :meth:`reserve`).
         inputs : int, optional
             How many producer inputs this chunk consumed (galaxies + rejects); default
             ``len(rows) + len(rejects)``.
@@ -306,11 +316,11 @@ class StoreWriter:
             raise ValueError("a chunk shorter than chunk_size was already written: it must be last")
         if n > self.chunk_size:
             raise ValueError(f"a chunk holds at most {self.chunk_size} galaxies, got {n}")
-        missing = set(self.names) - set(arrays)
-        if n and missing:
-            raise ValueError(f"missing arrays {sorted(missing)}")
         start = self.galaxies_done
-        if n:
+        if arrays is not None and n:
+            missing = set(self.names) - set(arrays)
+            if missing:
+                raise ValueError(f"missing arrays {sorted(missing)}")
             for name in self.names:
                 data = np.asarray(arrays[name], dtype=np.float32)
                 if data.shape != (n, *self.stamp_shape):
@@ -318,8 +328,10 @@ class StoreWriter:
                         f"array {name!r} has shape {data.shape}, expected {(n, *self.stamp_shape)}"
                     )
                 arr = self._group[name]
-                arr.resize((start + n, *self.stamp_shape))
+                if arr.shape[0] < start + n:
+                    arr.resize((start + n, *self.stamp_shape))
                 arr[start : start + n] = data
+        if n:
             df = df.assign(galaxy_id=df["galaxy_id"].astype(str))
         k = int(self._progress["chunks"])
         if n:
@@ -338,10 +350,25 @@ class StoreWriter:
         }
         self._write_progress()  # the commit point
 
+    def reserve(self, n_total: int) -> None:
+        """Size the arrays for ``n_total`` galaxies, so that workers can write their chunks in
+        place (:func:`write_arrays`, one chunk each, each Zarr chunk written exactly once) and the
+        driver only commits catalogue rows (``append(rows, None)``)."""
+        for name in self.names:
+            self._group[name].resize((n_total, *self.stamp_shape))
+
+    @property
+    def images_path(self) -> str:
+        """The staging Zarr group that workers write into (absolute: workers may run elsewhere)."""
+        return str((self.staging / IMAGES).resolve())
+
     def close(self) -> StampStore:
         """Assemble the catalogue and move the store into place."""
         if self._closed:
             return StampStore(self.path)
+        for name in self.names:  # drop space reserved beyond what was committed
+            if self._group[name].shape[0] != self.galaxies_done:
+                self._group[name].resize((self.galaxies_done, *self.stamp_shape))
         parts = sorted((self.staging / _PARTS).glob("cat-*.parquet"))
         catalog = (
             pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
@@ -377,6 +404,15 @@ class StoreWriter:
         # On error the staging folder stays, so that a rerun resumes after the last commit.
         if exc_type is None:
             self.close()
+
+
+def write_arrays(images_path: str, start: int, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write a chunk's arrays into a staging store's Zarr group (worker side, see
+    :meth:`StoreWriter.reserve`); the chunk is not committed until the driver appends its rows."""
+    group = zarr.open_group(images_path, mode="r+")
+    for name, data in arrays.items():
+        data = np.asarray(data, dtype=np.float32)
+        group[name][start : start + len(data)] = data
 
 
 class Rechunker:

@@ -12,15 +12,19 @@ from casnet.config import CleanConfig, DaskConfig, StoreConfig
 from casnet.errors import CasnetInputError
 from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
-from casnet.store import StampStore, StoreWriter
+from casnet.store import StampStore, StoreWriter, write_arrays
 
 __all__ = ["clean_chunk", "run"]
 
 
 def clean_chunk(
-    cfg: CleanConfig, source: str, start: int, stop: int
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Clean galaxies ``start .. stop - 1`` of the store ``source`` (read here, on the worker)."""
+    cfg: CleanConfig, source: str, start: int, stop: int, images_path: str | None = None
+) -> tuple[pd.DataFrame, dict[str, np.ndarray] | None]:
+    """Clean galaxies ``start .. stop - 1`` of the store ``source`` (read here, on the worker).
+
+    With ``images_path`` (the output's staging Zarr group) the worker writes the arrays in place
+    and returns None for them.
+    """
     src = StampStore(source)
     cat = src.catalog.iloc[start:stop].reset_index(drop=True)
     arrays = {n: np.asarray(src.array(n)[start:stop]) for n in src.array_names}
@@ -36,7 +40,11 @@ def clean_chunk(
         extra["sky_mean"].append(res.sky_mean)
         extra["sky_sigma"].append(res.sky_sigma)
     rows = cat.assign(**{f"clean_{k}": v for k, v in extra.items()})
-    return rows, {**arrays, "image": cleaned}
+    out = {**arrays, "image": cleaned}
+    if images_path is not None:
+        write_arrays(images_path, start, out)
+        return rows, None
+    return rows, out
 
 
 def run(
@@ -66,7 +74,11 @@ def run(
         chunk_size=step,
         meta={"stage": "clean", "source": str(source), "params": cfg.model_dump(mode="json")},
     )
-    items = [(cfg, str(source), lo, min(lo + step, n)) for lo in range(writer.inputs_done, n, step)]
+    writer.reserve(n)
+    items = [
+        (cfg, str(Path(source).resolve()), lo, min(lo + step, n), writer.images_path)
+        for lo in range(writer.inputs_done, n, step)
+    ]
     with (
         writer,
         progress_bar(n, desc="clean", initial=writer.inputs_done, enabled=show_progress) as bar,

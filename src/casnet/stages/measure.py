@@ -82,7 +82,9 @@ def run(
     n, step = len(src), src.chunk_size
     if n == 0:
         raise CasnetInputError(f"measure: the input store {store} is empty")
-    items = [(cfg, str(store), lo, min(lo + step, n), with_truth) for lo in range(0, n, step)]
+    # absolute paths: on a remote cluster the workers do not share our working directory
+    where = str(Path(store).resolve())
+    items = [(cfg, where, lo, min(lo + step, n), with_truth) for lo in range(0, n, step)]
     parts = []
     with (
         progress_bar(n, desc="measure", enabled=show_progress) as bar,

@@ -10,13 +10,19 @@ from casnet.config import DaskConfig, SimulateConfig, StoreConfig
 from casnet.parallel import executor, map_ordered
 from casnet.sources.simulate import simulate_galaxy
 from casnet.stages._common import progress_bar
-from casnet.store import StampStore, StoreWriter
+from casnet.store import StampStore, StoreWriter, write_arrays
 
 __all__ = ["run", "simulate_chunk"]
 
 
-def simulate_chunk(sim: SimulateConfig, lo: int, hi: int) -> tuple[list[dict], dict]:
-    """Galaxies ``lo .. hi - 1``: catalogue rows and the ``image`` / ``truth`` stacks."""
+def simulate_chunk(
+    sim: SimulateConfig, lo: int, hi: int, images_path: str | None = None
+) -> tuple[list[dict], dict | None]:
+    """Galaxies ``lo .. hi - 1``: catalogue rows and the ``image`` / ``truth`` stacks.
+
+    With ``images_path`` (a staging store's Zarr group) the worker writes the stacks in place and
+    returns None for them: only the small catalogue rows travel back to the driver.
+    """
     gals = [simulate_galaxy(i, sim) for i in range(lo, hi)]
     rows = [
         {"galaxy_id": g.galaxy_id, "index": g.index, "seed": sim.seed, "sky_sigma": g.sky_sigma,
@@ -27,6 +33,9 @@ def simulate_chunk(sim: SimulateConfig, lo: int, hi: int) -> tuple[list[dict], d
         "image": np.stack([g.image for g in gals]),
         "truth": np.stack([g.truth for g in gals]),
     }
+    if images_path is not None:
+        write_arrays(images_path, lo, arrays)
+        return rows, None
     return rows, arrays
 
 
@@ -55,7 +64,11 @@ def run(
         chunk_size=step,
         meta={"stage": "simulate", "n": n, "params": sim.model_dump(mode="json")},
     )
-    items = [(sim, lo, min(lo + step, n)) for lo in range(writer.inputs_done, n, step)]
+    writer.reserve(n)
+    items = [
+        (sim, lo, min(lo + step, n), writer.images_path)
+        for lo in range(writer.inputs_done, n, step)
+    ]
     with (
         writer,
         progress_bar(n, desc="simulate", initial=writer.inputs_done,
