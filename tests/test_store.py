@@ -132,3 +132,24 @@ def test_catalog_is_parquet_keyed_by_string_id(tmp_path):
     store = _write(tmp_path / "s", 3)
     cat = pd.read_parquet(store.path / "catalog.parquet")
     assert pd.api.types.is_string_dtype(cat["galaxy_id"])
+
+
+def test_workers_write_chunks_in_place_and_driver_commits_rows(tmp_path):
+    from casnet.store import write_arrays
+
+    w = StoreWriter(tmp_path / "s", stamp_shape=(6, 5), chunk_size=4)
+    w.reserve(10)  # as a parallel stage does before dispatching chunks
+    for start in (0, 4, 8):  # a "worker" writes each chunk, the driver commits its rows
+        n = min(4, 10 - start)
+        write_arrays(w.images_path, start, {"image": np.full((n, 6, 5), start, np.float32)})
+        w.append([{"galaxy_id": f"g{start + k}"} for k in range(n)], None)
+    store = w.close()
+    assert len(store) == 10
+    np.testing.assert_array_equal(store.array("image")[9], np.full((6, 5), 8))
+
+
+def test_reserved_space_beyond_the_commits_is_dropped(tmp_path):
+    w = StoreWriter(tmp_path / "s", stamp_shape=(6, 5), chunk_size=4)
+    w.reserve(12)
+    w.append([{"galaxy_id": "a"}], {"image": np.zeros((1, 6, 5))})
+    assert len(w.close()) == 1  # the array shape follows the committed rows, not the reservation
