@@ -314,3 +314,31 @@ def test_misuse_raises_casnet_input_error(kwargs, match):
 def test_galaxy_rng_rejects_bad_arguments(seed, galaxy_id):
     with pytest.raises(CasnetInputError):
         galaxy_rng(seed, galaxy_id)
+
+
+def _lag1(values: np.ndarray, where: np.ndarray) -> float:
+    """Correlation of horizontally adjacent pixels both inside ``where``."""
+    pair = where[:, 1:] & where[:, :-1]
+    a, b = values[:, 1:][pair], values[:, :-1][pair]
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def test_replaced_regions_keep_the_noise_correlation():
+    # Drizzled mosaics have correlated noise; independent draws of sky pixels would leave a
+    # patch of white noise (lag-1 correlation ~0) where the neighbour was: a texture a network
+    # could pick up. Copying a sky region keeps the correlation of the rest of the sky.
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    white = rng.normal(0.0, 1.0, size=(SIZE, SIZE))
+    noise = ndimage.gaussian_filter(white, 0.8)
+    noise = SKY + SIGMA * noise / noise.std()
+    image = (_target() + _neighbour(NEIGHBOUR_SEP) + noise).astype(np.float32)
+    res = galclean(image, rng=galaxy_rng(1, "correlated"))
+    replaced = res.image != image
+    sky = _distance(CENTRE, CENTRE) > 40
+    sky &= ~replaced
+    reference = _lag1(noise, sky)
+    assert reference > 0.5  # the input is strongly correlated
+    # 0.15: the replaced region holds ~300 pixels, so its correlation estimate scatters by ~0.05
+    assert _lag1(res.image.astype(float), replaced) == pytest.approx(reference, abs=0.15)

@@ -50,6 +50,8 @@ _MASK_NSIGMA = 2.0
 #: and the replacement values are drawn from a Gaussian of the sky mean and sigma (flag NO_SKY)
 #: instead of from the sky pixels (too few values to stand for the noise distribution).
 _MIN_SKY_PIXELS = 100
+#: random placements tried for a sky region to copy into a region to replace
+_OFFSET_TRIES = 64
 #: Sigma clipping of the sky statistics (the same as the measurement's defaults).
 _CLIP_SIGMA = 3.0
 _CLIP_ITERS = 5
@@ -248,9 +250,12 @@ def galclean(
        ``target_dilate`` px from every segment, nothing is protected (``CENTRE_IS_SKY``).
     4. Every other segment is grown by a disk of ``other_dilate`` px; its pixels outside the
        protected zone, and every NaN/inf pixel, are replaced.
-    5. The replacement values are drawn uniformly, with replacement, from the sky pool: finite
-       pixels outside every grown segment and outside the protected zone. With fewer than 100
-       pool pixels they are drawn from a Gaussian of the sky mean and sigma (``NO_SKY``).
+    5. Each connected region to replace is filled with the values of a randomly placed sky
+       region of the same shape (finite pixels outside every grown segment and outside the
+       protected zone): sky values, as in galclean, that also keep the pixel-to-pixel noise
+       correlation of drizzled images. Where no such placement is found after a few tries, the
+       region gets independent draws from the sky pool; with fewer than 100 pool pixels, draws
+       from a Gaussian of the sky mean and sigma (``NO_SKY``).
 
     ``BLENDED`` is raised when light of another source is knowingly left in the stamp: the
     target's detection segment was split by deblending (a touching neighbour, or a clumpy galaxy:
@@ -331,15 +336,40 @@ def galclean(
     if n_replace == 0:
         return _result(out, 0, flags, sky)
 
-    # 5. Draws from the sky pool (finite, outside every grown segment and the protected zone).
-    pool = arr[~(others | protected | invalid)]
-    if pool.size >= _MIN_SKY_PIXELS:
-        values = pool[rng.integers(0, pool.size, size=n_replace)]
-    else:
+    # 5. Sky values: each region to replace is copied from a randomly placed sky region of the
+    # same shape (drizzled mosaics have correlated noise: independent draws would leave patches
+    # of a different texture, a shape a network could pick up); where none fits, independent
+    # draws from the sky pool (finite, outside every grown segment and the protected zone).
+    sky_mask = ~(others | protected | invalid)
+    pool = arr[sky_mask]
+    if pool.size < _MIN_SKY_PIXELS:
         flags.add(
             CleanFlag.NO_SKY,
             f"{pool.size} sky pixels (< {_MIN_SKY_PIXELS}): Gaussian draws of the sky mean, sigma",
         )
-        values = rng.normal(sky.mean, sky.sigma, size=n_replace)
-    out[replace] = values.astype(np.float32)
+        out[replace] = rng.normal(sky.mean, sky.sigma, size=n_replace).astype(np.float32)
+        return _result(out, n_replace, flags, sky)
+    regions, n_regions = ndimage.label(replace, structure=np.ones((3, 3), dtype=bool))
+    for label in range(1, n_regions + 1):
+        yy, xx = np.nonzero(regions == label)
+        shift = _sky_offset(sky_mask, yy, xx, rng)
+        if shift is not None:
+            out[yy, xx] = arr[yy + shift[0], xx + shift[1]].astype(np.float32)
+        else:
+            out[yy, xx] = pool[rng.integers(0, pool.size, size=yy.size)].astype(np.float32)
     return _result(out, n_replace, flags, sky)
+
+
+def _sky_offset(
+    sky_mask: np.ndarray, yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator
+) -> tuple[int, int] | None:
+    """A random shift moving every pixel (yy, xx) onto sky, or None after ``_OFFSET_TRIES``."""
+    ny, nx = sky_mask.shape
+    lo_y, hi_y = -int(yy.min()), ny - 1 - int(yy.max())
+    lo_x, hi_x = -int(xx.min()), nx - 1 - int(xx.max())
+    for _ in range(_OFFSET_TRIES):
+        dy = int(rng.integers(lo_y, hi_y + 1))
+        dx = int(rng.integers(lo_x, hi_x + 1))
+        if (dy or dx) and sky_mask[yy + dy, xx + dx].all():
+            return dy, dx
+    return None
