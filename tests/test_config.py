@@ -85,3 +85,8 @@ def test_override_validates_like_the_file():
     assert override(cfg) is cfg
     with pytest.raises(CasnetConfigError, match="n_galaxies = 0"):
         override(cfg, n_galaxies=0)
+
+
+def test_crop_larger_than_the_stamps_fails_at_load_time():
+    with pytest.raises(CasnetConfigError, match=r"select.crop_size \(120\).*simulate.stamp_size"):
+        parse_params({"select": {"crop_size": 120}})

@@ -341,18 +341,34 @@ class Params(_Section):
     dask: DaskConfig = DaskConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
 
+    @model_validator(mode="after")
+    def _check_crop_fits(self) -> Params:
+        stamp = (
+            self.simulate.stamp_size if self.data.source == "simulate" else self.ingest.stamp_size
+        )
+        if self.select.crop_size > stamp:
+            section = "simulate" if self.data.source == "simulate" else "ingest"
+            raise ValueError(
+                f"select.crop_size ({self.select.crop_size}) is larger than "
+                f"{section}.stamp_size ({stamp}): the crop must fit in the stamps"
+            )
+        return self
+
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        key = ".".join(str(p) for p in err["loc"])
         value = err.get("input")
-        if err["type"] == "extra_forbidden":
+        msg = err["msg"].removeprefix("Value error, ")
+        if not key:  # a check across sections: its message names the keys
+            lines.append(f"  {msg}")
+        elif err["type"] == "extra_forbidden":
             section = _section_for(err["loc"][:-1])
             allowed = ", ".join(sorted(section.model_fields)) if section else "?"
             lines.append(f"  {key} = {value!r}: unknown key; allowed keys here: {allowed}")
         else:
-            lines.append(f"  {key} = {value!r}: {err['msg']}")
+            lines.append(f"  {key} = {value!r}: {msg}")
     return "\n".join(lines)
 
 
