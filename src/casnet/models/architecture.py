@@ -4,16 +4,15 @@ A network is ``blocks`` convolutional blocks, each ``conv_per_block`` 3x3 ReLU c
 ('valid' padding, as in the published networks) followed by 2x2 average pooling and batch
 normalisation, with ``filters`` doubling from block to block; then ``dense_layers`` ReLU layers of
 ``dense_units``, dropout and one linear output. The loss is RMSE; MAE, RMSE and Pearson r are
-monitored. :class:`Architecture` is what the tuner searches over and what training builds.
+monitored. An :class:`~casnet.config.ArchitectureConfig` is what the tuner searches over and what
+training builds.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
-
 import keras
 
+from casnet.config import ArchitectureConfig, ModelConfig
 from casnet.models.metrics import PearsonR, rmse
 
 __all__ = ["OPTIMIZERS", "TABLE1", "Architecture", "build_model"]
@@ -28,48 +27,11 @@ _OPTIMIZER_CLASSES = {
 }
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """One point of the search space (Table 1)."""
+#: The architecture of one network: the typed params section (validated once, at load time).
+Architecture = ArchitectureConfig
 
-    blocks: int = 3
-    conv_per_block: int = 2
-    filters: int = 32
-    dense_layers: int = 2
-    dense_units: int = 1024
-    dropout: float = 0.5
-    optimizer: Literal["adam", "adadelta", "rmsprop", "sgd", "adamax"] = "adamax"
-    learning_rate: float = 0.001
-    batch_size: int = 512
-
-    def __post_init__(self) -> None:
-        checks = {
-            "blocks": 1 <= self.blocks <= 6,
-            "conv_per_block": 1 <= self.conv_per_block <= 4,
-            "filters": self.filters >= 1,
-            "dense_layers": 0 <= self.dense_layers <= 8,
-            "dense_units": self.dense_units >= 1,
-            "dropout": 0.0 <= self.dropout < 1.0,
-            "optimizer": self.optimizer in OPTIMIZERS,
-            "learning_rate": self.learning_rate > 0,
-            "batch_size": self.batch_size >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid architecture: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            )
-
-    def to_dict(self) -> dict:
-        """Plain dict (MLflow params, JSON)."""
-        return asdict(self)
-
-
-#: The paper's Table 1 optima, per target.
-TABLE1 = {
-    "asymmetry": Architecture(3, 2, 32, 2, 1024, 0.50, "adamax", 0.001, 512),
-    "concentration": Architecture(3, 2, 64, 2, 512, 0.55, "adam", 0.001, 512),
-}
+#: The paper's Table 1 optima, per target (the ``model`` defaults of ``params.yaml``).
+TABLE1 = {"asymmetry": ModelConfig().asymmetry, "concentration": ModelConfig().concentration}
 
 
 def build_model(arch: Architecture, *, input_size: int = 60, name: str = "casnet") -> keras.Model:
