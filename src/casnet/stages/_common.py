@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-__all__ = ["progress_bar", "write_metrics"]
+from casnet.config import DaskConfig
+from casnet.parallel import executor, map_ordered
+from casnet.store import StampStore, StoreWriter
+
+__all__ = ["progress_bar", "write_chunks", "write_metrics"]
 
 
 def progress_bar(total: int, *, desc: str, initial: int = 0, enabled: bool = True) -> tqdm:
@@ -28,3 +34,29 @@ def write_metrics(path: str | Path, metrics: dict) -> Path:
     tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def write_chunks(
+    writer: StoreWriter,
+    fn: Callable[..., tuple[Any, Any]],
+    items: list[tuple[Any, ...]],
+    *,
+    total: int,
+    desc: str,
+    dask: DaskConfig,
+    show_progress: bool,
+) -> StampStore:
+    """Run ``fn(*item)`` for every chunk on Dask and commit the results in order.
+
+    ``fn`` returns ``(rows, arrays)`` (``arrays`` None when the worker wrote them in place); the
+    writer closes (moves the store into place) only when every chunk is committed.
+    """
+    with (
+        writer,
+        progress_bar(total, desc=desc, initial=writer.inputs_done, enabled=show_progress) as bar,
+        executor(dask.scheduler, dask.workers if items else 0) as client,
+    ):
+        for rows, arrays in map_ordered(client, fn, items):
+            writer.append(rows, arrays)
+            bar.update(len(rows))
+    return StampStore(writer.path)

@@ -10,8 +10,7 @@ import pandas as pd
 from casnet.clean import galaxy_rng, galclean
 from casnet.config import CleanConfig, DaskConfig, StoreConfig
 from casnet.errors import CasnetInputError
-from casnet.parallel import executor, map_ordered
-from casnet.stages._common import progress_bar
+from casnet.stages._common import write_chunks
 from casnet.store import StampStore, StoreWriter, write_arrays
 
 __all__ = ["clean_chunk", "run"]
@@ -79,12 +78,5 @@ def run(
         (cfg, str(Path(source).resolve()), lo, min(lo + step, n), writer.images_path)
         for lo in range(writer.inputs_done, n, step)
     ]
-    with (
-        writer,
-        progress_bar(n, desc="clean", initial=writer.inputs_done, enabled=show_progress) as bar,
-        executor(dask.scheduler, dask.workers if items else 0) as client,
-    ):
-        for rows, arrays in map_ordered(client, clean_chunk, items):
-            writer.append(rows, arrays)
-            bar.update(len(rows))
-    return StampStore(out)
+    return write_chunks(writer, clean_chunk, items, total=n, desc="clean", dask=dask,
+                        show_progress=show_progress)  # fmt: skip

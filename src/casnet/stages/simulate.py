@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from casnet.config import DaskConfig, SimulateConfig, StoreConfig
-from casnet.parallel import executor, map_ordered
 from casnet.sources.simulate import simulate_galaxy
-from casnet.stages._common import progress_bar
+from casnet.stages._common import write_chunks
 from casnet.store import StampStore, StoreWriter, write_arrays
 
 __all__ = ["run", "simulate_chunk"]
@@ -69,13 +68,5 @@ def run(
         (sim, lo, min(lo + step, n), writer.images_path)
         for lo in range(writer.inputs_done, n, step)
     ]
-    with (
-        writer,
-        progress_bar(n, desc="simulate", initial=writer.inputs_done,
-                     enabled=show_progress) as bar,
-        executor(dask.scheduler, dask.workers if items else 0) as client,
-    ):  # fmt: skip
-        for rows, arrays in map_ordered(client, simulate_chunk, items):
-            writer.append(rows, arrays)
-            bar.update(len(rows))
-    return StampStore(out)
+    return write_chunks(writer, simulate_chunk, items, total=n, desc="simulate", dask=dask,
+                        show_progress=show_progress)  # fmt: skip
