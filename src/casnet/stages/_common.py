@@ -13,9 +13,9 @@ from tqdm import tqdm
 
 from casnet.config import DaskConfig
 from casnet.parallel import executor, map_ordered
-from casnet.store import StampStore, StoreWriter
+from casnet.store import StampStore, StoreWriter, write_arrays
 
-__all__ = ["progress_bar", "write_chunks", "write_metrics"]
+__all__ = ["hand_back", "progress_bar", "write_chunks", "write_metrics"]
 
 
 def progress_bar(total: int, *, desc: str, initial: int = 0, enabled: bool = True) -> tqdm:
@@ -34,6 +34,15 @@ def write_metrics(path: str | Path, metrics: dict) -> Path:
     tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def hand_back(rows: Any, arrays: dict, images_path: str | None, start: int) -> tuple[Any, Any]:
+    """A chunk function's result: with ``images_path`` (the output's staging Zarr group) the
+    worker writes ``arrays`` in place and only the rows travel back to the driver."""
+    if images_path is None:
+        return rows, arrays
+    write_arrays(images_path, start, arrays)
+    return rows, None
 
 
 def write_chunks(

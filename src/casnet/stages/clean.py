@@ -10,8 +10,8 @@ import pandas as pd
 from casnet.clean import galaxy_rng, galclean
 from casnet.config import CleanConfig, DaskConfig, StoreConfig
 from casnet.errors import CasnetInputError
-from casnet.stages._common import write_chunks
-from casnet.store import StampStore, StoreWriter, write_arrays
+from casnet.stages._common import hand_back, write_chunks
+from casnet.store import StampStore, StoreWriter
 
 __all__ = ["clean_chunk", "run"]
 
@@ -39,11 +39,7 @@ def clean_chunk(
         extra["sky_mean"].append(res.sky_mean)
         extra["sky_sigma"].append(res.sky_sigma)
     rows = cat.assign(**{f"clean_{k}": v for k, v in extra.items()})
-    out = {**arrays, "image": cleaned}
-    if images_path is not None:
-        write_arrays(images_path, start, out)
-        return rows, None
-    return rows, out
+    return hand_back(rows, {**arrays, "image": cleaned}, images_path, start)
 
 
 def run(

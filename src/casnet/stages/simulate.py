@@ -8,8 +8,8 @@ import numpy as np
 
 from casnet.config import DaskConfig, SimulateConfig, StoreConfig
 from casnet.sources.simulate import simulate_galaxy
-from casnet.stages._common import write_chunks
-from casnet.store import StampStore, StoreWriter, write_arrays
+from casnet.stages._common import hand_back, write_chunks
+from casnet.store import StampStore, StoreWriter
 
 __all__ = ["run", "simulate_chunk"]
 
@@ -32,10 +32,7 @@ def simulate_chunk(
         "image": np.stack([g.image for g in gals]),
         "truth": np.stack([g.truth for g in gals]),
     }
-    if images_path is not None:
-        write_arrays(images_path, lo, arrays)
-        return rows, None
-    return rows, arrays
+    return hand_back(rows, arrays, images_path, lo)
 
 
 def run(
