@@ -40,3 +40,41 @@ def test_configure_creates_experiment_in_project_store(monkeypatch, tmp_path):
         assert tracking.configure("casnet-test", root=tmp_path) == exp_id  # idempotent
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_dvc_hash_finds_the_most_specific_output(tmp_path):
+    (tmp_path / "dvc.lock").write_text(
+        "stages:\n"
+        "  a:\n    outs:\n    - {path: data/split, md5: aaa.dir}\n"
+        "  b:\n    deps:\n    - {path: data/split/val, md5: not-an-output}\n"
+        "    outs:\n    - {path: data/split/train, md5: bbb.dir}\n    - {path: m.json, md5: ccc}\n"
+    )
+    assert tracking.dvc_hash("data/split/val", tmp_path) == ("data/split", "aaa.dir")
+    assert tracking.dvc_hash("data/split/train", tmp_path) == ("data/split/train", "bbb.dir")
+    assert tracking.dvc_hash(tmp_path / "data/split/train/x", tmp_path)[1] == "bbb.dir"
+    assert tracking.dvc_hash("data/other", tmp_path) is None
+    assert tracking.dvc_hash("/elsewhere/data", tmp_path) is None
+    assert tracking.dvc_hash("data/split", tmp_path / "no-lock-here") is None
+
+
+def test_git_commit_reports_dirty_trees_and_non_repositories(tmp_path):
+    import subprocess
+
+    assert tracking.git_commit(tmp_path) == "unknown"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    (tmp_path / "f").write_text("1")
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "f"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "f"], cwd=tmp_path, check=True)
+    sha = tracking.git_commit(tmp_path)
+    assert len(sha) == 40
+    (tmp_path / "untracked").write_text("ignored")  # untracked files do not make it dirty
+    assert tracking.git_commit(tmp_path) == sha
+    (tmp_path / "f").write_text("2")
+    assert tracking.git_commit(tmp_path) == f"{sha}-dirty"
+
+
+def test_lineage_tags_mark_untracked_data(tmp_path):
+    tags = tracking.lineage_tags({"train": "data/x"}, tmp_path)
+    assert tags["casnet.data.train.dvc_md5"] == "untracked"
+    assert tags["casnet.git_commit"] == "unknown"

@@ -538,6 +538,86 @@ def benchmark_pipeline_cmd(
     typer.echo(f"written to {out}")
 
 
+def _budget(value: str | None) -> int | str | None:
+    """A budget flag: ``params`` (or absent) keeps params.yaml; otherwise the number (validated
+    by the config, so ``0`` fails with the params.yaml message)."""
+    if value is None or value == "params":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value  # rejected by the typed config with a message naming the key
+
+
+def _search_overrides(items: list[str]) -> dict:
+    import yaml
+
+    changes = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise _fail(f"--search takes KEY=VALUE (e.g. filters=[8,32]), got {item!r}", 2)
+        changes[key.strip()] = yaml.safe_load(value)
+    return changes
+
+
+@app.command()
+def tune(
+    target: Annotated[str, typer.Option(help="concentration | asymmetry.")],
+    max_trials: Annotated[str | None, typer.Option(help="Trials (default: params.yaml).")] = None,
+    epochs: Annotated[
+        str | None, typer.Option(help="Maximum epochs per trial (default: params.yaml).")
+    ] = None,
+    patience: Annotated[
+        str | None, typer.Option(help="Early-stopping patience (default: params.yaml).")
+    ] = None,
+    search: Annotated[
+        list[str] | None,
+        typer.Option(help="Override a search param, KEY=VALUE (YAML), e.g. filters=[8,32]."),
+    ] = None,
+    train: Annotated[Path, typer.Option(help="Training store.")] = Path("data/augmented"),
+    val: Annotated[Path, typer.Option(help="Validation store.")] = Path("data/split/val"),
+    role: Annotated[
+        str, typer.Option(help="single | chief | worker (Keras Tuner distributed mode).")
+    ] = "single",
+    oracle: Annotated[
+        str | None, typer.Option(help="HOST:PORT of the chief's oracle (chief and workers).")
+    ] = None,
+    tuner_id: Annotated[str | None, typer.Option(help="Unique id of a worker.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
+    params: ParamsOption = None,
+) -> None:
+    """Bayesian optimisation of a network's architecture; every trial an MLflow run.
+
+    Rerunning with the same params and data resumes the search. The MLflow store is the
+    project's (sqlite:///<root>/mlflow.db) unless MLFLOW_TRACKING_URI is set.
+    """
+    from casnet.models.data import TARGETS
+
+    if target not in TARGETS:
+        raise _fail(f"--target must be one of {', '.join(TARGETS)}, got {target!r}", 2)
+    if role not in ("single", "chief", "worker"):
+        raise _fail(f"--role must be single, chief or worker, got {role!r}", 2)
+    changes = _search_overrides(search or [])
+    changes.update(max_trials=_budget(max_trials), max_epochs=_budget(epochs),
+                   patience=_budget(patience))  # fmt: skip
+    space = override(load_params(params).search, source="search (command line)", **changes)
+
+    from casnet.tuning import check_inputs, format_trials
+    from casnet.tuning import tune as run_search
+
+    check_inputs(target, train, val)  # a clear message before any training
+    result = run_search(target, space, train=train, val=val, role=role, oracle=oracle,
+                        tuner_id=tuner_id, verbose=0 if quiet else 1)  # fmt: skip
+    typer.echo(f"search {result.key}: parent run {result.parent_run_id}")
+    if role != "worker":
+        typer.echo(format_trials(result))
+        if result.best_trial_id is None:
+            raise _fail("no trial completed: see the failed runs in the MLflow UI (make ui)")
+        typer.echo(f"best trial {result.best_trial_id}: val RMSE {result.best_val_rmse:.4f} "
+                   f"(baseline {result.baseline['baseline_val_rmse']:.4f})")  # fmt: skip
+
+
 @app.command("params")
 def show_params(params: ParamsOption = None) -> None:
     """Print the validated parameters (defaults filled in) as YAML."""

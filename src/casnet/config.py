@@ -431,7 +431,9 @@ class Params(_Section):
         return self
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
+def _format_validation_error(
+    exc: ValidationError, source: str, root: type[BaseModel] | None = None
+) -> str:
     lines = [f"{source}: invalid configuration"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
@@ -440,7 +442,7 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         if not key:  # a check across sections: its message names the keys
             lines.append(f"  {msg}")
         elif err["type"] == "extra_forbidden":
-            section = _section_for(err["loc"][:-1])
+            section = _section_for(err["loc"][:-1], root or Params)
             allowed = ", ".join(sorted(section.model_fields)) if section else "?"
             lines.append(f"  {key} = {value!r}: unknown key; allowed keys here: {allowed}")
         else:
@@ -448,8 +450,8 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _section_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Params
+def _section_for(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    model = root
     for part in loc:
         field = model.model_fields.get(str(part))
         if field is None or not (
@@ -490,7 +492,7 @@ def override(section: _S, *, source: str = "command line", **changes: Any) -> _S
     try:
         return type(section).model_validate({**section.model_dump(), **update})
     except ValidationError as exc:
-        raise CasnetConfigError(_format_validation_error(exc, source)) from None
+        raise CasnetConfigError(_format_validation_error(exc, source, type(section))) from None
 
 
 def load_params(path: str | Path | None = None) -> Params:

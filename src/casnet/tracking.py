@@ -8,11 +8,24 @@ different stores. casnet resolves the project root explicitly instead.
 from __future__ import annotations
 
 import os
+import subprocess
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
+
+import yaml
 
 from casnet.paths import project_root
 
-__all__ = ["artifact_root", "configure", "tracking_uri"]
+__all__ = [
+    "artifact_root",
+    "configure",
+    "data_inputs",
+    "dvc_hash",
+    "git_commit",
+    "lineage_tags",
+    "tracking_uri",
+]
 
 
 def tracking_uri(root: Path | None = None) -> str:
@@ -38,11 +51,112 @@ def configure(experiment: str, root: Path | None = None) -> str:
     """
     import mlflow  # imported here: it is slow to import and most commands never need it
 
-    mlflow.set_tracking_uri(tracking_uri(root))
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
-        exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_root(root))
+        # a tracking server (http://...) chooses its own artifact store; a local store keeps
+        # artifacts next to mlflow.db
+        local = not uri.startswith(("http://", "https://", "databricks"))
+        exp_id = mlflow.create_experiment(
+            experiment, artifact_location=artifact_root(root) if local else None
+        )
     else:
         exp_id = found.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The checked-out commit: ``<sha>``, ``<sha>-dirty`` (uncommitted changes) or ``unknown``."""
+    root = root or project_root()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def dvc_hash(path: str | Path, root: Path | None = None) -> tuple[str, str] | None:
+    """The ``dvc.lock`` output that holds ``path``: ``(output path, md5)``, or None.
+
+    ``path`` may be an output itself (``data/augmented``) or lie inside one (``data/split/val``
+    inside ``data/split``); the most specific output wins. The hash is the one recorded by the
+    last ``dvc repro``/``dvc commit``: what the data was when the pipeline last produced it.
+    """
+    root = (root or project_root()).resolve()
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return None
+    target = Path(path)
+    target = (target if target.is_absolute() else root / target).resolve()
+    try:
+        rel = target.relative_to(root)
+    except ValueError:
+        return None
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    best: tuple[str, str] | None = None
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            out_path = Path(out["path"])
+            if (rel == out_path or out_path in rel.parents) and "md5" in out:
+                if best is None or len(out_path.parts) > len(Path(best[0]).parts):
+                    best = (out_path.as_posix(), out["md5"])
+    return best
+
+
+def lineage_tags(data: Mapping[str, str | Path], root: Path | None = None) -> dict[str, str]:
+    """Tags that say what a run was made from: the git commit and the DVC hash of each input.
+
+    Parameters
+    ----------
+    data : mapping
+        Role (``train``, ``val``, ...) to the path of the data read in that role.
+
+    Returns
+    -------
+    dict
+        ``casnet.git_commit``; per role ``casnet.data.<role>.path`` and
+        ``casnet.data.<role>.dvc_md5`` (``untracked`` when no dvc.lock output holds the path).
+    """
+    tags = {"casnet.git_commit": git_commit(root)}
+    for role, path in data.items():
+        found = dvc_hash(path, root)
+        tags[f"casnet.data.{role}.path"] = str(path)
+        tags[f"casnet.data.{role}.dvc_md5"] = found[1] if found else "untracked"
+        if found:
+            tags[f"casnet.data.{role}.dvc_out"] = found[0]
+    return tags
+
+
+def data_inputs(data: Mapping[str, str | Path], root: Path | None = None) -> list:
+    """MLflow dataset inputs (for ``MlflowClient.log_inputs``) pointing at DVC outputs.
+
+    One :class:`mlflow.data.meta_dataset.MetaDataset` per role, named after the path, whose
+    digest is the DVC md5 (so the MLflow UI shows the same hash as ``dvc.lock``) and whose
+    context tag is the role.
+    """
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    root = root or project_root()
+    inputs = []
+    for role, path in data.items():
+        found = dvc_hash(path, root)
+        full = Path(path) if Path(path).is_absolute() else root / path
+        with warnings.catch_warnings():
+            # file:// matches two equivalent local sources; MLflow warns and picks one
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(full.resolve().as_uri())
+        digest = found[1] if found else "untracked"
+        dataset = MetaDataset(source, name=str(path), digest=digest[:36])
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(),
+                                   tags=[InputTag("mlflow.data.context", role)]))  # fmt: skip
+    return inputs

@@ -98,3 +98,30 @@ def test_a_tiny_bayesian_search_runs_with_the_trial_batch_size(store, tmp_path):
     assert len(tuner.oracle.trials) == 2
     assert all(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     assert set(seen) <= {8, 16} and len(seen) == 2
+
+
+@pytest.mark.parametrize("corner", ["smallest", "largest"])
+def test_hypermodel_builds_the_corners_of_the_papers_space(corner, expected_params):
+    space = SearchConfig()
+    hp = kt.HyperParameters()
+    architecture_from_hp(hp, space)  # declares the space
+    pick = min if corner == "smallest" else max
+    for name in ("blocks", "conv_per_block", "dense_layers", "dropout"):
+        hp.values[name] = pick(getattr(space, name))
+    for name in ("filters", "dense_units"):
+        hp.values[name] = pick(space.powers(name))
+    hp.values["batch_size"] = pick(space.batch_sizes)
+    model = CasnetHyperModel(space).build(hp)
+    arch = architecture_from_hp(hp, space)
+    assert model.input_shape == (None, 60, 60, 1) and model.output_shape == (None, 1)
+    convs = [la for la in model.layers if la.name.startswith("conv")]
+    dense = [la for la in model.layers if la.name.startswith("dense")]
+    if corner == "largest":  # 3 blocks x 2 convs from 256 filters doubling; 4 x 1024 dense
+        assert [c.filters for c in convs] == [256, 256, 512, 512, 1024, 1024]
+        assert [d.units for d in dense] == [1024] * 4
+        assert model.get_layer("dropout").rate == pytest.approx(0.60)
+    else:  # 1 block of 1 conv with 8 filters; 1 x 128 dense
+        assert [c.filters for c in convs] == [8]
+        assert [d.units for d in dense] == [128]
+        assert model.get_layer("dropout").rate == pytest.approx(0.25)
+    assert model.count_params() == expected_params(arch)

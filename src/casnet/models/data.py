@@ -73,4 +73,7 @@ def store_dataset(
     ).unbatch()
     if shuffle:
         ds = ds.shuffle(2 * src.chunk_size, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # a generator's length is unknown to tf.data: stating it lets Keras count steps per epoch
+    n_batches = -(-len(src) // batch_size)
+    ds = ds.batch(batch_size).apply(tf.data.experimental.assert_cardinality(n_batches))
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,233 @@
+"""Bayesian search with every trial tracked in MLflow (casnet.tuning, `casnet tune`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from casnet.cli import app
+from casnet.config import SearchConfig
+from casnet.store import StoreWriter
+from casnet.tuning import EXPERIMENT, tune
+
+HPS = {"blocks", "conv_per_block", "filters", "dense_layers", "dense_units", "dropout",
+       "optimizer", "learning_rate", "batch_size"}  # fmt: skip
+#: the paper's space shrunk to what trains in a second (the ranges are what the search explores)
+TINY = SearchConfig(blocks=(1, 2), conv_per_block=(1, 1), filters=(4, 8), dense_layers=(1, 1),
+                    dense_units=(8, 16), batch_sizes=(8, 16), max_trials=2,
+                    num_initial_points=1, max_epochs=2, patience=5)  # fmt: skip
+
+
+def _store(path, n, seed):
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 60, 60)).astype(np.float32)
+    labels = images.mean(axis=(1, 2)) * 3
+    rows = [{"galaxy_id": f"g{seed}-{i}", "label_asymmetry": float(labels[i]),
+             "label_concentration": float(0.5 + labels[i])} for i in range(n)]  # fmt: skip
+    with StoreWriter(path, stamp_shape=(60, 60), chunk_size=64) as w:
+        w.append(rows, {"image": images})
+    return labels
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A project root with git, a dvc.lock naming the two stores, and the stores."""
+    root = tmp_path_factory.mktemp("project")
+    train = _store(root / "data" / "augmented", 48, 0)
+    val = _store(root / "data" / "split" / "val", 16, 1)
+    (root / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n"
+        "  split:\n    outs:\n    - path: data/split\n      hash: md5\n      md5: 11aa.dir\n"
+        "  augment:\n    outs:\n    - path: data/augmented\n      hash: md5\n      md5: 22bb.dir\n"
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "dvc.lock"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "lock"], cwd=root, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                         text=True, check=True).stdout.strip()  # fmt: skip
+    return {"root": root, "train": train, "val": val, "sha": sha}
+
+
+@pytest.fixture(scope="module")
+def searched(project):
+    """One tiny search (2 trials x 2 epochs) in the project's own MLflow store."""
+    root = project["root"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("CASNET_ROOT", str(root))
+        result = tune("asymmetry", TINY, train=root / "data/augmented",
+                      val=root / "data/split/val", root=root, verbose=0)  # fmt: skip
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    return result, client, exp.experiment_id
+
+
+def _children(client, exp_id, parent):
+    return client.search_runs([exp_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+
+
+def _parents(client, exp_id):
+    return client.search_runs([exp_id], filter_string="tags.`casnet.run_kind` = 'search'")
+
+
+def test_one_parent_and_one_child_per_trial(searched):
+    result, client, exp = searched
+    parents = _parents(client, exp)
+    assert [p.info.run_id for p in parents] == [result.parent_run_id]
+    assert parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["casnet.target"] == "asymmetry"
+    children = _children(client, exp, result.parent_run_id)
+    assert sorted(c.data.tags["casnet.trial_id"] for c in children) == ["0", "1"]
+    assert {c.info.run_name for c in children} == {"trial-0", "trial-1"}
+
+
+def test_children_log_every_hyperparameter_and_per_epoch_metrics(searched):
+    result, client, exp = searched
+    for child in _children(client, exp, result.parent_run_id):
+        assert set(child.data.params) == HPS
+        assert child.data.tags["casnet.trial_status"] == "COMPLETED"
+        assert child.info.status == "FINISHED"
+        for key in ("train_rmse", "train_mae", "train_pearson_r", "val_rmse", "val_mae",
+                    "val_pearson_r"):  # fmt: skip
+            history = client.get_metric_history(child.info.run_id, key)
+            assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2], key
+        val = [m.value for m in sorted(client.get_metric_history(child.info.run_id, "val_rmse"),
+                                       key=lambda m: m.step)]  # fmt: skip
+        assert child.data.metrics["best_epoch"] == 1 + int(np.argmin(val))
+        assert child.data.metrics["best_val_rmse"] == pytest.approx(min(val))
+
+
+def test_every_run_carries_lineage(searched, project):
+    result, client, exp = searched
+    runs = [*_parents(client, exp), *_children(client, exp, result.parent_run_id)]
+    assert len(runs) == 3
+    for run in runs:
+        tags = run.data.tags
+        assert tags["casnet.git_commit"] == project["sha"]
+        # the val store lies inside the `split` output: its hash is that output's
+        assert tags["casnet.data.val.dvc_md5"] == "11aa.dir"
+        assert tags["casnet.data.train.dvc_md5"] == "22bb.dir"
+        inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+        assert inputs["train"].digest == "22bb.dir"
+        assert inputs["val"].digest == "11aa.dir"
+        assert inputs["val"].source.endswith('data/split/val"}')
+
+
+def test_parent_holds_the_best_trial_the_table_and_the_baseline(searched, project, tmp_path):
+    result, client, exp = searched
+    parent = client.get_run(result.parent_run_id)
+    children = {c.data.tags["casnet.trial_id"]: c
+                for c in _children(client, exp, result.parent_run_id)}  # fmt: skip
+    scores = {t: c.data.metrics["best_val_rmse"] for t, c in children.items()}
+    best = min(scores, key=scores.get)
+    assert parent.data.tags["casnet.best_trial_id"] == best == result.best_trial_id
+    assert parent.data.metrics["best_val_rmse"] == pytest.approx(scores[best], rel=1e-6)
+    assert {k[5:]: v for k, v in parent.data.params.items() if k.startswith("best.")} == (
+        children[best].data.params
+    )
+    path = client.download_artifacts(result.parent_run_id, "best_hyperparameters.json", tmp_path)
+    saved = json.loads(open(path).read())
+    assert saved["trial_id"] == best
+    assert {k: str(v) for k, v in saved["hyperparameters"].items()} == children[best].data.params
+    table = pd.read_csv(client.download_artifacts(result.parent_run_id, "trials.csv", tmp_path))
+    assert sorted(table["trial_id"].astype(str)) == ["0", "1"]
+    assert set(table["run_id"]) == {c.info.run_id for c in children.values()}
+    # the trivial baseline: the training mean predicted for every validation galaxy
+    mean = project["train"].astype(np.float64).mean()
+    want = np.sqrt(np.mean((project["val"].astype(np.float64) - mean) ** 2))
+    assert parent.data.metrics["baseline_val_rmse"] == pytest.approx(want, rel=1e-5)
+    assert "search.max_trials" in parent.data.params and parent.data.params["target"] == "asymmetry"
+
+
+def test_rerun_resumes_and_a_new_target_or_space_starts_anew(searched, project):
+    result, client, exp = searched
+    root = project["root"]
+    kwargs = {"train": root / "data/augmented", "val": root / "data/split/val", "root": root,
+              "verbose": 0}  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        again = tune("asymmetry", TINY, **kwargs)
+        assert again.parent_run_id == result.parent_run_id
+        assert again.best_trial_id == result.best_trial_id
+        assert len(_children(client, exp, result.parent_run_id)) == 2  # nothing re-run
+        other = tune("concentration", TINY.model_copy(update={"max_trials": 1}), **kwargs)
+        wider = tune("asymmetry", TINY.model_copy(update={"max_trials": 1, "filters": (4, 16)}),
+                     **kwargs)  # fmt: skip
+    ids = {result.parent_run_id, other.parent_run_id, wider.parent_run_id}
+    assert len(ids) == 3 and len(_parents(client, exp)) == 3
+    assert client.get_run(other.parent_run_id).data.tags["casnet.target"] == "concentration"
+    assert len(_children(client, exp, other.parent_run_id)) == 1
+    assert other.directory != result.directory != wider.directory
+
+
+def test_a_failing_trial_is_logged_as_failed(project, tmp_path, monkeypatch):
+    from casnet.models.hypermodel import CasnetHyperModel
+
+    def broken(self, hp, model, *args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(CasnetHyperModel, "fit", broken)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = project["root"]
+    result = tune("asymmetry", TINY.model_copy(update={"max_trials": 1, "seed": 7}),
+                  train=root / "data/augmented", val=root / "data/split/val", root=tmp_path,
+                  verbose=0)  # fmt: skip
+    assert result.best_trial_id is None
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (child,) = _children(client, exp, result.parent_run_id)
+    assert child.info.status == "FAILED"
+    assert child.data.tags["casnet.trial_status"] == "FAILED"
+    assert "out of memory (simulated)" in child.data.tags["casnet.error"]
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "colour"], "--target must be one of concentration, asymmetry"),
+        (["--target", "asymmetry", "--max-trials", "0"], "max_trials = 0"),
+        (["--target", "asymmetry", "--epochs", "ten"], "max_epochs"),
+        (["--target", "asymmetry", "--search", "kernel=5"], "allowed keys here: batch_sizes"),
+        (["--target", "asymmetry", "--role", "boss"], "--role must be"),
+    ],
+)
+def test_bad_parameters_fail_before_training(args, message):
+    result = runner.invoke(app, ["tune", *args])
+    assert result.exit_code != 0
+    assert message in result.output + str(result.exception)
+
+
+def test_missing_data_names_the_fix(tmp_path):
+    result = runner.invoke(app, ["tune", "--target", "asymmetry", "--train",
+                                 str(tmp_path / "nowhere"), "--val", str(tmp_path)])  # fmt: skip
+    assert result.exit_code != 0
+    assert "dvc repro" in str(result.exception)
+
+
+def test_cli_runs_a_search_and_prints_the_table(project, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CASNET_ROOT", str(tmp_path))
+    root = project["root"]
+    result = runner.invoke(app, [
+        "tune", "--target", "concentration", "--max-trials", "1", "--epochs", "1",
+        "--search", "blocks=[1,1]", "--search", "filters=[4,4]", "--search", "dense_units=[8,8]",
+        "--search", "dense_layers=[1,1]", "--search", "batch_sizes=[16]", "--quiet",
+        "--train", str(root / "data/augmented"), "--val", str(root / "data/split/val"),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "baseline (training mean)" in result.output
+    assert "trial_id" in result.output and "best trial 0" in result.output
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (parent,) = _parents(client, exp)
+    assert parent.data.params["search.filters"] == "[4, 4]"
