@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := data/demo
+# demo-scale search: the paper's space shrunk (filters, dense units, batch sizes), a few trials
+DEMO_TUNE := -P max_trials=6 -P epochs=20 -P patience=5 \
+	-P "search=filters=[8,32];dense_units=[128,256];dense_layers=[1,2];batch_sizes=[16,32]"
 
 .PHONY: install demo test lint bench ui clean
 
@@ -16,7 +19,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## demo: the data pipeline at demo scale (dvc repro: simulate -> clean -> measure -> select ->
-## split -> augment), its metrics and figures; then C and A of FITS stamps from the CLI
+## split -> augment), its metrics and figures; C and A of FITS stamps from the CLI; then a small
+## Bayesian search per network, every trial an MLflow run (mlflow run . -e tune)
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show
@@ -24,6 +28,11 @@ demo: $(STAMP)
 	$(BIN)/casnet show data/selected --sort label_asymmetry --n 16 --out plots/grid_selected.png
 	$(BIN)/casnet stamps --n 6 --out $(DEMO)/stamps
 	$(BIN)/casnet measure $(DEMO)/stamps
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e tune -P target=asymmetry $(DEMO_TUNE) \
+	    --env-manager local
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e tune -P target=concentration \
+	    $(DEMO_TUNE) --env-manager local
+	@echo "trials: experiment casnet-tune in the MLflow UI (make ui, then http://127.0.0.1:5000)"
 
 ## test: lint, format check and the test suite
 test: $(STAMP) lint
@@ -33,9 +42,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
-## bench: speed and agreement of the conventional measurement vs statmorph
+## bench: speed and agreement of the conventional measurement vs statmorph; network throughput
 bench: $(STAMP)
 	$(BIN)/casnet benchmark measure --n 200
+	$(BIN)/casnet benchmark train --n 2048
 
 ## ui: the MLflow UI on the project's store
 ui: $(STAMP)
@@ -43,4 +53,4 @@ ui: $(STAMP)
 	    --default-artifact-root $(CURDIR)/mlartifacts
 
 clean:
-	rm -rf $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(DEMO) .pytest_cache .ruff_cache .tuning

@@ -231,3 +231,41 @@ def test_cli_runs_a_search_and_prints_the_table(project, tmp_path, monkeypatch):
     exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
     (parent,) = _parents(client, exp)
     assert parent.data.params["search.filters"] == "[4, 4]"
+
+
+@pytest.mark.slow
+def test_mlflow_run_tune_entry_point(project, tmp_path):
+    """`mlflow run . -e tune ... --env-manager local`, as the README shows it."""
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("MLproject", "conda.yaml"):
+        shutil.copy(repo / name, proj / name)
+    shutil.copytree(project["root"] / "data", proj / "data")
+    env = {**os.environ, "CASNET_ROOT": str(proj),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{proj}/mlflow.db"}  # fmt: skip
+    space = "blocks=[1,1];filters=[4,4];dense_layers=[1,1];dense_units=[8,8];batch_sizes=[16]"
+    cmd = ["mlflow", "run", str(proj), "-e", "tune", "-P", "target=asymmetry",
+           "-P", "max_trials=1", "-P", "epochs=1", "-P", f"search={space}",
+           "--env-manager", "local"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=proj, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{proj}/mlflow.db")
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (parent,) = _parents(client, exp)
+    assert parent.data.params["search.filters"] == "[4, 4]"
+    assert parent.data.params["search.max_trials"] == "1"
+    assert len(_children(client, exp, parent.info.run_id)) == 1
+    # the launcher run of `mlflow run` points at the search
+    launcher = client.get_run(parent.data.tags["casnet.launched_by"])
+    assert launcher.data.tags["casnet.search_run_id"] == parent.info.run_id
+    # a missing target is refused by MLflow before anything runs
+    bad = subprocess.run(cmd[:5] + ["--env-manager", "local"], cwd=proj, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode != 0 and "target" in bad.stderr

@@ -553,7 +553,9 @@ def _search_overrides(items: list[str]) -> dict:
     import yaml
 
     changes = {}
-    for item in items:
+    for item in (part.strip() for entry in items for part in entry.split(";")):
+        if not item:
+            continue
         key, sep, value = item.partition("=")
         if not sep:
             raise _fail(f"--search takes KEY=VALUE (e.g. filters=[8,32]), got {item!r}", 2)
@@ -573,7 +575,10 @@ def tune(
     ] = None,
     search: Annotated[
         list[str] | None,
-        typer.Option(help="Override a search param, KEY=VALUE (YAML), e.g. filters=[8,32]."),
+        typer.Option(
+            help="Override search params: KEY=VALUE (YAML value), repeatable or ';'-separated, "
+            "e.g. 'filters=[8,32];dense_units=[128,256]'."
+        ),
     ] = None,
     train: Annotated[Path, typer.Option(help="Training store.")] = Path("data/augmented"),
     val: Annotated[Path, typer.Option(help="Validation store.")] = Path("data/split/val"),
@@ -616,6 +621,77 @@ def tune(
             raise _fail("no trial completed: see the failed runs in the MLflow UI (make ui)")
         typer.echo(f"best trial {result.best_trial_id}: val RMSE {result.best_val_rmse:.4f} "
                    f"(baseline {result.baseline['baseline_val_rmse']:.4f})")  # fmt: skip
+
+
+#: training images of the paper after augmentation (Tohill et al. 2021 Sec. 3.2)
+PAPER_TRAINING_IMAGES = 141_453
+
+
+@benchmark_app.command("train")
+def benchmark_train_cmd(
+    n: Annotated[int, typer.Option(help="Random 60x60 images per timed epoch.")] = 2048,
+    repeats: Annotated[int, typer.Option(help="Timed epochs (median reported).")] = 1,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Batch size (default: each network's, params.yaml).")
+    ] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Training and inference throughput of the params.yaml (Table 1) networks, and what a
+    paper-scale search costs at that speed (writes benchmarks/train.json)."""
+    import json
+
+    from casnet.benchmark import machine_info
+    from casnet.models.throughput import (
+        accelerators,
+        forward_flops,
+        matmul_gflops,
+        predict_throughput,
+        train_throughput,
+    )
+
+    if n < 1 or repeats < 1 or (batch_size is not None and batch_size < 1):
+        raise _fail("--n, --repeats and --batch-size must be >= 1", 2)
+    import keras
+
+    p = load_params(params)
+    machine = {**machine_info(), "gpus": accelerators(), "keras_backend": keras.config.backend()}
+    ref = matmul_gflops()
+    rows = {}
+    for target in ("asymmetry", "concentration"):
+        arch = getattr(p.model, target)
+        train = train_throughput(arch, n, batch_size=batch_size, repeats=repeats)
+        pred = predict_throughput(arch, n, batch_size=batch_size or 512, repeats=repeats)
+        rows[target] = {"train": train, "predict": pred,
+                        "gflop_per_image": forward_flops(arch) / 1e9}  # fmt: skip
+    lines = [
+        f"machine: {machine['cpu']}, {machine['cores']} cores, GPU: "
+        f"{', '.join(machine['gpus']) or 'none'}; Keras backend {machine['keras_backend']}; "
+        f"float32 matmul {ref:.0f} GFLOP/s",
+        "| network | batch | train images/s | train GFLOP/s | predict images/s "
+        "| predict GFLOP/s | paper-scale epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for target, r in rows.items():
+        epoch_min = PAPER_TRAINING_IMAGES / r["train"]["images_per_s"] / 60
+        lines.append(
+            f"| {target} | {r['train']['batch_size']} | {r['train']['images_per_s']:.0f} "
+            f"| {r['train']['gflops']:.1f} | {r['predict']['images_per_s']:.0f} "
+            f"| {r['predict']['gflops']:.1f} | {epoch_min:.1f} min |"
+        )
+    s = p.search
+    slowest = min(r["train"]["images_per_s"] for r in rows.values())
+    hours = s.max_trials * s.max_epochs * PAPER_TRAINING_IMAGES / slowest / 3600
+    lines.append(
+        f"a paper-scale search ({s.max_trials} trials x at most {s.max_epochs} epochs x "
+        f"{PAPER_TRAINING_IMAGES} images) at the slower network's speed: at most {hours:.0f} h "
+        "(early stopping ends most trials sooner; searched architectures vary in cost)"
+    )
+    typer.echo("\n".join(lines))
+    out = Path("benchmarks/train.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "matmul_gflops": ref, "n": n,
+                               "networks": rows}, indent=2))  # fmt: skip
+    typer.echo(f"written to {out}")
 
 
 @app.command("params")

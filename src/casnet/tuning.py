@@ -270,6 +270,20 @@ def _parent_run(client, experiment_id: str, key: str, target: str, space: Search
     return run_id
 
 
+def _link_launcher(client, parent: str) -> None:
+    """Under ``mlflow run`` (MLFLOW_RUN_ID set), cross-link the launcher's run and the search."""
+    from mlflow.exceptions import MlflowException
+
+    launcher = os.environ.get("MLFLOW_RUN_ID")
+    if not launcher or launcher == parent:
+        return
+    try:
+        client.set_tag(launcher, "casnet.search_run_id", parent)
+        client.set_tag(parent, "casnet.launched_by", launcher)
+    except MlflowException:
+        pass  # the launcher logs to another store: nothing to link
+
+
 def _wait_for_parent(client, experiment_id: str, key: str, timeout: float) -> str:
     """A worker's parent run: created by the chief, which may still be starting."""
     deadline = time.monotonic() + timeout
@@ -424,6 +438,7 @@ def tune(
         parent = _wait_for_parent(client, experiment_id, key, parent_timeout)
     else:
         parent = _parent_run(client, experiment_id, key, target, space, tags, data, baseline)
+    _link_launcher(client, parent)
     directory = root / ".tuning"
     tuner = MlflowTuner(
         CasnetHyperModel(space),

@@ -1,0 +1,136 @@
+"""How fast the networks train and predict on this machine (``casnet benchmark train``).
+
+Throughput is measured on random 60x60 stamps held in memory (the content does not change the
+arithmetic), after one untimed warm-up epoch that pays graph tracing and memory allocation. Only
+Keras is used, so the same figures can be taken under any Keras 3 backend (TensorFlow here; JAX
+or PyTorch on a GPU machine without TensorFlow: ``KERAS_BACKEND=jax``). The
+arithmetic per image is counted analytically from the architecture, so the achieved GFLOP/s can
+be set against a matrix multiplication timed in the same process.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from casnet.config import ArchitectureConfig
+
+__all__ = [
+    "accelerators",
+    "forward_flops",
+    "matmul_gflops",
+    "predict_throughput",
+    "train_throughput",
+]
+
+
+def forward_flops(arch: ArchitectureConfig, input_size: int = 60) -> int:
+    """Floating-point operations of one forward pass for one image (multiply + add = 2).
+
+    Convolutions and dense layers only (pooling, normalisation and activations are < 1%).
+    """
+    flops, size, channels = 0, input_size, 1
+    for b in range(arch.blocks):
+        filters = arch.filters * 2**b
+        for _ in range(arch.conv_per_block):
+            size -= 2  # 3x3 'valid'
+            flops += 2 * 9 * channels * filters * size * size
+            channels = filters
+        size //= 2
+    features = size * size * channels
+    for _ in range(arch.dense_layers):
+        flops += 2 * features * arch.dense_units
+        features = arch.dense_units
+    return flops + 2 * features
+
+
+def _data(n: int, input_size: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, input_size, input_size, 1), dtype=np.float32)
+    y = x.mean(axis=(1, 2, 3)) * 3
+    return x, y
+
+
+def train_throughput(arch: ArchitectureConfig, n: int, *, batch_size: int | None = None,
+                     input_size: int = 60, repeats: int = 1) -> dict[str, Any]:  # fmt: skip
+    """Training images/s of ``arch`` (one epoch over ``n`` images, median of ``repeats``).
+
+    Returns
+    -------
+    dict
+        ``images_per_s``, ``s_per_epoch``, ``batch_size`` and ``gflops`` (achieved, counting a
+        training step as three forward passes: forward, and the two gradient products).
+    """
+    from casnet.models.architecture import build_model
+
+    batch = batch_size or arch.batch_size
+    x, y = _data(n, input_size)
+    model = build_model(arch, input_size=input_size)
+    fit = {"batch_size": batch, "epochs": 1, "shuffle": False, "verbose": 0}
+    model.fit(x, y, **fit)  # warm-up: tracing, allocation
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.fit(x, y, **fit)
+        times.append(time.perf_counter() - t0)
+    seconds = float(np.median(times))
+    rate = n / seconds
+    return {"images_per_s": rate, "s_per_epoch": seconds, "batch_size": batch,
+            "gflops": 3 * forward_flops(arch, input_size) * rate / 1e9}  # fmt: skip
+
+
+def predict_throughput(arch: ArchitectureConfig, n: int, *, batch_size: int = 512,
+                       input_size: int = 60, repeats: int = 1) -> dict[str, Any]:  # fmt: skip
+    """Inference images/s of ``arch`` (``model.predict`` over ``n`` images in memory)."""
+    from casnet.models.architecture import build_model
+
+    x, _ = _data(n, input_size)
+    model = build_model(arch, input_size=input_size)
+    model.predict(x[:batch_size], batch_size=batch_size, verbose=0)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict(x, batch_size=batch_size, verbose=0)
+        times.append(time.perf_counter() - t0)
+    rate = n / float(np.median(times))
+    return {"images_per_s": rate, "batch_size": batch_size,
+            "gflops": forward_flops(arch, input_size) * rate / 1e9}  # fmt: skip
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 ``size`` x ``size`` matrix product on the Keras backend (reference)."""
+    from keras import ops
+
+    rng = np.random.default_rng(0)
+    a = ops.convert_to_tensor(rng.random((size, size), dtype=np.float32))
+    b = ops.convert_to_tensor(rng.random((size, size), dtype=np.float32))
+    ops.convert_to_numpy(ops.matmul(a, b))  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ops.convert_to_numpy(ops.sum(ops.matmul(a, b)))  # a scalar back: waits for the device
+        times.append(time.perf_counter() - t0)
+    return 2 * size**3 / float(np.median(times)) / 1e9
+
+
+def accelerators() -> list[str]:
+    """GPUs visible to the Keras backend (empty on CPU)."""
+    import keras
+
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        n = torch.cuda.device_count()
+        return [torch.cuda.get_device_name(i) for i in range(n)]
+    return []
