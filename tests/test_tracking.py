@@ -78,3 +78,25 @@ def test_lineage_tags_mark_untracked_data(tmp_path):
     tags = tracking.lineage_tags({"train": "data/x"}, tmp_path)
     assert tags["casnet.data.train.dvc_md5"] == "untracked"
     assert tags["casnet.git_commit"] == "unknown"
+
+
+def test_configure_survives_a_concurrent_creation(monkeypatch, tmp_path):
+    """Chief and workers start together: another process creates the experiment between this
+    one's lookup and its create call (seen with a real mlflow server)."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        first = tracking.configure("casnet-race", root=tmp_path)
+        real = mlflow.get_experiment_by_name
+        calls = []
+
+        def stale_once(name):
+            calls.append(name)
+            return None if len(calls) == 1 else real(name)
+
+        monkeypatch.setattr(mlflow, "get_experiment_by_name", stale_once)
+        assert tracking.configure("casnet-race", root=tmp_path) == first
+        assert len(calls) == 2
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -50,6 +50,7 @@ def configure(experiment: str, root: Path | None = None) -> str:
         The experiment id.
     """
     import mlflow  # imported here: it is slow to import and most commands never need it
+    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
@@ -58,9 +59,16 @@ def configure(experiment: str, root: Path | None = None) -> str:
         # a tracking server (http://...) chooses its own artifact store; a local store keeps
         # artifacts next to mlflow.db
         local = not uri.startswith(("http://", "https://", "databricks"))
-        exp_id = mlflow.create_experiment(
-            experiment, artifact_location=artifact_root(root) if local else None
-        )
+        try:
+            exp_id = mlflow.create_experiment(
+                experiment, artifact_location=artifact_root(root) if local else None
+            )
+        except MlflowException as exc:
+            # processes started together (a distributed search) race to create it: the losers
+            # use the winner's
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
     else:
         exp_id = found.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
