@@ -84,19 +84,30 @@ def test_configure_survives_a_concurrent_creation(monkeypatch, tmp_path):
     """Chief and workers start together: another process creates the experiment between this
     one's lookup and its create call (seen with a real mlflow server)."""
     import mlflow
+    from mlflow import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     try:
         first = tracking.configure("casnet-race", root=tmp_path)
-        real = mlflow.get_experiment_by_name
+        real = MlflowClient.get_experiment_by_name
         calls = []
 
-        def stale_once(name):
+        def stale_once(self, name):
             calls.append(name)
-            return None if len(calls) == 1 else real(name)
+            return None if len(calls) == 1 else real(self, name)
 
-        monkeypatch.setattr(mlflow, "get_experiment_by_name", stale_once)
-        assert tracking.configure("casnet-race", root=tmp_path) == first
+        monkeypatch.setattr(MlflowClient, "get_experiment_by_name", stale_once)
+        assert tracking.ensure_experiment("casnet-race", root=tmp_path) == first
         assert len(calls) == 2
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_ensure_experiment_leaves_global_state_alone(monkeypatch, tmp_path):
+    import os
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    exp_id = tracking.ensure_experiment("casnet-quiet", root=tmp_path)
+    assert exp_id and "MLFLOW_EXPERIMENT_ID" not in os.environ
+    assert tracking.ensure_experiment("casnet-quiet", root=tmp_path) == exp_id

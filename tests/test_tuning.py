@@ -247,7 +247,10 @@ def test_mlflow_run_tune_entry_point(project, tmp_path):
     for name in ("MLproject", "conda.yaml"):
         shutil.copy(repo / name, proj / name)
     shutil.copytree(project["root"] / "data", proj / "data")
-    env = {**os.environ, "CASNET_ROOT": str(proj),
+    # a clean MLflow environment, as in a fresh shell (earlier tests in this process may have
+    # selected experiments of their own stores)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env = {**base, "CASNET_ROOT": str(proj),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{proj}/mlflow.db"}  # fmt: skip
     space = "blocks=[1,1];filters=[4,4];dense_layers=[1,1];dense_units=[8,8];batch_sizes=[16]"

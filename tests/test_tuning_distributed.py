@@ -112,7 +112,7 @@ def test_distributed_search_logs_every_trial_once(tmp_path):
     _write_store(tmp_path / "val", 16, seed=2)
 
     bin_dir = Path(sys.executable).parent
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "MLFLOW_"))}
     server_port, oracle_port = _free_port(), _free_port()
     uri = f"http://127.0.0.1:{server_port}"
     env.update(

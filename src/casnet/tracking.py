@@ -22,6 +22,7 @@ __all__ = [
     "configure",
     "data_inputs",
     "dvc_hash",
+    "ensure_experiment",
     "git_commit",
     "lineage_tags",
     "tracking_uri",
@@ -41,8 +42,37 @@ def artifact_root(root: Path | None = None) -> str:
     return ((root or project_root()) / "mlartifacts").resolve().as_uri()
 
 
+def ensure_experiment(experiment: str, root: Path | None = None) -> str:
+    """The id of ``experiment`` in the project store (created if missing).
+
+    Touches no process-wide MLflow state (no active experiment, no environment variables), so
+    library code can call it without changing what a caller's fluent ``mlflow`` calls do.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(root)
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    # a tracking server (http://...) chooses its own artifact store; a local store keeps
+    # artifacts next to mlflow.db
+    local = not uri.startswith(("http://", "https://", "databricks"))
+    try:
+        return client.create_experiment(
+            experiment, artifact_location=artifact_root(root) if local else None
+        )
+    except MlflowException as exc:
+        # processes started together (a distributed search) race to create it: the losers use
+        # the winner's
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(experiment).experiment_id
+
+
 def configure(experiment: str, root: Path | None = None) -> str:
-    """Point MLflow at the project store and select ``experiment`` (created if missing).
+    """Point MLflow's fluent API at the project store and select ``experiment``.
 
     Returns
     -------
@@ -50,27 +80,9 @@ def configure(experiment: str, root: Path | None = None) -> str:
         The experiment id.
     """
     import mlflow  # imported here: it is slow to import and most commands never need it
-    from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri(root)
-    mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
-        # a tracking server (http://...) chooses its own artifact store; a local store keeps
-        # artifacts next to mlflow.db
-        local = not uri.startswith(("http://", "https://", "databricks"))
-        try:
-            exp_id = mlflow.create_experiment(
-                experiment, artifact_location=artifact_root(root) if local else None
-            )
-        except MlflowException as exc:
-            # processes started together (a distributed search) race to create it: the losers
-            # use the winner's
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-            exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
-    else:
-        exp_id = found.experiment_id
+    exp_id = ensure_experiment(experiment, root)
+    mlflow.set_tracking_uri(tracking_uri(root))
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

@@ -430,7 +430,7 @@ def tune(
     key = search_key(target, space, {k: _fingerprint(tags[f"casnet.data.{k}.dvc_md5"], path)
                                      for k, path in data.items()})  # fmt: skip
     tags.update({"casnet.target": target, _SEARCH_TAG: key})
-    experiment_id = tracking.configure(EXPERIMENT, root)
+    experiment_id = tracking.ensure_experiment(EXPERIMENT, root)
     uri = tracking.tracking_uri(root)
     client = MlflowClient(uri)
     baseline = baseline_scores(train, val, target)
