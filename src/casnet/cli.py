@@ -623,6 +623,98 @@ def tune(
                    f"(baseline {result.baseline['baseline_val_rmse']:.4f})")  # fmt: skip
 
 
+@app.command()
+def train(
+    target: Annotated[str, typer.Option(help="concentration | asymmetry.")],
+    from_tune: Annotated[
+        str | None,
+        typer.Option(
+            help="Hyperparameters from a search: its parent run id, or 'best'. "
+            "Default: params.yaml (the paper's Table 1)."
+        ),
+    ] = None,
+    epochs: Annotated[
+        str | None, typer.Option(help="Maximum epochs (default: params.yaml).")
+    ] = None,
+    patience: Annotated[
+        str | None, typer.Option(help="Early-stopping patience (default: params.yaml).")
+    ] = None,
+    train_store: Annotated[Path, typer.Option("--train", help="Training store.")] = Path(
+        "data/augmented"
+    ),
+    val: Annotated[Path, typer.Option(help="Validation store.")] = Path("data/split/val"),
+    test: Annotated[Path, typer.Option(help="Test store.")] = Path("data/split/test"),
+    register: Annotated[bool, typer.Option(help="Register the model and update aliases.")] = True,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Make it champion even if it does not win.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
+    params: ParamsOption = None,
+) -> None:
+    """Train a network (early stopping, best weights), log it to MLflow and register it.
+
+    The new version is `challenger`; it becomes `champion` if its validation RMSE beats the
+    champion's on the same validation set (or with --promote), and then the combined model
+    `casnet` is re-registered around the two champions.
+    """
+    from casnet.models.data import TARGETS
+
+    if target not in TARGETS:
+        raise _fail(f"--target must be one of {', '.join(TARGETS)}, got {target!r}", 2)
+    if from_tune in ("", "none", "params"):
+        from_tune = None
+    p = load_params(params)
+    budget = override(p.search, source="search (command line)", max_epochs=_budget(epochs),
+                      patience=_budget(patience))  # fmt: skip
+
+    from casnet.tuning import check_inputs
+
+    check_inputs(target, train_store, val)
+    check_inputs(target, test, val)
+    from casnet import registry, training
+
+    if from_tune is None:
+        arch, source = getattr(p.model, target), "params.yaml"
+    else:
+        arch, source = training.architecture_from_search(target, from_tune)
+    typer.echo(f"{target}: {arch.model_dump()} (from {source})")
+    result = training.train(target, arch, train=train_store, val=val, test=test, budget=budget,
+                            source=source, verbose=0 if quiet else 1)  # fmt: skip
+    m = result.metrics
+    summary = "; ".join(
+        f"{name} RMSE {m[f'{key}_rmse']:.4f}, MAE {m[f'{key}_mae']:.4f}, "
+        f"r {m[f'{key}_pearson_r']:.3f}"
+        for name, key in (("val", "final_val"), ("test", "test"))
+    )
+    typer.echo(f"run {result.run_id}: {result.epochs} epochs; {summary}")
+    if not register:
+        return
+    outcome = registry.register_network(result.run_id, result.model_uri, target, val_store=val,
+                                        val_rmse=m["final_val_rmse"], promote=promote)  # fmt: skip
+    status = "champion" if outcome.promoted else "not promoted"
+    typer.echo(f"registered {outcome.name} version {outcome.version} (challenger); "
+               f"{status}: {outcome.reason}")  # fmt: skip
+    if outcome.promoted:
+        try:
+            version = registry.register_combined()
+        except CasnetError as exc:  # the other network has no champion yet
+            typer.echo(f"combined model not registered yet: {exc}")
+        else:
+            typer.echo(f"registered {registry.COMBINED} version {version} (champion)")
+
+
+@app.command()
+def pull(
+    uri: Annotated[str, typer.Argument(help="models:/casnet@champion, models:/NAME/VERSION.")],
+    dest: Annotated[Path, typer.Option(help="Folder to download into.")] = Path("models"),
+) -> None:
+    """Download a registered model from the project's MLflow store (or MLFLOW_TRACKING_URI)."""
+    from casnet import registry
+
+    path = registry.pull(uri, dest)
+    typer.echo(f"{uri} -> {path}")
+
+
 #: training images of the paper after augmentation (Tohill et al. 2021 Sec. 3.2)
 PAPER_TRAINING_IMAGES = 141_453
 

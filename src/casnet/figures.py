@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["label_histograms", "mag_size", "stamp_grid"]
+__all__ = ["label_histograms", "mag_size", "predicted_vs_label", "stamp_grid"]
 
 
 def _stretch(image: np.ndarray) -> np.ndarray:
@@ -84,4 +84,30 @@ def label_histograms(
         ax.set_xlabel(key)
         ax.set_ylabel("galaxies")
         ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def predicted_vs_label(
+    panels: dict[str, tuple[np.ndarray, np.ndarray]], quantity: str, out: str | Path
+) -> Path:
+    """Network prediction against the label, one panel per split (the paper's Figs. 5-6).
+
+    ``panels`` maps a split name to ``(labels, predictions)``; each panel gives N, RMSE and
+    Pearson r and the one-to-one line.
+    """
+    fig = Figure(figsize=(4.2 * len(panels), 4.0))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, (label, pred)) in zip(axes, panels.items(), strict=True):
+        label, pred = np.asarray(label, float), np.asarray(pred, float)
+        lo = float(np.nanmin([label.min(initial=0), pred.min(initial=0)]))
+        hi = float(np.nanmax([label.max(initial=1), pred.max(initial=1)]))
+        ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+        ax.scatter(label, pred, s=6, alpha=0.6)
+        rmse = float(np.sqrt(np.mean((pred - label) ** 2))) if label.size else float("nan")
+        r = float(np.corrcoef(label, pred)[0, 1]) if label.size > 2 else float("nan")
+        ax.set_title(f"{name}: N={label.size}, RMSE={rmse:.3f}, r={r:.3f}", fontsize=9)
+        ax.set_xlabel(f"{quantity} (label)")
+        ax.set_ylabel(f"{quantity} (network)")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
     return _save(fig, out)
