@@ -7,6 +7,8 @@ DEMO   := data/demo
 # demo-scale search: the paper's space shrunk (filters, dense units, batch sizes), a few trials
 DEMO_TUNE := -P max_trials=6 -P epochs=20 -P patience=5 \
 	-P "search=filters=[8,32];dense_units=[128,256];dense_layers=[1,2];batch_sizes=[16,32]"
+# demo-scale training of each search's best network
+DEMO_TRAIN := -P epochs=40 -P patience=8
 
 .PHONY: install demo test lint bench ui clean
 
@@ -20,19 +22,28 @@ install: $(STAMP)
 
 ## demo: the data pipeline at demo scale (dvc repro: simulate -> clean -> measure -> select ->
 ## split -> augment), its metrics and figures; C and A of FITS stamps from the CLI; then a small
-## Bayesian search per network, every trial an MLflow run (mlflow run . -e tune)
+## Bayesian search per network, every trial an MLflow run (mlflow run . -e tune); training and
+## registration of each best network (mlflow run . -e train); a catalogue of FITS stamps scored by
+## the champion (casnet predict)
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show
 	@echo "figures: $$(ls plots/*.png | tr '\n' ' ')"
 	$(BIN)/casnet show data/selected --sort label_asymmetry --n 16 --out plots/grid_selected.png
-	$(BIN)/casnet stamps --n 6 --out $(DEMO)/stamps
+	$(BIN)/casnet stamps --n 12 --out $(DEMO)/stamps
 	$(BIN)/casnet measure $(DEMO)/stamps
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e tune -P target=asymmetry $(DEMO_TUNE) \
 	    --env-manager local
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e tune -P target=concentration \
 	    $(DEMO_TUNE) --env-manager local
 	@echo "trials: experiment casnet-tune in the MLflow UI (make ui, then http://127.0.0.1:5000)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e train -P target=asymmetry \
+	    -P from_tune=best $(DEMO_TRAIN) --env-manager local
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e train -P target=concentration \
+	    -P from_tune=best $(DEMO_TRAIN) --env-manager local
+	$(BIN)/casnet predict $(DEMO)/stamps --model models:/casnet@champion \
+	    --out $(DEMO)/catalog.csv --with-conventional --quiet
+	@echo "catalogue: $(DEMO)/catalog.csv"; head -5 $(DEMO)/catalog.csv | cut -c1-160
 
 ## test: lint, format check and the test suite
 test: $(STAMP) lint

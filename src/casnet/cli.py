@@ -648,6 +648,9 @@ def train(
     promote: Annotated[
         bool, typer.Option("--promote", help="Make it champion even if it does not win.")
     ] = False,
+    promote_if: Annotated[
+        str | None, typer.Option(hidden=True, help="true|false: --promote for MLproject.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
     params: ParamsOption = None,
 ) -> None:
@@ -663,6 +666,10 @@ def train(
         raise _fail(f"--target must be one of {', '.join(TARGETS)}, got {target!r}", 2)
     if from_tune in ("", "none", "params"):
         from_tune = None
+    if promote_if is not None:
+        if promote_if.lower() not in ("true", "false"):
+            raise _fail(f"promote must be true or false, got {promote_if!r}", 2)
+        promote = promote or promote_if.lower() == "true"
     p = load_params(params)
     budget = override(p.search, source="search (command line)", max_epochs=_budget(epochs),
                       patience=_budget(patience))  # fmt: skip
@@ -676,7 +683,9 @@ def train(
     if from_tune is None:
         arch, source = getattr(p.model, target), "params.yaml"
     else:
-        arch, source = training.architecture_from_search(target, from_tune)
+        arch, source = training.architecture_from_search(
+            target, from_tune, data={"train": train_store, "val": val}
+        )
     typer.echo(f"{target}: {arch.model_dump()} (from {source})")
     result = training.train(target, arch, train=train_store, val=val, test=test, budget=budget,
                             source=source, verbose=0 if quiet else 1)  # fmt: skip
@@ -713,6 +722,57 @@ def pull(
 
     path = registry.pull(uri, dest)
     typer.echo(f"{uri} -> {path}")
+
+
+@app.command()
+def predict(
+    inputs: Annotated[list[Path], typer.Argument(help="FITS files, folders, or a casnet store.")],
+    model: Annotated[
+        str, typer.Option(help="models:/NAME@ALIAS, models:/NAME/VERSION or a local model folder.")
+    ] = "models:/casnet@champion",
+    out: Annotated[Path, typer.Option(help="Catalogue: .parquet, .csv, .fits or .ecsv.")] = Path(
+        "catalog.parquet"
+    ),
+    with_conventional: Annotated[
+        bool, typer.Option("--with-conventional", help="Add our conventional C and A columns.")
+    ] = False,
+    hdu: Annotated[str | None, typer.Option(help="HDU index or EXTNAME of FITS inputs.")] = None,
+    chunk_size: Annotated[int, typer.Option(help="Galaxies per chunk (unit of work).")] = 256,
+    scheduler: SchedulerOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Dask LocalCluster workers (0: in-process). Default: in-process up to "
+            "4 chunks, else all cores."
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """C and A of new stamps from a registered model; every input gets a row (bad ones flagged)."""
+    from casnet import predict as scoring
+    from casnet import registry
+
+    if chunk_size < 1:
+        raise _fail(f"--chunk-size must be >= 1, got {chunk_size}", 2)
+    if out.suffix.lower() not in scoring.OUTPUT_FORMATS:
+        raise _fail(f"--out must end in one of {', '.join(scoring.OUTPUT_FORMATS)}", 2)
+    chunks = scoring.plan_chunks(inputs, chunk_size)
+    if workers is None and scheduler is None and len(chunks) <= 4:
+        workers = 0
+    local = Path(model)
+    if not local.exists():
+        import tempfile
+
+        local = registry.pull(model, Path(tempfile.mkdtemp(prefix="casnet-model-")))
+    table = scoring.predict(
+        inputs, str(local), chunk_size=chunk_size, hdu=_hdu(hdu), scheduler=scheduler,
+        workers=workers, progress=not quiet,
+        conventional=load_params(params).morphology if with_conventional else None,
+    )  # fmt: skip
+    scoring.write_catalog(table, out)
+    bad = int(table["flag"].sum())
+    typer.echo(f"{len(table)} galaxies scored with {model} -> {out} ({bad} flagged)")
 
 
 #: training images of the paper after augmentation (Tohill et al. 2021 Sec. 3.2)

@@ -122,7 +122,7 @@ class DataConfig(_Section):
         "simulate", description="GalSim simulator (default) or real FITS ingest"
     )
     n_galaxies: int = Field(
-        400, ge=1, description="galaxies simulated (paper scale: ~150,000 before the cuts)"
+        1000, ge=1, description="galaxies simulated (paper scale: ~150,000 before the cuts)"
     )
     input: tuple[str, ...] = Field(
         (), description="ingest: FITS cutouts (files, folders, globs) or one mosaic"

@@ -88,9 +88,15 @@ def network_signature(input_size: int = 60):
     )
 
 
-def architecture_from_search(target: str, run: str = "best", root: Path | None = None):
+def architecture_from_search(
+    target: str,
+    run: str = "best",
+    root: Path | None = None,
+    data: dict[str, str | Path] | None = None,
+):
     """The best trial's architecture of a search: ``run`` is a parent run id, or ``best`` (the
-    finished search for ``target`` with the lowest validation RMSE).
+    finished search for ``target`` with the lowest validation RMSE; with ``data`` (role ->
+    path of ``train`` and ``val``), only among searches of the same data, by DVC hash).
 
     Returns
     -------
@@ -103,17 +109,20 @@ def architecture_from_search(target: str, run: str = "best", root: Path | None =
     client = MlflowClient(tracking_uri(root))
     if run == "best":
         exp = client.get_experiment_by_name(TUNE_EXPERIMENT)
+        query = (f"tags.`casnet.run_kind` = 'search' and tags.`casnet.target` = '{target}' "
+                 "and attributes.status = 'FINISHED' and metrics.best_val_rmse > -1")  # fmt: skip
+        for key, value in lineage_tags(data or {}, root).items():
+            if key.endswith(".dvc_md5") and value != "untracked":
+                query += f" and tags.`{key}` = '{value}'"  # a search of this very data
         found = [] if exp is None else client.search_runs(
-            [exp.experiment_id],
-            filter_string=f"tags.`casnet.run_kind` = 'search' and tags.`casnet.target` = "
-            f"'{target}' and attributes.status = 'FINISHED' and metrics.best_val_rmse > -1",
-            order_by=["metrics.best_val_rmse ASC"],
+            [exp.experiment_id], filter_string=query, order_by=["metrics.best_val_rmse ASC"],
             max_results=1,
         )  # fmt: skip
         if not found:
             raise CasnetInputError(
-                f"no finished search for {target} in {tracking_uri(root)}: run "
-                f"`casnet tune --target {target}` first, or train from params.yaml"
+                f"no finished search for {target}{' on this data' if data else ''} in "
+                f"{tracking_uri(root)}: run `casnet tune --target {target}` first, or train "
+                "from params.yaml"
             )
         run = found[0].info.run_id
     try:

@@ -1,0 +1,220 @@
+"""The registered ``casnet@champion`` served by ``mlflow models serve`` over HTTP (end to end)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from casnet import registry
+from casnet.config import ArchitectureConfig, SearchConfig, SimulateConfig
+from casnet.models.data import TARGETS
+from casnet.sources.simulate import simulate_galaxy
+from casnet.store import StoreWriter
+from casnet.training import train
+
+pytestmark = pytest.mark.slow
+
+ARCH = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1, dense_units=8,
+                          dropout=0.25, optimizer="adam", learning_rate=0.01,
+                          batch_size=16)  # fmt: skip
+BUDGET = SearchConfig(max_epochs=1, patience=5, seed=0)
+URI = "models:/casnet@champion"
+STARTUP_S = 120
+
+
+def _store(path, n, seed):
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 60, 60)).astype(np.float32)
+    labels = images.mean(axis=(1, 2)) * 3
+    rows = [{"galaxy_id": f"g{seed}-{i}", "label_asymmetry": float(labels[i]),
+             "label_concentration": float(0.5 + labels[i])} for i in range(n)]  # fmt: skip
+    with StoreWriter(path, stamp_shape=(60, 60), chunk_size=64) as w:
+        w.append(rows, {"image": images})
+
+
+def _without_mlflow_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+
+@pytest.fixture(scope="module")
+def stamps() -> np.ndarray:
+    """Five simulated 101x101 galaxies: what a caller of the service sends."""
+    cfg = SimulateConfig()
+    return np.stack([simulate_galaxy(i, cfg).image for i in range(5)]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, stamps):
+    """A project root whose store holds both networks and a registered ``casnet@champion``.
+
+    Also returns the in-process prediction for ``stamps`` (what the server must answer).
+    """
+    root = tmp_path_factory.mktemp("serving")
+    data = {"train": root / "data/augmented", "val": root / "data/split/val",
+            "test": root / "data/split/test"}  # fmt: skip
+    for seed, (role, n) in enumerate((("train", 48), ("val", 16), ("test", 16))):
+        _store(data[role], n, seed)
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+            mp.delenv(key)
+        mp.setenv("CASNET_ROOT", str(root))
+        for target in TARGETS:
+            r = train(target, ARCH, **data, budget=BUDGET, root=root, verbose=0, figure=False)
+            registry.register_network(r.run_id, r.model_uri, target, val_store=data["val"],
+                                      val_rmse=r.metrics["final_val_rmse"],
+                                      root=root)  # fmt: skip
+        registry.register_combined(root=root)
+        expected = registry.load(URI, root=root).predict(stamps)
+    return {"root": root, "expected": expected}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url: str, body: bytes | None = None, timeout: float = 60):
+    """(status, body text) of a GET (no body) or a JSON POST; HTTP errors are answers too."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    req = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture(scope="module")
+def server(project):
+    """``mlflow models serve`` of ``casnet@champion``: yields (base URL, log reader)."""
+    root = project["root"]
+    port = _free_port()
+    env = _without_mlflow_env()
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
+    # `--env-manager local` execs `uvicorn` from PATH (design guide sec. 7)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    log_path = root / "serve.log"
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", URI,
+           "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def log() -> str:
+        return f"\n--- server log ({log_path}) ---\n{log_path.read_text(errors='replace')}"
+
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow models serve exited with {proc.returncode}{log()}")
+            try:
+                if _request(f"{url}/ping", timeout=5)[0] == 200:
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow models serve did not answer /ping in {STARTUP_S} s{log()}")
+            time.sleep(0.5)
+        yield url, log
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+def _invoke(server, payload) -> tuple[int, str]:
+    url, _ = server
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return _request(f"{url}/invocations", body)
+
+
+def _predictions(text: str) -> list[dict]:
+    """Rows of a scoring answer: MLflow 3 wraps them as ``{"predictions": [...]}``."""
+    answer = json.loads(text)
+    rows = answer["predictions"] if isinstance(answer, dict) else answer
+    assert isinstance(rows, list)
+    return rows
+
+
+def test_ping_and_health(server):
+    url, log = server
+    for path in ("/ping", "/health"):
+        assert _request(f"{url}{path}")[0] == 200, log()
+
+
+def test_an_array_of_stamps_scores_as_in_process(server, project, stamps):
+    status, text = _invoke(server, {"inputs": stamps.tolist()})
+    assert status == 200, text + server[1]()
+    rows = _predictions(text)
+    expected = project["expected"]
+    assert len(rows) == len(stamps)
+    assert all(set(row) == set(TARGETS) for row in rows), rows
+    for target in TARGETS:
+        got = np.array([row[target] for row in rows], dtype=np.float64)
+        np.testing.assert_allclose(got, expected[target].to_numpy(), rtol=0, atol=1e-5)
+
+
+def test_stamps_with_galaxy_ids_keep_the_ids(server, project, stamps):
+    ids = [f"g{i}" for i in range(len(stamps))]
+    status, text = _invoke(server, {"inputs": {"stamp": stamps.tolist(), "galaxy_id": ids}})
+    assert status == 200, text + server[1]()
+    rows = _predictions(text)
+    assert [row["galaxy_id"] for row in rows] == ids
+    expected = project["expected"]
+    for target in TARGETS:
+        got = np.array([row[target] for row in rows], dtype=np.float64)
+        np.testing.assert_allclose(got, expected[target].to_numpy(), rtol=0, atol=1e-5)
+
+
+_SMALL = np.ones((2, 10, 10)).tolist()
+_NAN = np.full((2, 101, 101), np.nan).tolist()
+_RAGGED = [np.ones((101, 101)).tolist(), np.ones((80, 80)).tolist()]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        pytest.param({"inputs": [1.0, 2.0, 3.0]}, "stamps must be 2-D images", id="1-D list"),
+        pytest.param({"inputs": _SMALL}, "10x10 px is smaller than 60x60", id="10x10 stamps"),
+        # Python's json writes NaN literals, which MLflow's parser accepts: casnet rejects them
+        pytest.param({"inputs": _NAN}, "no finite positive pixel", id="NaN-only stamps"),
+        pytest.param({"inputs": [[["a"] * 101] * 101]}, "non-numeric values", id="strings"),
+        pytest.param({"inputs": []}, "empty batch", id="empty batch"),
+        pytest.param(
+            {"inputs": {"stamp": _SMALL, "galaxy_id": ["a"]}},
+            "smaller than",
+            id="ids and small stamps",
+        ),
+        pytest.param(
+            {"inputs": {"stamp": _NAN, "galaxy_id": ["a"]}}, "1 galaxy ids for 2", id="too few ids"
+        ),
+        # MLflow's own parser rejects these before casnet sees them
+        pytest.param(b'{"inputs": [[1, 2', "valid JSON", id="invalid JSON"),
+        pytest.param({"inputs": _RAGGED}, "inhomogeneous", id="stamps of different sizes"),
+        pytest.param({"stamp": _SMALL}, "exactly one of the input fields", id="no inputs key"),
+    ],
+)
+def test_malformed_payloads_get_a_400_with_a_message(server, payload, message):
+    status, text = _invoke(server, payload)
+    assert status == 400, f"{status}: {text[:2000]}{server[1]()}"
+    answer = json.loads(text)
+    assert message in answer["message"], answer
