@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 
 from casnet.benchmark import benchmark_measure, benchmark_pipeline, format_pipeline_report
@@ -32,3 +34,29 @@ def test_pipeline_benchmark_reports_throughput_and_memory(tmp_path):
             assert math.isfinite(r[f"{stage}_memory_growth"][key])
     text = format_pipeline_report(r)
     assert "speed-up" in text and "measure" in text
+
+
+@pytest.mark.slow
+def test_benchmark_predict_in_process_and_rest(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from casnet.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["benchmark", "predict", "--n", "24", "--rest-batch", "10"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "benchmarks" / "predict.json").read_text())
+    for key in ("in_process_galaxies_per_s", "rest_galaxies_per_s", "matmul_gflops",
+                "concentration_gflops", "asymmetry_gflops"):  # fmt: skip
+        assert report[key] > 0, key
+    assert "through mlflow models serve" in result.output and "% of the matmul" in result.output
+
+
+def test_synthetic_stamps_are_centred_sources():
+    from casnet.benchmark import synthetic_stamps
+
+    stamps = synthetic_stamps(3, size=61)
+    assert stamps.shape == (3, 61, 61) and stamps.dtype == np.float32
+    for s in stamps:  # the brightest pixel is within a few pixels of the centre
+        y, x = np.unravel_index(np.argmax(s), s.shape)
+        assert abs(y - 30) <= 5 and abs(x - 30) <= 5

@@ -74,6 +74,27 @@ def test_mlproject_entries_call_the_cli():
         assert entry["command"].startswith("casnet "), name
 
 
+def test_mlproject_commands_use_declared_parameters_and_real_options():
+    """Each entry's {placeholders} are its parameters and each --flag exists on that command."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from casnet.cli import app
+
+    mlproject = yaml.safe_load((ROOT / "MLproject").read_text())
+    for name, entry in mlproject["entry_points"].items():
+        command = " ".join(entry["command"].split())
+        assert set(re.findall(r"{(\w+)}", command)) == set(entry.get("parameters", {})), name
+        for part in command.split("&&"):
+            words = part.split()
+            sub = [w for w in words[1:] if not w.startswith(("-", "{"))][:2]
+            help_text = CliRunner().invoke(app, [*sub, "--help"], terminal_width=200).output
+            for flag in re.findall(r"(--[\w-]+)", part):
+                assert flag in help_text or flag == "--promote-if", (name, flag)
+    assert {"tune", "train", "predict"} <= set(mlproject["entry_points"])
+
+
 def test_dvc_stages_call_the_cli_and_read_declared_params():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     from casnet.config import Params

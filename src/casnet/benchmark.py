@@ -15,6 +15,7 @@ import platform
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,10 @@ from casnet.sources.simulate import simulate
 __all__ = [
     "benchmark_measure",
     "benchmark_pipeline",
+    "benchmark_predict",
     "format_measure_report",
     "format_pipeline_report",
+    "format_predict_report",
     "machine_info",
 ]
 
@@ -356,5 +359,126 @@ def format_pipeline_report(r: dict[str, Any]) -> str:
                 f"{s:9s} "
                 + " ".join(f"{r[f'{s}_warm_galaxies_per_s'][w]:20.1f}" for w in ws)
                 + f" {r[f'{s}_warm_speedup']:8.2f}x"
+            )
+    return "\n".join(lines)
+
+
+# --- the combined network model: in-process and through the REST server ---------------------
+
+
+def synthetic_stamps(n: int, size: int = 101, seed: int = 0) -> np.ndarray:
+    """``n`` galaxy-like stamps fast (exponential profiles on noise): the arithmetic of scoring
+    does not depend on the content, and GalSim at ~20 ms a stamp would dominate the run."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    out = np.empty((n, size, size), dtype=np.float32)
+    for i in range(n):
+        dx, dy = rng.normal(0, 1, 2)
+        scale = rng.uniform(2, 8)
+        r = np.hypot(xx - dx, (yy - dy) / rng.uniform(0.4, 1))
+        out[i] = rng.uniform(0.5, 5) * np.exp(-r / scale) + rng.normal(0, 0.02, (size, size))
+    return out
+
+
+def _table1_model(dest: str, arch_by_target: dict) -> str:
+    """A local combined model around untrained networks of the given architectures."""
+    import mlflow
+
+    from casnet.models.architecture import build_model
+    from casnet.registry import CasnetModel
+    from casnet.training import model_requirements, network_signature
+
+    artifacts = {}
+    for target, arch in arch_by_target.items():
+        artifacts[target] = f"{dest}/{target}"
+        mlflow.keras.save_model(build_model(arch), artifacts[target],
+                                signature=network_signature(),
+                                pip_requirements=model_requirements())  # fmt: skip
+    mlflow.pyfunc.save_model(f"{dest}/casnet", python_model=CasnetModel(), artifacts=artifacts,
+                             pip_requirements=model_requirements(combined=True))  # fmt: skip
+    return f"{dest}/casnet"
+
+
+def benchmark_predict(
+    n: int,
+    *,
+    arch_by_target: dict,
+    model: str | None = None,
+    rest: bool = True,
+    rest_batch: int = 250,
+    repeats: int = 3,
+) -> dict[str, Any]:
+    """Galaxies/s of the combined model in-process and via ``mlflow models serve``, and each
+    network's achieved GFLOP/s against a matrix product timed in the same run.
+
+    ``model``: a local folder or ``models:/`` URI; default an untrained combined model of
+    ``arch_by_target`` (the params.yaml networks: speed does not depend on the weights).
+    """
+    import tempfile
+
+    import mlflow
+
+    from casnet.models.throughput import keras_flops, matmul_gflops, network_rate
+    from casnet.preprocess import crop_normalise
+
+    report: dict[str, Any] = {"machine": machine_info(), "n": n}
+    stamps = synthetic_stamps(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        if model is None:
+            path, report["model"] = _table1_model(tmp, arch_by_target), "params.yaml networks"
+        elif Path(model).exists():
+            path, report["model"] = model, model
+        else:
+            from casnet.registry import pull
+
+            path, report["model"] = str(pull(model, f"{tmp}/pulled")), model
+        pyfunc = mlflow.pyfunc.load_model(path)
+        pyfunc.predict(stamps[:64])
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            pyfunc.predict(stamps)
+            times.append(time.perf_counter() - t0)
+        report["in_process_galaxies_per_s"] = n / float(np.median(times))
+        report["matmul_gflops"] = matmul_gflops()
+        x = crop_normalise(stamps)[0][..., None]
+        for target, net in pyfunc.unwrap_python_model().networks.items():
+            rate = network_rate(net, x, repeats=repeats)
+            report[f"{target}_images_per_s"] = rate
+            report[f"{target}_gflops"] = keras_flops(net) * rate / 1e9
+        if rest:
+            from casnet.serving import invoke, scoring_server
+
+            with scoring_server(path) as url:
+                invoke(url, {"inputs": stamps[:8].tolist()})  # warm-up
+                t0 = time.perf_counter()
+                for lo in range(0, n, rest_batch):
+                    status, body = invoke(url, {"inputs": stamps[lo : lo + rest_batch].tolist()})
+                    if status != 200:
+                        raise RuntimeError(f"scoring server answered {status}: {body}")
+                report["rest_galaxies_per_s"] = n / (time.perf_counter() - t0)
+                report["rest_batch"] = rest_batch
+    return report
+
+
+def format_predict_report(r: dict[str, Any]) -> str:
+    """The predict benchmark as a short table."""
+    m = r["machine"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores; model: {r['model']}; N = {r['n']} "
+        "stamps of 101x101",
+        f"combined model in-process (crop_normalise + both networks): "
+        f"{r['in_process_galaxies_per_s']:.0f} galaxies/s",
+    ]
+    if "rest_galaxies_per_s" in r:
+        lines.append(f"through mlflow models serve (JSON, {r['rest_batch']} stamps a request): "
+                     f"{r['rest_galaxies_per_s']:.0f} galaxies/s")  # fmt: skip
+    for target in ("concentration", "asymmetry"):
+        if f"{target}_gflops" in r:
+            lines.append(
+                f"{target} network alone: {r[f'{target}_images_per_s']:.0f} images/s, "
+                f"{r[f'{target}_gflops']:.1f} GFLOP/s = "
+                f"{100 * r[f'{target}_gflops'] / r['matmul_gflops']:.0f}% of the matmul "
+                f"({r['matmul_gflops']:.0f} GFLOP/s)"
             )
     return "\n".join(lines)

@@ -846,6 +846,39 @@ def benchmark_train_cmd(
     typer.echo(f"written to {out}")
 
 
+@benchmark_app.command("predict")
+def benchmark_predict_cmd(
+    n: Annotated[int, typer.Option(help="Stamps (101x101).")] = 5000,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model folder or models:/ URI (default: untrained params.yaml "
+            "networks; speed does not depend on the weights)."
+        ),
+    ] = None,
+    rest: Annotated[bool, typer.Option(help="Also time the REST scoring server.")] = True,
+    rest_batch: Annotated[int, typer.Option(help="Stamps per REST request.")] = 250,
+    params: ParamsOption = None,
+) -> None:
+    """Galaxies/s of the combined model in-process and through `mlflow models serve`, and
+    each network's GFLOP/s against a matmul in the same run (writes benchmarks/predict.json)."""
+    import json
+
+    from casnet.benchmark import benchmark_predict, format_predict_report
+
+    if n < 1 or rest_batch < 1:
+        raise _fail("--n and --rest-batch must be >= 1", 2)
+    p = load_params(params)
+    report = benchmark_predict(n, model=model, rest=rest, rest_batch=rest_batch,
+                               arch_by_target={"concentration": p.model.concentration,
+                                               "asymmetry": p.model.asymmetry})  # fmt: skip
+    typer.echo(format_predict_report(report))
+    out = Path("benchmarks/predict.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(f"written to {out}")
+
+
 @app.command("params")
 def show_params(params: ParamsOption = None) -> None:
     """Print the validated parameters (defaults filled in) as YAML."""

@@ -29,7 +29,7 @@ from casnet.errors import CasnetInputError
 from casnet.models import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.models.data import TARGETS
 from casnet.preprocess import CROP_SIZE, crop_normalise
-from casnet.tracking import tracking_uri
+from casnet.tracking import tracking_uri, use_store
 
 __all__ = [
     "COMBINED",
@@ -93,10 +93,9 @@ def register_network(
 
     name = NETWORKS[target]
     client = _client(root)
-    mlflow.set_tracking_uri(tracking_uri(root))
-    mlflow.set_registry_uri(tracking_uri(root))
     champion = _champion(client, name)
-    version = mlflow.register_model(model_uri, name).version
+    with use_store(root):
+        version = str(mlflow.register_model(model_uri, name).version)
     client.set_registered_model_alias(name, CHALLENGER, version)
     client.set_model_version_tag(name, version, "val_rmse", f"{val_rmse:.6g}")
     client.set_model_version_tag(name, version, "run_id", run_id)
@@ -105,9 +104,10 @@ def register_network(
         promoted, reason = True, "no champion yet"
     else:
         # re-score the champion on this run's validation set: the same galaxies for both
-        old = mlflow.keras.load_model(
-            f"models:/{name}/{champion.version}", load_model_kwargs={"compile": False}
-        )
+        with use_store(root):
+            old = mlflow.keras.load_model(
+                f"models:/{name}/{champion.version}", load_model_kwargs={"compile": False}
+            )
         champ_rmse = scores(*predict_store(old, val_store, target))["rmse"]
         if promote:
             promoted, reason = True, "promotion forced"
@@ -122,7 +122,7 @@ def register_network(
     client.set_tag(run_id, "casnet.registered", f"{name}/{version}")
     client.set_tag(run_id, "casnet.promoted", str(promoted).lower())
     client.set_tag(run_id, "casnet.promotion_reason", reason)
-    return Promotion(name, version, val_rmse, None if champion is None else champion.version,
+    return Promotion(name, version, val_rmse, None if champion is None else str(champion.version),
                      champ_rmse, promoted, reason)  # fmt: skip
 
 
@@ -281,6 +281,7 @@ def register_combined(
     import mlflow
 
     from casnet.tracking import ensure_experiment, git_commit
+    from casnet.training import model_requirements
 
     client = _client(root)
     if versions is None:
@@ -290,18 +291,16 @@ def register_combined(
             if champ is None:
                 raise CasnetInputError(f"{name} has no champion: train and register it first")
             versions[target] = champ.version
-    uri = tracking_uri(root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     exp = ensure_experiment("casnet-registry", root)
-    tags = {f"casnet.{t}_version": v for t, v in versions.items()}
-    with mlflow.start_run(experiment_id=exp, run_name="combined", tags={
-        **tags, "casnet.git_commit": git_commit(root)}):  # fmt: skip
+    tags = {f"casnet.{t}_version": str(v) for t, v in versions.items()}
+    run_tags = {**tags, "casnet.git_commit": git_commit(root)}
+    with use_store(root), mlflow.start_run(experiment_id=exp, run_name="combined", tags=run_tags):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=CasnetModel(),
             artifacts={t: f"models:/{NETWORKS[t]}/{v}" for t, v in versions.items()},
             registered_model_name=COMBINED,
+            pip_requirements=model_requirements(combined=True),
         )
     version = str(info.registered_model_version)
     for key, value in tags.items():
@@ -317,10 +316,9 @@ def load(uri: str = f"models:/{COMBINED}@{CHAMPION}", root: Path | None = None):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri(root))
-    mlflow.set_registry_uri(tracking_uri(root))
     try:
-        return mlflow.pyfunc.load_model(uri)
+        with use_store(root):
+            return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
         raise CasnetInputError(f"cannot load {uri} from {tracking_uri(root)}: {exc}") from None
 
@@ -330,10 +328,9 @@ def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri(root))
-    mlflow.set_registry_uri(tracking_uri(root))
     Path(dest).mkdir(parents=True, exist_ok=True)
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+        with use_store(root):
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
     except MlflowException as exc:
         raise CasnetInputError(f"cannot pull {uri} from {tracking_uri(root)}: {exc}") from None

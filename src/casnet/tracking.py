@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -26,6 +27,7 @@ __all__ = [
     "git_commit",
     "lineage_tags",
     "tracking_uri",
+    "use_store",
 ]
 
 
@@ -69,6 +71,38 @@ def ensure_experiment(experiment: str, root: Path | None = None) -> str:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
         return client.get_experiment_by_name(experiment).experiment_id
+
+
+@contextmanager
+def use_store(root: Path | None = None) -> Iterator[str]:
+    """Point MLflow's fluent API (tracking and registry) at the project store for a block.
+
+    ``mlflow.set_tracking_uri`` / ``set_registry_uri`` also export ``MLFLOW_TRACKING_URI`` /
+    ``MLFLOW_REGISTRY_URI``, which :func:`tracking_uri` honours: left in place, one call with
+    one project root would silently redirect every later call in the process. Everything is
+    restored on exit (MLflow's module globals included).
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {k: os.environ.get(k) for k in keys}
+    saved_tracking = tracking_utils._tracking_uri
+    saved_registry = registry_utils._registry_uri
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(saved_tracking)
+        registry_utils._registry_uri = saved_registry
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def configure(experiment: str, root: Path | None = None) -> str:

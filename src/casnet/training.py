@@ -25,7 +25,7 @@ from casnet.models.architecture import build_model
 from casnet.models.data import store_dataset
 from casnet.paths import project_root
 from casnet.store import StampStore
-from casnet.tracking import data_inputs, ensure_experiment, lineage_tags, tracking_uri
+from casnet.tracking import data_inputs, ensure_experiment, lineage_tags, tracking_uri, use_store
 from casnet.tuning import EXPERIMENT as TUNE_EXPERIMENT
 from casnet.tuning import EpochLogger, check_inputs
 
@@ -33,6 +33,7 @@ __all__ = [
     "EXPERIMENT",
     "TrainResult",
     "architecture_from_search",
+    "model_requirements",
     "network_signature",
     "predict_store",
     "scores",
@@ -222,12 +223,11 @@ def train(
             first = np.asarray(StampStore(val).array("image")[:2], dtype=np.float32)
             example.write_text(json.dumps({"inputs": first[..., None].tolist()}))
             client.log_artifact(run_id, str(example))
-        mlflow.set_tracking_uri(uri)
-        with mlflow.start_run(run_id=run_id):
+        with use_store(root), mlflow.start_run(run_id=run_id):
             # keras flavour with a signature; no input_example (it breaks log_model in MLflow
             # 3.17, design guide sec. 7): the sample payload is the artifact above
             info = mlflow.keras.log_model(model, name="model", signature=network_signature(),
-                                          pip_requirements=_requirements())  # fmt: skip
+                                          pip_requirements=model_requirements())  # fmt: skip
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
@@ -237,11 +237,19 @@ def train(
                        epochs=int(metrics["epochs"]))  # fmt: skip
 
 
-def _requirements() -> list[str]:
-    """What a network needs to load elsewhere (pip inference fails on our in-memory model)."""
+def model_requirements(combined: bool = False) -> list[str]:
+    """pip requirements logged with a model (MLflow cannot infer them for in-memory models).
+
+    The combined model also needs casnet itself (``pip install -e .`` of this repository), which
+    is not on PyPI: serve it with ``--env-manager local`` from the project's environment.
+    """
     from importlib.metadata import version
 
-    return [f"keras=={keras.__version__}", f"tensorflow-cpu=={version('tensorflow-cpu')}"]
+    reqs = [f"keras=={keras.__version__}", f"tensorflow-cpu=={version('tensorflow-cpu')}"]
+    if combined:
+        reqs += [f"mlflow=={version('mlflow')}", f"astropy=={version('astropy')}",
+                 f"pandas=={version('pandas')}"]  # fmt: skip
+    return reqs
 
 
 def _metric_list(values: dict[str, Any]) -> list:

@@ -20,7 +20,9 @@ from casnet.config import ArchitectureConfig
 __all__ = [
     "accelerators",
     "forward_flops",
+    "keras_flops",
     "matmul_gflops",
+    "network_rate",
     "predict_throughput",
     "train_throughput",
 ]
@@ -44,6 +46,32 @@ def forward_flops(arch: ArchitectureConfig, input_size: int = 60) -> int:
         flops += 2 * features * arch.dense_units
         features = arch.dense_units
     return flops + 2 * features
+
+
+def keras_flops(model) -> int:
+    """Forward FLOPs per image of a built Keras model, from its Conv2D and Dense layers."""
+    import keras
+
+    flops = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            flops += 2 * kh * kw * layer.input.shape[-1] * c_out * h * w
+        elif isinstance(layer, keras.layers.Dense):
+            flops += 2 * layer.input.shape[-1] * layer.units
+    return int(flops)
+
+
+def network_rate(model, x: np.ndarray, *, batch_size: int = 512, repeats: int = 3) -> float:
+    """Images/s of ``model.predict`` on ``x`` (after a warm-up call), median of ``repeats``."""
+    model.predict(x[:batch_size], batch_size=batch_size, verbose=0)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict(x, batch_size=batch_size, verbose=0)
+        times.append(time.perf_counter() - t0)
+    return len(x) / float(np.median(times))
 
 
 def _data(n: int, input_size: int, seed: int = 0):
