@@ -775,6 +775,83 @@ def predict(
     typer.echo(f"{len(table)} galaxies scored with {model} -> {out} ({bad} flagged)")
 
 
+def _nested_overrides(section, items: list[str], source: str):
+    """``a.b=VALUE`` overrides (YAML values) of a nested params section, validated."""
+    import yaml
+
+    data = section.model_dump(mode="json")
+    for item in (part.strip() for entry in items for part in entry.split(";")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise _fail(f"--set takes KEY=VALUE (e.g. noise.max_galaxies=20), got {item!r}", 2)
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise _fail(f"--set: {key!r} is not a key of {source}", 2)
+            node = node[part]
+        node[leaf] = yaml.safe_load(value)
+    from pydantic import ValidationError
+
+    from casnet.config import _format_validation_error
+
+    try:
+        return type(section).model_validate(data)
+    except ValidationError as exc:
+        raise CasnetError(_format_validation_error(exc, f"{source} (command line)",
+                                                   type(section))) from None  # fmt: skip
+
+
+@app.command()
+def evaluate(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, a model folder, or "
+            "http://HOST:PORT of mlflow models serve."
+        ),
+    ] = "models:/casnet@champion",
+    suite: Annotated[
+        list[str] | None, typer.Option(help="test | noise | redshift | all (repeatable).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override evaluate params, KEY=VALUE (YAML), e.g. "
+            "'redshift.n_galaxies=20;noise.max_galaxies=30'.",
+        ),
+    ] = None,
+    test: Annotated[Path, typer.Option(help="Test store.")] = Path("data/split/test"),
+    val: Annotated[Path, typer.Option(help="Validation store (noise suite).")] = Path(
+        "data/split/val"
+    ),
+    raw: Annotated[Path, typer.Option(help="Raw stamps of the val galaxies (noise suite).")] = Path(
+        "data/cleaned"
+    ),
+    params: ParamsOption = None,
+) -> None:
+    """Test-set, noise and redshift suites (Sec. 4) against a registered or served model; one
+    MLflow run (experiment casnet-evaluate) with metrics, figures and tables; prints a summary."""
+    from casnet.evaluation.run import SUITES
+    from casnet.evaluation.run import evaluate as run_evaluation
+
+    names = [n.strip() for entry in (suite or ["all"]) for n in entry.split(",") if n.strip()]
+    if "all" in names:
+        names = list(SUITES)
+    bad = [n for n in names if n not in SUITES]
+    if bad:
+        raise _fail(f"--suite must be test, noise, redshift or all, got {', '.join(bad)}", 2)
+    p = load_params(params)
+    if set_:
+        p = p.model_copy(update={"evaluate": _nested_overrides(p.evaluate, set_, "evaluate")})
+    result = run_evaluation(model, names, p, test=test, val=val, raw=raw)
+    typer.echo(result.summary)
+    typer.echo(f"evaluation run {result.run_id} (experiment casnet-evaluate)")
+
+
 #: training images of the paper after augmentation (Tohill et al. 2021 Sec. 3.2)
 PAPER_TRAINING_IMAGES = 141_453
 

@@ -1,0 +1,81 @@
+"""The model under evaluation: a registered model loaded here, or a scoring server's URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from casnet.errors import CasnetInputError
+
+__all__ = ["Predictor"]
+
+
+class Predictor:
+    """C and A of raw stamps from ``model``: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``,
+    a local model folder, or ``http://host:port`` of ``mlflow models serve``.
+
+    Both paths hand the model the same raw stamps, so an evaluation through the server equals the
+    in-process one (the model applies ``crop_normalise`` itself).
+    """
+
+    def __init__(self, model: str, *, root: Path | None = None, batch_size: int = 512) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.url = None
+        self.pyfunc = None
+        self.name, self.version = None, None
+        if model.startswith(("http://", "https://")):
+            self.url = model.rstrip("/").removesuffix("/invocations")
+        else:
+            from casnet.registry import load
+
+            self.pyfunc = load(model, root)
+            self.name, self.version = _registered(model, root)
+
+    def describe(self) -> dict[str, str]:
+        """Tags that say what was evaluated."""
+        tags = {"casnet.model_uri": self.model}
+        if self.name:
+            tags["casnet.model_name"] = self.name
+        if self.version:
+            tags["casnet.model_version"] = str(self.version)
+        return tags
+
+    def predict(self, stamps: np.ndarray) -> pd.DataFrame:
+        """``concentration`` and ``asymmetry`` for stamps (N, H, W), in batches."""
+        stamps = np.asarray(stamps, dtype=np.float32)
+        if len(stamps) == 0:
+            return pd.DataFrame({"concentration": [], "asymmetry": []})
+        parts = []
+        for lo in range(0, len(stamps), self.batch_size):
+            batch = stamps[lo : lo + self.batch_size]
+            if self.pyfunc is not None:
+                parts.append(self.pyfunc.predict(batch))
+            else:
+                from casnet.serving import invoke
+
+                status, body = invoke(self.url, {"inputs": batch.tolist()})
+                if status != 200:
+                    raise CasnetInputError(f"{self.url} answered {status}: {body}")
+                parts.append(pd.DataFrame(body["predictions"]))
+        table = pd.concat(parts, ignore_index=True)
+        return table[["concentration", "asymmetry"]].astype(float)
+
+
+def _registered(uri: str, root: Path | None) -> tuple[str | None, str | None]:
+    """(name, version) of a ``models:/`` URI (alias resolved), or (None, None)."""
+    if not uri.startswith("models:/"):
+        return None, None
+    from mlflow import MlflowClient
+
+    from casnet.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(root), registry_uri=tracking_uri(root))
+    ref = uri.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return name, str(client.get_model_version_by_alias(name, alias).version)
+    name, _, version = ref.partition("/")
+    return name, version or None

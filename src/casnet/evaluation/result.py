@@ -1,0 +1,35 @@
+"""What a suite returns: metrics, per-galaxy tables, figures and summary rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["SuiteResult"]
+
+
+@dataclass
+class SuiteResult:
+    """The output of one evaluation suite.
+
+    Attributes
+    ----------
+    name : str
+        ``test``, ``noise`` or ``redshift``.
+    metrics : dict
+        Flat ``name -> value`` (logged as MLflow metrics, prefixed by the suite).
+    tables : dict
+        ``name -> DataFrame`` per-galaxy tables (logged as Parquet).
+    figures : list of Path
+        PNG files written by the suite (logged as artifacts).
+    summary : list of dict
+        Rows of the summary table: ``quantity``, ``network``, ``conventional`` (and ``paper``).
+    """
+
+    name: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+    summary: list[dict] = field(default_factory=list)

@@ -1,0 +1,129 @@
+"""One evaluation = one MLflow run (experiment ``casnet-evaluate``) with every suite asked for.
+
+The run is tagged with the model it evaluated (URI, registered name and version) and the lineage
+of its data (git commit, DVC hashes); suite metrics are logged with the suite as prefix, figures
+as PNG, per-galaxy tables as Parquet, and the summary table as markdown (also returned).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from casnet.config import Params
+from casnet.errors import CasnetInputError
+from casnet.evaluation.predictor import Predictor
+from casnet.evaluation.result import SuiteResult
+from casnet.paths import project_root
+from casnet.tracking import data_inputs, ensure_experiment, lineage_tags, tracking_uri
+
+__all__ = ["EXPERIMENT", "SUITES", "Evaluation", "evaluate", "summary_markdown"]
+
+EXPERIMENT = "casnet-evaluate"
+SUITES = ("test", "noise", "redshift")
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` did."""
+
+    run_id: str
+    results: dict[str, SuiteResult]
+    summary: str
+
+
+def summary_markdown(results: Sequence[SuiteResult]) -> str:
+    """The networks and the conventional measurement side by side, one row per quantity."""
+    rows = [r for res in results for r in res.summary]
+    if not rows:
+        return "no results"
+    table = pd.DataFrame(rows)
+    for col in ("network", "conventional"):
+        if col not in table:
+            table[col] = np.nan
+    cols = ["quantity", "network", "conventional"] + (["paper"] if "paper" in table else [])
+    table = table[cols].rename(columns={"paper": "paper (net / MFMTK)"})
+    table = table.astype(object).where(table.notna(), None)  # blanks, not "nan"
+    return table.to_markdown(index=False, floatfmt=".4f", missingval="")
+
+
+def evaluate(
+    model: str,
+    suites: Sequence[str],
+    params: Params,
+    *,
+    test: str | Path = "data/split/test",
+    val: str | Path = "data/split/val",
+    raw: str | Path = "data/cleaned",
+    root: Path | None = None,
+) -> Evaluation:
+    """Run ``suites`` against ``model`` and log everything to one MLflow run."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    unknown = set(suites) - set(SUITES)
+    if unknown or not suites:
+        raise CasnetInputError(f"suite must be among {', '.join(SUITES)} or all, got {suites}")
+    root = root or project_root()
+    for name, path in (("test", test), ("val", val), ("raw", raw)):
+        needed = {"test": "test" in suites, "val": "noise" in suites, "raw": "noise" in suites}
+        if needed[name] and not (Path(path) / "catalog.parquet").exists():
+            raise CasnetInputError(f"no {name} store at {path}: run `dvc repro` first")
+    predictor = Predictor(model, root=root, batch_size=params.evaluate.batch_size)
+    data = {k: str(v) for k, v in (("test", test), ("val", val), ("raw", raw))
+            if (Path(v) / "catalog.parquet").exists()}  # fmt: skip
+    client = MlflowClient(tracking_uri(root))
+    exp = ensure_experiment(EXPERIMENT, root)
+    tags = {**lineage_tags(data, root), **predictor.describe(), "casnet.suites": ",".join(suites)}
+    run_id = client.create_run(exp, run_name=f"evaluate-{'-'.join(suites)}", tags=tags).info.run_id
+    if data:
+        client.log_inputs(run_id, datasets=data_inputs(data, root))
+    results: dict[str, SuiteResult] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            for suite in suites:
+                results[suite] = _run_suite(suite, predictor, params, test, val, raw, out)
+                _log(client, run_id, results[suite], out, Metric)
+            text = summary_markdown(list(results.values()))
+            (out / "summary.md").write_text(text + "\n")
+            client.log_artifact(run_id, str(out / "summary.md"))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return Evaluation(run_id=run_id, results=results, summary=text)
+
+
+def _run_suite(suite, predictor, params, test, val, raw, out) -> SuiteResult:
+    if suite == "test":
+        from casnet.evaluation.test_set import test_set
+
+        return test_set(predictor, test, out)
+    if suite == "noise":
+        from casnet.evaluation.noise import noise_suite
+
+        return noise_suite(predictor, val, raw, params.evaluate.noise, params.morphology, out)
+    from casnet.evaluation.redshift import redshift_suite
+
+    return redshift_suite(predictor, params, out)
+
+
+def _log(client, run_id: str, result: SuiteResult, out: Path, Metric) -> None:
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"{result.name}_{k}", float(v), now, 0)
+               for k, v in result.metrics.items() if v is not None and np.isfinite(v)]  # fmt: skip
+    if metrics:
+        client.log_batch(run_id, metrics=metrics)
+    for png in result.figures:
+        client.log_artifact(run_id, str(png), artifact_path=f"figures/{result.name}")
+    for name, table in result.tables.items():
+        path = out / f"{name}.parquet"
+        table.to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path), artifact_path=f"tables/{result.name}")

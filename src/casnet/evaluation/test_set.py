@@ -1,0 +1,71 @@
+"""Test-set metrics (Tohill et al. 2021 Sec. 4.1, Figs. 5-7).
+
+The networks are scored on the held-out test split against the labels; where the data came from
+the simulator, both the networks and the conventional measurement are also scored against the
+truth (our measurement of the noiseless image), which the paper could not do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from casnet.evaluation.figures import residuals_vs_snr
+from casnet.evaluation.predictor import Predictor
+from casnet.evaluation.result import SuiteResult
+from casnet.figures import predicted_vs_label
+from casnet.store import StampStore
+from casnet.training import scores
+
+__all__ = ["TARGETS", "test_set"]
+
+TARGETS = ("concentration", "asymmetry")
+
+
+def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteResult:
+    """Score ``predictor`` on the test store; figures go to folder ``out``."""
+    src = StampStore(store)
+    cat = src.catalog
+    images = src.array("image")
+    preds = pd.concat(
+        [predictor.predict(np.asarray(images[lo : lo + src.chunk_size]))
+         for lo in range(0, len(src), src.chunk_size)],
+        ignore_index=True,
+    )  # fmt: skip
+    table = pd.DataFrame({"galaxy_id": cat["galaxy_id"].astype(str)})
+    table["snr_p"] = cat["snr_p"] if "snr_p" in cat else np.nan
+    result = SuiteResult("test")
+    has_truth = all(f"{t}_true" in cat for t in TARGETS)
+    for t in TARGETS:
+        table[f"label_{t}"] = cat[f"label_{t}"].to_numpy(float)
+        table[f"net_{t}"] = preds[t].to_numpy(float)
+        table[f"conventional_{t}"] = cat[t].to_numpy(float) if t in cat else np.nan
+        if has_truth:
+            table[f"true_{t}"] = cat[f"{t}_true"].to_numpy(float)
+        net = scores(table[f"label_{t}"], table[f"net_{t}"])
+        for k in ("mae", "rmse", "pearson_r"):
+            result.metrics[f"{t}_{k}"] = net[k]
+        result.summary.append({"quantity": f"{t[0].upper()} RMSE vs label (test)",
+                               "network": net["rmse"], "conventional": np.nan})  # fmt: skip
+        result.summary.append({"quantity": f"{t[0].upper()} Pearson r vs label (test)",
+                               "network": net["pearson_r"], "conventional": np.nan})  # fmt: skip
+        if has_truth:
+            ok = np.isfinite(table[f"true_{t}"]) & np.isfinite(table[f"conventional_{t}"])
+            vs = {m: scores(table.loc[ok, f"true_{t}"], table.loc[ok, f"{m}_{t}"])
+                  for m in ("net", "conventional")}  # fmt: skip
+            for m, s in vs.items():
+                for k in ("mae", "rmse", "pearson_r"):
+                    result.metrics[f"{t}_{m}_vs_truth_{k}"] = s[k]
+            result.summary.append({"quantity": f"{t[0].upper()} RMSE vs truth (test)",
+                                   "network": vs["net"]["rmse"],
+                                   "conventional": vs["conventional"]["rmse"]})  # fmt: skip
+    result.metrics["n"] = len(table)
+    out = Path(out)
+    for t in TARGETS:
+        panel = {"test": (table[f"label_{t}"], table[f"net_{t}"])}
+        result.figures.append(predicted_vs_label(panel, t, out / f"test_{t}.png"))
+    result.figures.append(residuals_vs_snr(table, out / "test_residuals_vs_snr.png"))
+    result.tables["test_galaxies"] = table
+    return result
