@@ -60,3 +60,34 @@ def test_synthetic_stamps_are_centred_sources():
     for s in stamps:  # the brightest pixel is within a few pixels of the centre
         y, x = np.unravel_index(np.argmax(s), s.shape)
         assert abs(y - 30) <= 5 and abs(x - 30) <= 5
+
+
+def test_benchmark_all_writes_the_table_json_and_mlflow_run(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from casnet.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CASNET_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    args = ["benchmark", "all", "--n", "6", "--repeats", "1", "--cnn-n", "32", "--train-n", "16",
+            "--no-pipeline"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
+    assert report["cnn_ms"] > 0 and report["conventional_ms"] > 0
+    assert report["cnn_vs_conventional"] == pytest.approx(
+        report["conventional_ms"] / report["cnn_ms"]
+    )
+    assert 0 < report["asymmetry_matmul_fraction"] < 5
+    assert set(report["training"]) == {"concentration", "asymmetry"}
+    goals = report["goals"]
+    assert goals["CNN C+A >= 60x faster than statmorph (as run)"]["threshold"] == 60.0
+    assert goals["simulate >= 1.7x with 2 workers (cold)"]["met"] is None  # not run here
+    assert "| casnet CNN C+A (combined model) |" in result.output and "| goal |" in result.output
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("casnet-benchmark")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.metrics["cnn_ms"] == pytest.approx(report["cnn_ms"])
+    assert run.data.tags["casnet.cores"] == str(report["machine"]["cores"])

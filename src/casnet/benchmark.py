@@ -84,8 +84,9 @@ def benchmark_measure(
     sim: SimulateConfig | None = None,
     morph: MorphologyConfig | None = None,
     progress: bool = False,
+    stamps: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Time casnet (and statmorph) on ``n`` generated stamps.
+    """Time casnet (and statmorph) on ``n`` generated stamps (or on ``stamps`` when given).
 
     Returns
     -------
@@ -100,10 +101,13 @@ def benchmark_measure(
 
     sim = sim or SimulateConfig()
     morph = morph or MorphologyConfig()
-    stamps = [
-        g.image.astype(np.float64)
-        for g in tqdm(simulate(sim, n=n), total=n, desc="simulate", disable=not progress)
-    ]
+    if stamps is None:
+        stamps = [
+            g.image.astype(np.float64)
+            for g in tqdm(simulate(sim, n=n), total=n, desc="simulate", disable=not progress)
+        ]
+    stamps = [np.asarray(s, dtype=np.float64) for s in stamps]
+    n = len(stamps)
     measure(stamps[0], config=morph)  # load the compiled kernels before timing
     per_galaxy = np.empty((n, repeats))
     for rep in range(repeats):

@@ -956,6 +956,43 @@ def benchmark_predict_cmd(
     typer.echo(f"written to {out}")
 
 
+@benchmark_app.command("all")
+def benchmark_all_cmd(
+    n: Annotated[int, typer.Option(help="Stamps timed with statmorph and casnet.")] = 200,
+    repeats: Annotated[int, typer.Option(help="Repeats (medians reported).")] = 3,
+    batch_size: Annotated[int, typer.Option(help="CNN batch size.")] = 512,
+    cnn_n: Annotated[int, typer.Option(help="Stamps scored by the CNN (the n, tiled).")] = 2048,
+    pipeline_n: Annotated[int, typer.Option(help="Galaxies through the data stages.")] = 2000,
+    workers: Annotated[str, typer.Option(help="Worker counts for the data stages.")] = "1,2",
+    train_n: Annotated[int, typer.Option(help="Images per timed training epoch.")] = 1024,
+    model: Annotated[
+        str | None, typer.Option(help="models:/ URI or folder (default: params.yaml networks).")
+    ] = None,
+    statmorph: Annotated[bool, typer.Option(help="Include statmorph if installed.")] = True,
+    pipeline: Annotated[bool, typer.Option(help="Include the data stages.")] = True,
+    mlflow_log: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Log to MLflow.")] = True,
+    params: ParamsOption = None,
+) -> None:
+    """Every speed figure in one run: statmorph, conventional and CNN C+A on the same stamps,
+    the data stages with 1 and 2 workers, training; goals checked; benchmarks/results.json."""
+    from casnet.harness import benchmark_all, format_report, log_to_mlflow, write_report
+
+    try:
+        counts = tuple(int(w) for w in workers.split(","))
+    except ValueError:
+        raise _fail(f"--workers must be comma-separated integers, got {workers!r}", 2) from None
+    if min(n, repeats, batch_size, cnn_n, pipeline_n, train_n) < 1 or min(counts) < 0:
+        raise _fail("sizes and repeats must be >= 1 and worker counts >= 0", 2)
+    report = benchmark_all(load_params(params), n=n, repeats=repeats, batch_size=batch_size,
+                           cnn_n=cnn_n, pipeline_n=pipeline_n, workers=counts, train_n=train_n,
+                           model=model, statmorph=statmorph, pipeline=pipeline)  # fmt: skip
+    typer.echo(format_report(report))
+    path = write_report(report)
+    typer.echo(f"written to {path}")
+    if mlflow_log:
+        typer.echo(f"MLflow run {log_to_mlflow(report, path)} (experiment casnet-benchmark)")
+
+
 @app.command("params")
 def show_params(params: ParamsOption = None) -> None:
     """Print the validated parameters (defaults filled in) as YAML."""
