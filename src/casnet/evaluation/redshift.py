@@ -118,16 +118,21 @@ def rebin(image: np.ndarray, *, scale_in: float, scale_out: float, size: int,
     conserving flux (the sum, when the galaxy fits), optionally convolved with ``psf`` (step 2)."""
     image = np.asarray(image, dtype=np.float64)
     factor = int(scale_out // (2 * scale_in))
+    offset = (0.0, 0.0)  # (x, y) arcsec: where the padding moved the image centre
     if factor >= 2:
         # block-sum first (exact flux conservation): an interpolant at a scale far finer than
-        # the output pixels would make GalSim's FFTs needlessly (even impossibly) large
-        ny, nx = (-(-n // factor) * factor for n in image.shape)
+        # the output pixels would make GalSim's FFTs needlessly (even impossibly) large. The
+        # zero padding is split between both ends so that the light stays centred; an odd pad
+        # leaves half a native pixel, undone by a shift of the profile.
+        (h, w), ny, nx = image.shape, *(-(-n // factor) * factor for n in image.shape)
+        y0, x0 = (ny - h) // 2, (nx - w) // 2
         padded = np.zeros((ny, nx))
-        padded[: image.shape[0], : image.shape[1]] = image
+        padded[y0 : y0 + h, x0 : x0 + w] = image
+        offset = (((nx - w) % 2) * 0.5 * scale_in, ((ny - h) % 2) * 0.5 * scale_in)
         image = padded.reshape(ny // factor, factor, nx // factor, factor).sum(axis=(1, 3))
         scale_in *= factor
     pixels = galsim.Image(np.ascontiguousarray(image), scale=scale_in)
-    interp = galsim.InterpolatedImage(pixels, normalization="flux")
+    interp = galsim.InterpolatedImage(pixels, normalization="flux").shift(*offset)
     profile = galsim.Convolve(interp, psf) if psf is not None else interp
     return profile.drawImage(nx=size, ny=size, scale=scale_out).array.astype(np.float64)
 

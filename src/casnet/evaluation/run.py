@@ -71,13 +71,14 @@ def evaluate(
     if unknown or not suites:
         raise CasnetInputError(f"suite must be among {', '.join(SUITES)} or all, got {suites}")
     root = root or project_root()
-    for name, path in (("test", test), ("val", val), ("raw", raw)):
-        needed = {"test": "test" in suites, "val": "noise" in suites, "raw": "noise" in suites}
+    needed = {"test": "test" in suites, "val": "noise" in suites, "raw": "noise" in suites}
+    stores = {"test": test, "val": val, "raw": raw}
+    for name, path in stores.items():
         if needed[name] and not (Path(path) / "catalog.parquet").exists():
             raise CasnetInputError(f"no {name} store at {path}: run `dvc repro` first")
     predictor = Predictor(model, root=root, batch_size=params.evaluate.batch_size)
-    data = {k: str(v) for k, v in (("test", test), ("val", val), ("raw", raw))
-            if (Path(v) / "catalog.parquet").exists()}  # fmt: skip
+    # lineage of the data these suites read (the redshift suite makes its own sample)
+    data = {k: str(v) for k, v in stores.items() if needed[k]}
     client = MlflowClient(tracking_uri(root))
     exp = ensure_experiment(EXPERIMENT, root)
     tags = {**lineage_tags(data, root), **predictor.describe(), "casnet.suites": ",".join(suites)}
