@@ -441,6 +441,11 @@ class RedshiftSuiteConfig(_Section):
     input: str | None = Field(
         None, description="folder of nearby FITS images instead of the simulated sample"
     )
+    sky_image: str | None = Field(
+        None,
+        description="FITS image of real (source-free) sky to cut backgrounds from, "
+        "instead of simulated correlated noise",
+    )
     seed: int = Field(11, ge=0)
 
 

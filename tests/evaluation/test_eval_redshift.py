@@ -198,3 +198,18 @@ def test_nearby_sample():
     again = nearby_sample(cfg)  # seeded: the same sample again
     for a, b in zip(sample, again, strict=True):
         np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_sky_cutouts_come_from_clean_regions_of_the_real_sky():
+    from casnet.evaluation.redshift import sky_cutout
+
+    rng = np.random.default_rng(0)
+    sky = rng.normal(0, 0.01, (300, 300))
+    sky[:150, :] = np.nan  # a masked half: cuts must avoid it
+    cuts = [sky_cutout(sky, (101, 101), rng) for _ in range(5)]
+    for cut in cuts:
+        assert cut.shape == (101, 101) and np.isfinite(cut).all()
+        assert any(np.array_equal(cut, sky[y : y + 101, x : x + 101])
+                   for y in range(150, 200) for x in range(200))  # fmt: skip
+    with pytest.raises(ValueError, match="without masked pixels"):
+        sky_cutout(np.full((120, 120), np.nan), (101, 101), rng, tries=5)

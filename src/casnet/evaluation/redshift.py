@@ -51,6 +51,7 @@ __all__ = [
     "nearby_sample",
     "rebin",
     "redshift_suite",
+    "sky_cutout",
 ]
 
 STAMP = 101
@@ -179,6 +180,36 @@ def _user_sample(cfg: RedshiftSuiteConfig) -> list[NearbyGalaxy]:
     return out
 
 
+def _sky_image(path: str) -> np.ndarray:
+    """A real sky image, background-subtracted (median), NaN where masked."""
+    from casnet.errors import CasnetInputError
+    from casnet.fitsio import read_image
+
+    image = np.asarray(read_image(path)[0], dtype=np.float64)
+    if min(image.shape) < STAMP:
+        raise CasnetInputError(f"{path}: the sky image must be at least {STAMP}x{STAMP} px")
+    return image - np.nanmedian(image)
+
+
+def sky_cutout(sky: np.ndarray, shape: tuple[int, int], rng: np.random.Generator,
+               tries: int = 50) -> np.ndarray:  # fmt: skip
+    """A random ``shape`` cut of ``sky`` with no masked (NaN) pixel (step 4, real background).
+
+    Raises
+    ------
+    ValueError
+        When no clean cut is found in ``tries`` random placements.
+    """
+    h, w = shape
+    for _ in range(tries):
+        y = int(rng.integers(0, sky.shape[0] - h + 1))
+        x = int(rng.integers(0, sky.shape[1] - w + 1))
+        cut = sky[y : y + h, x : x + w]
+        if np.isfinite(cut).all():
+            return cut.copy()
+    raise ValueError(f"no {h}x{w} region of the sky image without masked pixels")
+
+
 def redshift_suite(predictor: Predictor, params: Params, out: str | Path) -> SuiteResult:
     """Run the redshift suite with the ``evaluate.redshift`` and ``simulate`` params."""
     cfg = params.evaluate.redshift
@@ -186,7 +217,8 @@ def redshift_suite(predictor: Predictor, params: Params, out: str | Path) -> Sui
     result = SuiteResult("redshift")
     sample = _user_sample(cfg) if cfg.input else nearby_sample(cfg)
     psf = psf_model(sim)
-    sigma = sky_sigma_per_pixel(sim)
+    sky = _sky_image(cfg.sky_image) if cfg.sky_image else None
+    sigma = sky_sigma_per_pixel(sim) if sky is None else float(np.nanstd(sky))
     grid = [float(z) for z in cfg.z_grid]
     rows, stamps = [], []
     for i, gal in enumerate(sample):
@@ -196,8 +228,11 @@ def redshift_suite(predictor: Predictor, params: Params, out: str | Path) -> Sui
                           scale_out=sim.pixel_scale, size=STAMP, psf=psf)  # fmt: skip
             clean *= apparent_flux(gal.abs_mag, mu0, z, cfg, sim.zero_point)
             rng = np.random.default_rng([cfg.seed, i, k])
-            share = sim.correlated_noise_fraction
-            noisy = clean + sky_noise(rng, clean.shape, sigma=sigma, correlated_fraction=share)
+            if sky is not None:
+                noisy = clean + sky_cutout(sky, clean.shape, rng)
+            else:
+                share = sim.correlated_noise_fraction
+                noisy = clean + sky_noise(rng, clean.shape, sigma=sigma, correlated_fraction=share)
             m = measure(noisy, config=params.morphology)
             t = measure(clean, config=params.morphology, noiseless_sigma=sigma)
             rows.append({"galaxy_id": gal.galaxy_id, "kind": gal.kind, "z": z,
