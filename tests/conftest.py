@@ -19,3 +19,26 @@ def sim_config() -> SimulateConfig:
 def clean_galaxy(sim_config) -> np.ndarray:
     """A bright, isolated simulated stamp that measures without flags (galaxy 3 of the demo)."""
     return simulate_galaxy(3, sim_config).image.astype(np.float64)
+
+
+def _write_label_store(path, n: int, seed: int) -> np.ndarray:
+    """A store of ``n`` random 60x60 stamps with learnable labels; returns the A labels.
+
+    ``label_asymmetry`` = 3 x the stamp mean, ``label_concentration`` = 0.5 + that (one chunk).
+    """
+    from casnet.store import StoreWriter
+
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 60, 60)).astype(np.float32)
+    labels = images.mean(axis=(1, 2)) * 3
+    rows = [{"galaxy_id": f"g{seed}-{i}", "label_asymmetry": float(labels[i]),
+             "label_concentration": float(0.5 + labels[i])} for i in range(n)]  # fmt: skip
+    with StoreWriter(path, stamp_shape=(60, 60), chunk_size=max(n, 1)) as w:
+        w.append(rows, {"image": images})
+    return labels
+
+
+@pytest.fixture(scope="session")
+def label_store():
+    """Writer of small training-ready stores: ``label_store(path, n, seed) -> A labels``."""
+    return _write_label_store

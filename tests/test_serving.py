@@ -20,7 +20,6 @@ from casnet import registry
 from casnet.config import ArchitectureConfig, SearchConfig, SimulateConfig
 from casnet.models.data import TARGETS
 from casnet.sources.simulate import simulate_galaxy
-from casnet.store import StoreWriter
 from casnet.training import train
 
 pytestmark = pytest.mark.slow
@@ -31,16 +30,6 @@ ARCH = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1,
 BUDGET = SearchConfig(max_epochs=1, patience=5, seed=0)
 URI = "models:/casnet@champion"
 STARTUP_S = 120
-
-
-def _store(path, n, seed):
-    rng = np.random.default_rng(seed)
-    images = rng.random((n, 60, 60)).astype(np.float32)
-    labels = images.mean(axis=(1, 2)) * 3
-    rows = [{"galaxy_id": f"g{seed}-{i}", "label_asymmetry": float(labels[i]),
-             "label_concentration": float(0.5 + labels[i])} for i in range(n)]  # fmt: skip
-    with StoreWriter(path, stamp_shape=(60, 60), chunk_size=64) as w:
-        w.append(rows, {"image": images})
 
 
 def _without_mlflow_env() -> dict[str, str]:
@@ -55,7 +44,7 @@ def stamps() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, stamps):
+def project(tmp_path_factory, stamps, label_store):
     """A project root whose store holds both networks and a registered ``casnet@champion``.
 
     Also returns the in-process prediction for ``stamps`` (what the server must answer).
@@ -64,7 +53,7 @@ def project(tmp_path_factory, stamps):
     data = {"train": root / "data/augmented", "val": root / "data/split/val",
             "test": root / "data/split/test"}  # fmt: skip
     for seed, (role, n) in enumerate((("train", 48), ("val", 16), ("test", 16))):
-        _store(data[role], n, seed)
+        label_store(data[role], n, seed)
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
             mp.delenv(key)

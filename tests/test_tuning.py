@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from casnet.cli import app
 from casnet.config import SearchConfig
-from casnet.store import StoreWriter
 from casnet.tuning import EXPERIMENT, tune
 
 HPS = {"blocks", "conv_per_block", "filters", "dense_layers", "dense_units", "dropout",
@@ -24,23 +23,12 @@ TINY = SearchConfig(blocks=(1, 2), conv_per_block=(1, 1), filters=(4, 8), dense_
                     num_initial_points=1, max_epochs=2, patience=5)  # fmt: skip
 
 
-def _store(path, n, seed):
-    rng = np.random.default_rng(seed)
-    images = rng.random((n, 60, 60)).astype(np.float32)
-    labels = images.mean(axis=(1, 2)) * 3
-    rows = [{"galaxy_id": f"g{seed}-{i}", "label_asymmetry": float(labels[i]),
-             "label_concentration": float(0.5 + labels[i])} for i in range(n)]  # fmt: skip
-    with StoreWriter(path, stamp_shape=(60, 60), chunk_size=64) as w:
-        w.append(rows, {"image": images})
-    return labels
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, label_store):
     """A project root with git, a dvc.lock naming the two stores, and the stores."""
     root = tmp_path_factory.mktemp("project")
-    train = _store(root / "data" / "augmented", 48, 0)
-    val = _store(root / "data" / "split" / "val", 16, 1)
+    train = label_store(root / "data" / "augmented", 48, 0)
+    val = label_store(root / "data" / "split" / "val", 16, 1)
     (root / "dvc.lock").write_text(
         "schema: '2.0'\nstages:\n"
         "  split:\n    outs:\n    - path: data/split\n      hash: md5\n      md5: 11aa.dir\n"

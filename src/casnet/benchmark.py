@@ -403,6 +403,18 @@ def _table1_model(dest: str, arch_by_target: dict) -> str:
     return f"{dest}/casnet"
 
 
+def model_folder(model: str | None, tmp: str, arch_by_target: dict) -> tuple[str, str]:
+    """(local folder, description) of the model to time: a folder as is, a ``models:/`` URI
+    pulled into ``tmp``, or (None) untrained networks of ``arch_by_target``."""
+    if model is None:
+        return _table1_model(tmp, arch_by_target), "params.yaml networks (untrained)"
+    if Path(model).exists():
+        return model, model
+    from casnet.registry import pull
+
+    return str(pull(model, f"{tmp}/pulled")), model
+
+
 def benchmark_predict(
     n: int,
     *,
@@ -428,14 +440,7 @@ def benchmark_predict(
     report: dict[str, Any] = {"machine": machine_info(), "n": n}
     stamps = synthetic_stamps(n)
     with tempfile.TemporaryDirectory() as tmp:
-        if model is None:
-            path, report["model"] = _table1_model(tmp, arch_by_target), "params.yaml networks"
-        elif Path(model).exists():
-            path, report["model"] = model, model
-        else:
-            from casnet.registry import pull
-
-            path, report["model"] = str(pull(model, f"{tmp}/pulled")), model
+        path, report["model"] = model_folder(model, tmp, arch_by_target)
         pyfunc = mlflow.pyfunc.load_model(path)
         pyfunc.predict(stamps[:64])
         times = []

@@ -20,12 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from casnet.benchmark import (
-    _table1_model,
-    benchmark_measure,
-    benchmark_pipeline,
-    machine_info,
-)
+from casnet.benchmark import benchmark_measure, benchmark_pipeline, machine_info, model_folder
 from casnet.config import Params, override
 from casnet.sources.simulate import simulate
 
@@ -64,16 +59,9 @@ def _cnn(stamps: np.ndarray, params: Params, model: str | None, batch_size: int,
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if model is None:
-            archs = {"concentration": params.model.concentration,
-                     "asymmetry": params.model.asymmetry}  # fmt: skip
-            path, out["model"] = _table1_model(tmp, archs), "params.yaml networks (untrained)"
-        elif Path(model).exists():
-            path, out["model"] = model, model
-        else:
-            from casnet.registry import pull
-
-            path, out["model"] = str(pull(model, f"{tmp}/pulled")), model
+        archs = {"concentration": params.model.concentration,
+                 "asymmetry": params.model.asymmetry}  # fmt: skip
+        path, out["model"] = model_folder(model, tmp, archs)
         pyfunc = mlflow.pyfunc.load_model(path)
         combined = pyfunc.unwrap_python_model()
         combined.batch_size = batch_size
