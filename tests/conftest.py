@@ -42,3 +42,31 @@ def _write_label_store(path, n: int, seed: int) -> np.ndarray:
 def label_store():
     """Writer of small training-ready stores: ``label_store(path, n, seed) -> A labels``."""
     return _write_label_store
+
+
+#: dvc.lock of a test project: data/split and data/augmented as DVC outputs with known hashes
+TEST_DVC_LOCK = (
+    "schema: '2.0'\nstages:\n"
+    "  split:\n    outs:\n    - path: data/split\n      hash: md5\n      md5: 11aa.dir\n"
+    "  augment:\n    outs:\n    - path: data/augmented\n      hash: md5\n      md5: 22bb.dir\n"
+)
+
+
+def _commit_project(root) -> str:
+    """Write TEST_DVC_LOCK in ``root``, make it a git repository with one commit; its sha."""
+    import subprocess
+
+    (root / "dvc.lock").write_text(TEST_DVC_LOCK)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "dvc.lock"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "lock"], cwd=root, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def commit_project():
+    """``commit_project(root) -> sha``: a git project whose dvc.lock names the test stores
+    (lineage tags: data/split -> 11aa.dir, data/augmented -> 22bb.dir)."""
+    return _commit_project

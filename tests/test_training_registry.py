@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import os
-import subprocess
 
 import mlflow
 import numpy as np
@@ -94,7 +93,7 @@ def _restore_mlflow_globals():
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, commit_project):
     """A project root with git, a dvc.lock naming the stores, and train/val/test stores."""
     root = tmp_path_factory.mktemp("project")
     stores = {"train": root / "data" / "augmented", "val": root / "data" / "split" / "val",
@@ -102,17 +101,7 @@ def project(tmp_path_factory):
     data = {role: _store(path, n, seed)
             for (role, path), n, seed in zip(stores.items(), (48, 16, 16), (0, 1, 2),
                                              strict=True)}  # fmt: skip
-    (root / "dvc.lock").write_text(
-        "schema: '2.0'\nstages:\n"
-        "  split:\n    outs:\n    - path: data/split\n      hash: md5\n      md5: 11aa.dir\n"
-        "  augment:\n    outs:\n    - path: data/augmented\n      hash: md5\n      md5: 22bb.dir\n"
-    )
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "dvc.lock"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-qm", "lock"], cwd=root, check=True)
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                         text=True, check=True).stdout.strip()  # fmt: skip
+    sha = commit_project(root)
     return {"root": root, "stores": stores, "data": data, "sha": sha}
 
 

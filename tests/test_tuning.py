@@ -24,22 +24,12 @@ TINY = SearchConfig(blocks=(1, 2), conv_per_block=(1, 1), filters=(4, 8), dense_
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, label_store):
+def project(tmp_path_factory, label_store, commit_project):
     """A project root with git, a dvc.lock naming the two stores, and the stores."""
     root = tmp_path_factory.mktemp("project")
     train = label_store(root / "data" / "augmented", 48, 0)
     val = label_store(root / "data" / "split" / "val", 16, 1)
-    (root / "dvc.lock").write_text(
-        "schema: '2.0'\nstages:\n"
-        "  split:\n    outs:\n    - path: data/split\n      hash: md5\n      md5: 11aa.dir\n"
-        "  augment:\n    outs:\n    - path: data/augmented\n      hash: md5\n      md5: 22bb.dir\n"
-    )
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "dvc.lock"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-qm", "lock"], cwd=root, check=True)
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                         text=True, check=True).stdout.strip()  # fmt: skip
+    sha = commit_project(root)
     return {"root": root, "train": train, "val": val, "sha": sha}
 
 

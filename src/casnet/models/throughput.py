@@ -115,14 +115,8 @@ def predict_throughput(arch: ArchitectureConfig, n: int, *, batch_size: int = 51
     from casnet.models.architecture import build_model
 
     x, _ = _data(n, input_size)
-    model = build_model(arch, input_size=input_size)
-    model.predict(x[:batch_size], batch_size=batch_size, verbose=0)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model.predict(x, batch_size=batch_size, verbose=0)
-        times.append(time.perf_counter() - t0)
-    rate = n / float(np.median(times))
+    rate = network_rate(build_model(arch, input_size=input_size), x, batch_size=batch_size,
+                        repeats=repeats)  # fmt: skip
     return {"images_per_s": rate, "batch_size": batch_size,
             "gflops": forward_flops(arch, input_size) * rate / 1e9}  # fmt: skip
 
