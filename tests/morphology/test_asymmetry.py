@@ -371,3 +371,30 @@ def test_sky_cell_noise_at_subpixel_shift(white_noise_cells, fy, fx):
     assert cells.per_pixel(fy, fx) == pytest.approx(expected, rel=0.03)
     # and a shift by a whole pixel more is the same rotation (the term depends on f mod 1)
     assert cells.per_pixel(fy + 1.0, fx - 2.0) == pytest.approx(cells.per_pixel(fy, fx), rel=1e-12)
+
+
+def test_sky_cells_are_the_all_sky_tiles_in_row_major_order():
+    """The cells used are exactly the cell_size tiles (from the corner) that are all sky."""
+    from casnet.morphology.asymmetry import sky_cell_asymmetry
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(size=(53, 47))
+    sky = rng.uniform(size=image.shape) > 0.004  # a few non-sky pixels knock out their tiles
+    sky[20:33, 10:30] = False
+    want = [
+        (j, i)
+        for j in range(0, 53 - 10 + 1, 10)
+        for i in range(0, 47 - 10 + 1, 10)
+        if sky[j : j + 10, i : i + 10].all()
+    ]
+    assert 3 <= len(want) < 20
+    got = sky_cell_asymmetry(image, sky, cell_size=10)
+    assert got.n_cells == len(want)
+    capped = sky_cell_asymmetry(image, sky, cell_size=10, max_cells=3)
+    keep = np.linspace(0, len(want) - 1, 3).round().astype(int)
+    # the first kept cell's value at zero shift is its mean |B - B_180| at its own centre
+    j, i = want[keep[0]]
+    cell = image[j : j + 10, i : i + 10]
+    np.testing.assert_allclose(
+        capped.cells[0, 0, 0], np.abs(cell - cell[::-1, ::-1]).mean(), rtol=1e-12
+    )

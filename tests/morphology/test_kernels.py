@@ -71,3 +71,65 @@ def test_growth_curve_of_uniform_image_is_the_ellipse_area():
     np.testing.assert_allclose(curve.flux_at(r), np.pi * 0.5 * r**2, rtol=0.01)
     np.testing.assert_allclose(curve.area_at(r), curve.flux_at(r), rtol=1e-12)
     assert curve.flux[-1] == pytest.approx(image.sum())
+
+
+def _reference_grid(values, fy, fx, step):
+    """Bilinear interpolation on the fraction grid, written out in Python."""
+    iy = min(int(fy / step), values.shape[0] - 2)
+    ix = min(int(fx / step), values.shape[1] - 2)
+    ty, tx = fy / step - iy, fx / step - ix
+    top = (1 - tx) * values[iy, ix] + tx * values[iy, ix + 1]
+    bottom = (1 - tx) * values[iy + 1, ix] + tx * values[iy + 1, ix + 1]
+    return (1 - ty) * top + ty * bottom
+
+
+def _fold_reference(shift):
+    f = shift % 1.0
+    return min(f, 1.0 - f)
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_compiled_nelder_mead_follows_scipy_step_by_step(case):
+    """minimise_centre ends at SciPy's centre after as many evaluations (same algorithm)."""
+    from scipy.optimize import minimize
+
+    from casnet.morphology._kernels import minimise_centre
+
+    rng = np.random.default_rng(case)
+    yy, xx = np.indices((61, 61))
+    x0, y0 = 30.0 + rng.uniform(-1, 1), 30.0 + rng.uniform(-1, 1)
+    image = 20 * np.exp(-((xx - x0 - 0.3) ** 2 + (yy - y0) ** 2 / 0.6) / 30.0)
+    image += 5 * np.exp(-((xx - x0 - 6) ** 2 + (yy - y0 - 2) ** 2) / 4.0)  # a clump
+    image += rng.normal(scale=0.3, size=image.shape)
+    image[5:9, 40:45] = np.nan
+    radius, q, pa, order = 14.0, 0.7, 0.4, 3
+    grid = np.abs(rng.normal(0.3, 0.05, size=(3, 3))) if case % 2 else np.empty((0, 0))
+    shift_box = 0.6 if case == 3 else 7.0  # case 3: the box (penalty) binds
+    maxiter = 6 if case == 5 else 400  # case 5: stops before converging
+    ok = block_valid(image)
+
+    def objective(c):
+        if abs(c[0] - x0) > shift_box or abs(c[1] - y0) > shift_box:
+            return 1e3
+        d, s, n = asymmetry_sums(image, c[0], c[1], radius, q, pa, order, ok)
+        b = (
+            _reference_grid(grid, _fold_reference(2 * c[1]), _fold_reference(2 * c[0]), 0.25)
+            if grid.size
+            else 0.0
+        )
+        return (d - n * b) / s if n and s > 0 else 1e3
+
+    start = np.array([x0, y0])
+    simplex = np.array([start, start + [0.5, 0.0], start + [0.0, 0.5]])
+    want = minimize(
+        objective,
+        start,
+        method="Nelder-Mead",
+        options={"xatol": 0.01, "fatol": 1e-4, "initial_simplex": simplex, "maxiter": maxiter},
+    )
+    setup = (x0, y0, shift_box, radius, q, pa, order, 0.25, 1e3)
+    x, y, success, nfev = minimise_centre(image, ok, grid, setup, simplex, 0.01, 1e-4, maxiter)
+    assert nfev == want.nfev
+    assert success == want.success
+    # the same operations in the same order: equal up to the last bits
+    np.testing.assert_allclose([x, y], want.x, rtol=0, atol=1e-12)

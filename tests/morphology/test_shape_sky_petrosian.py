@@ -218,3 +218,19 @@ def test_petrosian_radius_nan_when_profile_larger_than_stamp():
 def test_petrosian_radius_nan_when_curve_too_short():
     curve = analytic_curve(exponential_light, r_max=0.5)
     assert math.isnan(petrosian_radius(curve))
+
+
+def test_rough_sky_is_astropy_median_and_mad_std():
+    from astropy.stats import mad_std
+
+    from casnet.morphology.sky import rough_sky
+
+    rng = np.random.default_rng(11)
+    image = rng.normal(3.0, 2.0, size=(45, 50)) + rng.standard_cauchy((45, 50)) * 0.1
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[10:20, 5:30] = True
+    sky = rough_sky(image, mask=mask)
+    values = image[~mask]
+    assert sky.n_pixels == values.size
+    np.testing.assert_allclose(sky.mean, np.median(values), rtol=1e-14)
+    np.testing.assert_allclose(sky.sigma, mad_std(values), rtol=1e-14)

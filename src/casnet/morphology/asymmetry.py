@@ -22,14 +22,19 @@ counterpart is, do not count.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy.optimize import minimize
 
-from casnet.morphology._kernels import asymmetry_sums, block_valid, cell_asymmetry
+from casnet.morphology._kernels import (
+    asymmetry_sums,
+    background_per_pixel,
+    block_valid,
+    cell_asymmetry,
+    fold,
+    minimise_centre,
+)
 
 __all__ = [
     "AsymmetryResult",
@@ -46,11 +51,6 @@ __all__ = [
 _FRACTIONS = np.linspace(0.0, 0.5, 3)
 #: returned by the objective where the aperture is empty, to keep the minimiser away
 _PENALTY = 1e3
-
-
-def _fold(shift: float) -> float:
-    f = shift - math.floor(shift)
-    return min(f, 1.0 - f)
 
 
 @dataclass(frozen=True)
@@ -71,34 +71,24 @@ class SkyAsymmetry:
         """Number of usable cells."""
         return int(self.cells.shape[-1])
 
-    def _grid(self, values: np.ndarray, fy: float, fx: float) -> float:
-        # bilinear interpolation on the (folded) fraction grid
-        step = _FRACTIONS[1]
-        iy, ix = min(int(fy / step), len(_FRACTIONS) - 2), min(int(fx / step), len(_FRACTIONS) - 2)
-        ty, tx = fy / step - iy, fx / step - ix
-        v = values[iy : iy + 2, ix : ix + 2]
-        return float(
-            (1 - ty) * ((1 - tx) * v[0, 0] + tx * v[0, 1])
-            + ty * ((1 - tx) * v[1, 0] + tx * v[1, 1])
-        )
-
     def per_pixel(self, shift_y: float, shift_x: float) -> float:
         """Median over cells of the noise term per pixel for a rotation with these shifts (0 when
         there is no cell)."""
-        if self.n_cells == 0:
-            return 0.0
-        return self._grid(self._median, _fold(shift_y), _fold(shift_x))
+        return float(background_per_pixel(self.grid, _FRACTIONS[1], shift_y, shift_x))
 
     @cached_property
-    def _median(self) -> np.ndarray:
-        return np.median(self.cells, axis=-1)
+    def grid(self) -> np.ndarray:
+        """Median over cells at each grid shift (an empty array when there is no cell)."""
+        if self.n_cells == 0:
+            return np.empty((0, 0))
+        return np.ascontiguousarray(np.median(self.cells, axis=-1))
 
     def cell_values(self, shift_y: float, shift_x: float) -> np.ndarray:
         """Each cell's value at the grid point nearest to these shifts (for the error budget)."""
         if self.n_cells == 0:
             return np.empty(0)
-        iy = int(np.abs(_FRACTIONS - _fold(shift_y)).argmin())
-        ix = int(np.abs(_FRACTIONS - _fold(shift_x)).argmin())
+        iy = int(np.abs(_FRACTIONS - fold(shift_y)).argmin())
+        ix = int(np.abs(_FRACTIONS - fold(shift_x)).argmin())
         return self.cells[iy, ix]
 
 
@@ -129,23 +119,21 @@ def sky_cell_asymmetry(
     """
     ny, nx = image.shape
     empty = SkyAsymmetry(np.empty((len(_FRACTIONS), len(_FRACTIONS), 0)))
-    starts = [
-        (j, i)
-        for j in range(0, ny - cell_size + 1, cell_size)
-        for i in range(0, nx - cell_size + 1, cell_size)
-        if sky[j : j + cell_size, i : i + cell_size].all()
-    ]
-    if not starts:
+    # one reduction over the tiled stamp, cells in row-major order
+    my, mx = ny // cell_size, nx // cell_size
+    tiles = sky[: my * cell_size, : mx * cell_size].reshape(my, cell_size, mx, cell_size)
+    rows, cols = np.nonzero(tiles.all(axis=(1, 3)))
+    if rows.size == 0:
         return empty
-    if max_cells is not None and len(starts) > max_cells:
-        keep = np.linspace(0, len(starts) - 1, max_cells).round().astype(int)
-        starts = [starts[k] for k in keep]
-    sy = np.array([j for j, _ in starts], dtype=np.int64)
-    sx = np.array([i for _, i in starts], dtype=np.int64)
+    if max_cells is not None and rows.size > max_cells:
+        keep = np.linspace(0, rows.size - 1, max_cells).round().astype(int)
+        rows, cols = rows[keep], cols[keep]
+    sy = (rows * cell_size).astype(np.int64)
+    sx = (cols * cell_size).astype(np.int64)
     data = np.ascontiguousarray(np.where(sky, image, np.nan), dtype=np.float64)
     ok = block_valid(data)
     nf = len(_FRACTIONS)
-    out = np.empty((nf, nf, len(starts)))
+    out = np.empty((nf, nf, sy.size))
     for i, fy in enumerate(_FRACTIONS):
         for j, fx in enumerate(_FRACTIONS):
             out[i, j] = cell_asymmetry(data, sy, sx, cell_size, fy, fx, order, ok)
@@ -246,42 +234,18 @@ def asymmetry(
     data = np.ascontiguousarray(image, dtype=np.float64)
     ok = block_valid(data)
 
-    def terms(c: np.ndarray) -> tuple[float, float, int]:
-        return asymmetry_sums(data, c[0], c[1], radius, q, pa, order, ok)
-
-    def b(c: np.ndarray) -> float:
-        # the rotated image is shifted by 2c (mod 1): the fraction that sets the noise smoothing
-        return background.per_pixel(2 * c[1], 2 * c[0]) if background is not None else 0.0
-
-    def objective(c: np.ndarray) -> float:
-        if abs(c[0] - x0) > shift_box or abs(c[1] - y0) > shift_box:
-            return _PENALTY
-        d, s, n = terms(c)
-        if n == 0 or not s > 0:
-            return _PENALTY
-        return (d - n * b(c)) / s
-
+    grid = background.grid if background is not None else np.empty((0, 0))
     start = np.array([x0, y0])
     simplex = np.array([start, start + [0.5, 0.0], start + [0.0, 0.5]])
-    res = minimize(
-        objective,
-        start,
-        method="Nelder-Mead",
-        options={"xatol": xtol, "fatol": 1e-4, "initial_simplex": simplex, "maxiter": 400},
-    )
-    d, s, n = terms(res.x)
+    # SciPy's Nelder-Mead (fatol 1e-4, at most 400 iterations), compiled with the objective
+    setup = (x0, y0, shift_box, radius, q, pa, order, _FRACTIONS[1], _PENALTY)
+    x, y, converged, _ = minimise_centre(data, ok, grid, setup, simplex, xtol, 1e-4, 400)
+    d, s, n = asymmetry_sums(data, x, y, radius, q, pa, order, ok)
     if n == 0 or not s > 0:
         nan = float("nan")
-        return AsymmetryResult(nan, nan, nan, float(res.x[0]), float(res.x[1]), n, s, False)
+        return AsymmetryResult(nan, nan, nan, float(x), float(y), n, s, False)
     raw = d / s
-    bkg = n * b(res.x) / s
+    bkg = n * (background.per_pixel(2 * y, 2 * x) if background is not None else 0.0) / s
     return AsymmetryResult(
-        float(raw - bkg),
-        float(raw),
-        float(bkg),
-        float(res.x[0]),
-        float(res.x[1]),
-        n,
-        s,
-        bool(res.success),
+        float(raw - bkg), float(raw), float(bkg), float(x), float(y), n, s, bool(converged)
     )
