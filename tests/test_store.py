@@ -153,3 +153,32 @@ def test_reserved_space_beyond_the_commits_is_dropped(tmp_path):
     w.reserve(12)
     w.append([{"galaxy_id": "a"}], {"image": np.zeros((1, 6, 5))})
     assert len(w.close()) == 1  # the array shape follows the committed rows, not the reservation
+
+
+@pytest.mark.parametrize("start,stop", [(0, 4), (2, 9), (4, 8), (9, 10), (0, 10), (10, 10)])
+def test_catalog_rows_reads_the_chunk_row_groups(tmp_path, start, stop):
+    import pyarrow.parquet as pq
+
+    _write(tmp_path / "s", 10, chunk=4)
+    # one row group per committed chunk: a worker reads its chunk's rows, not the catalogue
+    assert pq.ParquetFile(tmp_path / "s" / "catalog.parquet").num_row_groups == 3
+    fresh = StampStore(tmp_path / "s")
+    got = fresh.catalog_rows(start, stop)
+    want = fresh.catalog.iloc[start:stop].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    # the cached catalogue gives the same, and unknown columns are skipped
+    cols = fresh.catalog_rows(start, stop, columns=["value", "no_such_column"])
+    pd.testing.assert_frame_equal(cols, want[["value"]])
+
+
+def test_catalog_parts_with_different_column_types_are_reconciled(tmp_path):
+    writer = StoreWriter(tmp_path / "s", stamp_shape=(6, 5), chunk_size=2)
+    with writer:
+        image = np.zeros((2, 6, 5), np.float32)
+        writer.append([{"galaxy_id": "a", "note": None}, {"galaxy_id": "b", "note": None}],
+                      {"image": image})  # fmt: skip
+        writer.append([{"galaxy_id": "c", "note": "x"}, {"galaxy_id": "d", "note": None}],
+                      {"image": image})  # fmt: skip
+    cat = StampStore(tmp_path / "s").catalog
+    assert cat["galaxy_id"].tolist() == ["a", "b", "c", "d"]
+    assert cat["note"].tolist()[2] == "x"

@@ -328,16 +328,15 @@ def data_measure(
     from casnet.stages import measure as stage
 
     p = load_params(params)
-    table = stage.run(p.morphology, source, out, with_truth=truth,
-                      dask=_dask_cfg(p, scheduler, workers), show_progress=not quiet)  # fmt: skip
-    ok = int((table["flag"] == 0).sum()) if len(table) else 0
-    typer.echo(f"measure: {len(table)} galaxies ({ok} without flags) -> {out}", err=True)
+    done = stage.run(p.morphology, source, out, with_truth=truth,
+                     dask=_dask_cfg(p, scheduler, workers), show_progress=not quiet)  # fmt: skip
+    typer.echo(f"measure: {done.n} galaxies ({done.n_ok} without flags) -> {out}", err=True)
     if not quiet:
         cols = ["galaxy_id", "concentration", "asymmetry", "snr_p", "r_petro", "flag"]
-        cols += [c for c in ("concentration_true", "asymmetry_true") if c in table]
-        typer.echo(format_table(table[cols].head(20).to_dict("records"), cols))
-        if len(table) > 20:
-            typer.echo(f"... {len(table) - 20} more rows in {out}")
+        cols += [c for c in ("concentration_true", "asymmetry_true") if c in done.head]
+        typer.echo(format_table(done.head[cols].to_dict("records"), cols))
+        if done.n > len(done.head):
+            typer.echo(f"... {done.n - len(done.head)} more rows in {out}")
 
 
 MetricsOption = Annotated[Path | None, typer.Option(help="Write the stage metrics (JSON) here.")]
@@ -991,6 +990,30 @@ def benchmark_all_cmd(
     typer.echo(f"written to {path}")
     if mlflow_log:
         typer.echo(f"MLflow run {log_to_mlflow(report, path)} (experiment casnet-benchmark)")
+
+
+@benchmark_app.command("profile")
+def benchmark_profile_cmd(
+    n: Annotated[int, typer.Option(help="Stamps measured by the conventional code.")] = 100,
+    cnn_n: Annotated[int, typer.Option(help="Stamps scored by the combined model.")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="CNN batch size.")] = 512,
+    stage_n: Annotated[int, typer.Option(help="Galaxies through each data stage.")] = 128,
+    out: Annotated[Path, typer.Option(help="Folder of the profiles.")] = Path(
+        "benchmarks/profiles"
+    ),
+    cluster: Annotated[bool, typer.Option(help="Also time a LocalCluster start.")] = True,
+    params: ParamsOption = None,
+) -> None:
+    """Where the time goes: pyinstrument profiles (text + HTML) of the conventional measurement,
+    the combined model and the data stages' chunks, and the top self-time functions."""
+    from casnet.profiling import format_profile_report, profile_all
+
+    if min(n, cnn_n, batch_size, stage_n) < 1:
+        raise _fail("sizes must be >= 1", 2)
+    report = profile_all(load_params(params), n=n, cnn_n=cnn_n, batch_size=batch_size,
+                         stage_n=stage_n, out=out, cluster=cluster)  # fmt: skip
+    typer.echo(format_profile_report(report))
+    typer.echo(f"profiles and hotspots.json written to {out}")
 
 
 @app.command("params")

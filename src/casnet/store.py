@@ -140,6 +140,34 @@ class StampStore:
             self._catalog = pd.read_parquet(self.path / CATALOG)
         return self._catalog
 
+    def catalog_rows(
+        self, start: int, stop: int, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Rows ``start .. stop - 1`` of the catalogue (only ``columns`` that exist, when given).
+
+        For workers: only the Parquet row groups that hold those rows are read, so a chunk's
+        memory does not grow with the size of the store.
+        """
+        import pyarrow.parquet as pq
+
+        if self._catalog is not None:
+            rows = self._catalog.iloc[start:stop]
+            cols = [c for c in columns if c in rows] if columns is not None else None
+            return (rows[cols] if cols is not None else rows).reset_index(drop=True)
+        pf = pq.ParquetFile(self.path / CATALOG)
+        cols = [c for c in columns if c in pf.schema_arrow.names] if columns is not None else None
+        groups, first, offset = [], None, 0
+        for g in range(pf.num_row_groups):
+            size = pf.metadata.row_group(g).num_rows
+            if offset < stop and offset + size > start:
+                groups.append(g)
+                first = offset if first is None else first
+            offset += size
+        if not groups:
+            return pf.schema_arrow.empty_table().to_pandas()[cols or slice(None)]
+        table = pf.read_row_groups(groups, columns=cols)
+        return table.slice(start - first, stop - start).to_pandas()
+
     @property
     def rejects(self) -> pd.DataFrame:
         """Rejected inputs (empty when none)."""
@@ -369,16 +397,9 @@ class StoreWriter:
         for name in self.names:  # drop space reserved beyond what was committed
             if self._group[name].shape[0] != self.galaxies_done:
                 self._group[name].resize((self.galaxies_done, *self.stamp_shape))
-        parts = sorted((self.staging / _PARTS).glob("cat-*.parquet"))
-        catalog = (
-            pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-            if parts
-            else pd.DataFrame({"galaxy_id": pd.Series(dtype="str")})
+        _assemble_catalog(
+            sorted((self.staging / _PARTS).glob("cat-*.parquet")), self.staging / CATALOG
         )
-        if catalog["galaxy_id"].duplicated().any():
-            dup = catalog.loc[catalog["galaxy_id"].duplicated(), "galaxy_id"].head(5).tolist()
-            raise ValueError(f"duplicate galaxy_id in the store: {dup}")
-        catalog.to_parquet(self.staging / CATALOG, index=False)
         rej_parts = sorted((self.staging / _PARTS).glob("rej-*.parquet"))
         if rej_parts:
             pd.concat([pd.read_parquet(p) for p in rej_parts], ignore_index=True).to_parquet(
@@ -404,6 +425,43 @@ class StoreWriter:
         # On error the staging folder stays, so that a rerun resumes after the last commit.
         if exc_type is None:
             self.close()
+
+
+def _assemble_catalog(parts: Sequence[Path], dest: Path) -> None:
+    """Concatenate the catalogue parts into ``dest``, one Parquet row group per part.
+
+    Streamed: the driver holds one part at a time (memory flat in N, the performance goal), and
+    workers read back only their chunk's row group (:meth:`StampStore.catalog_rows`). Parts whose
+    column types differ (a column all-null in one chunk) are reconciled by pandas instead.
+    """
+    import pyarrow.parquet as pq
+
+    seen: set[str] = set()
+    dups: list[str] = []
+
+    def check(ids) -> None:
+        for gid in ids:
+            if gid in seen and len(dups) < 5:
+                dups.append(gid)
+            seen.add(gid)
+
+    if not parts:
+        pd.DataFrame({"galaxy_id": pd.Series(dtype="str")}).to_parquet(dest, index=False)
+        return
+    schema = pq.read_schema(parts[0])
+    if all(pq.read_schema(p).equals(schema) for p in parts[1:]):
+        with pq.ParquetWriter(dest, schema) as writer:
+            for p in parts:
+                table = pq.read_table(p)
+                check(table.column("galaxy_id").to_pylist())
+                writer.write_table(table)
+    else:
+        catalog = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        check(catalog["galaxy_id"].tolist())
+        catalog.to_parquet(dest, index=False)
+    if dups:
+        dest.unlink()
+        raise ValueError(f"duplicate galaxy_id in the store: {dups}")
 
 
 def write_arrays(images_path: str, start: int, arrays: Mapping[str, np.ndarray]) -> None:

@@ -25,7 +25,7 @@ def clean_chunk(
     and returns None for them.
     """
     src = StampStore(source)
-    cat = src.catalog.iloc[start:stop].reset_index(drop=True)
+    cat = src.catalog_rows(start, stop)
     arrays = {n: np.asarray(src.array(n)[start:stop]) for n in src.array_names}
     cleaned = np.empty_like(arrays["image"])
     extra: dict[str, list] = {k: [] for k in ("replaced_fraction", "flag", "reasons", "sky_mean",

@@ -9,10 +9,13 @@ alone (with the observed stamp's noise level as reference for thresholds and SNR
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from casnet.config import DaskConfig, MorphologyConfig
 from casnet.errors import CasnetInputError
@@ -21,7 +24,7 @@ from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
 from casnet.store import StampStore
 
-__all__ = ["measure_chunk", "measure_store_chunk", "run"]
+__all__ = ["MeasureSummary", "measure_chunk", "measure_store_chunk", "run"]
 
 
 def measure_chunk(
@@ -51,7 +54,7 @@ def measure_store_chunk(
 ) -> pd.DataFrame:
     """Measure galaxies ``start .. stop - 1`` of ``store`` (read here, on the worker)."""
     src = StampStore(store)
-    cat = src.catalog.iloc[start:stop]
+    cat = src.catalog_rows(start, stop, columns=["galaxy_id", "sky_sigma"])
     truth = None
     if with_truth and "truth" in src.array_names:
         truth = np.asarray(src.array("truth")[start:stop])
@@ -64,6 +67,23 @@ def measure_store_chunk(
     )
 
 
+@dataclass
+class MeasureSummary:
+    """What :func:`run` wrote: the table's path, its row count, how many rows have no flag, and
+    the first rows (the table itself is on disk: ``pd.read_parquet(summary.path)``)."""
+
+    path: Path
+    n: int = 0
+    n_ok: int = 0
+    head: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def add(self, part: pd.DataFrame, keep: int = 20) -> None:
+        self.n += len(part)
+        self.n_ok += int((part["flag"] == 0).sum())
+        if len(self.head) < keep:
+            self.head = pd.concat([self.head, part.head(keep - len(self.head))], ignore_index=True)
+
+
 def run(
     cfg: MorphologyConfig,
     store: str | Path,
@@ -72,7 +92,7 @@ def run(
     with_truth: bool = True,
     dask: DaskConfig | None = None,
     show_progress: bool = True,
-) -> pd.DataFrame:
+) -> MeasureSummary:
     """Measure every galaxy of ``store`` and write the table to ``out`` (Parquet, atomic).
 
     Chunks (the store's) run on Dask (``dask``; default a LocalCluster).
@@ -85,18 +105,27 @@ def run(
     # absolute paths: on a remote cluster the workers do not share our working directory
     where = str(Path(store).resolve())
     items = [(cfg, where, lo, min(lo + step, n), with_truth) for lo in range(0, n, step)]
-    parts = []
-    with (
-        progress_bar(n, desc="measure", enabled=show_progress) as bar,
-        executor(dask.scheduler, dask.workers if items else 0) as client,
-    ):
-        for part in map_ordered(client, measure_store_chunk, items):
-            parts.append(part)
-            bar.update(len(part))
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"galaxy_id": []})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    table.to_parquet(tmp, index=False)
+    summary = MeasureSummary(out)
+    writer = None
+    # Streamed to Parquet, a row group per chunk, as the chunks come back: the driver holds one
+    # chunk's rows, not the table (peak memory flat in N: the performance goal).
+    try:
+        with (
+            progress_bar(n, desc="measure", enabled=show_progress) as bar,
+            executor(dask.scheduler, dask.workers if items else 0) as client,
+        ):
+            for part in map_ordered(client, measure_store_chunk, items):
+                table = pa.Table.from_pandas(part, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                summary.add(part)
+                bar.update(len(part))
+    finally:
+        if writer is not None:
+            writer.close()
     os.replace(tmp, out)
-    return table
+    return summary
