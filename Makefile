@@ -13,7 +13,7 @@ DEMO_TRAIN := -P epochs=40 -P patience=8
 # the conventional A only to ~0.05 (the paper's 0.01 selects almost nothing at this scale)
 DEMO_EVAL := redshift.n_galaxies=20;noise.max_delta_a=0.05
 
-.PHONY: install demo test lint bench ui clean
+.PHONY: install demo test lint bench profile ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,10 +59,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
-## bench: speed and agreement of the conventional measurement vs statmorph; network throughput
+## bench: every speed figure in one run (~12 min): benchmarks/results.json, MLflow casnet-benchmark
 bench: $(STAMP)
-	$(BIN)/casnet benchmark measure --n 200
-	$(BIN)/casnet benchmark train --n 2048
+	$(BIN)/casnet benchmark all
+
+## profile: where the time goes (pyinstrument, ~1 min): benchmarks/profiles/
+profile: $(STAMP)
+	$(BIN)/casnet benchmark profile
 
 ## ui: the MLflow UI on the project's store
 ui: $(STAMP)
