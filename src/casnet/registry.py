@@ -28,6 +28,7 @@ import pandas as pd
 from casnet.errors import CasnetInputError
 from casnet.models import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.models.data import TARGETS
+from casnet.models.inference import predict_array
 from casnet.preprocess import CROP_SIZE, crop_normalise
 from casnet.tracking import tracking_uri, use_store
 
@@ -262,7 +263,7 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         batch = int((params or {}).get("batch_size", self.batch_size))
         table = {} if ids is None else {"galaxy_id": ids}
         for target in TARGETS:
-            pred = self.networks[target].predict(x, batch_size=batch, verbose=0)
+            pred = predict_array(self.networks[target], x, batch)
             table[target] = np.asarray(pred, dtype=np.float64).reshape(-1)
         return pd.DataFrame(table)
 

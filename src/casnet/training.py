@@ -23,6 +23,7 @@ from casnet.config import ArchitectureConfig, SearchConfig
 from casnet.errors import CasnetInputError
 from casnet.models.architecture import build_model
 from casnet.models.data import store_dataset
+from casnet.models.inference import predict_array
 from casnet.paths import project_root
 from casnet.store import StampStore
 from casnet.tracking import data_inputs, ensure_experiment, lineage_tags, tracking_uri, use_store
@@ -74,7 +75,7 @@ def predict_store(model, store: str | Path, target: str, *, batch_size: int = 51
     preds = []
     for start in range(0, len(src), src.chunk_size):
         chunk = np.asarray(images[start : start + src.chunk_size], dtype=np.float32)[..., None]
-        preds.append(model.predict(chunk, batch_size=batch_size, verbose=0).reshape(-1))
+        preds.append(predict_array(model, chunk, batch_size).reshape(-1))
     return labels, (np.concatenate(preds) if preds else np.zeros(0))
 
 

@@ -64,12 +64,15 @@ def keras_flops(model) -> int:
 
 
 def network_rate(model, x: np.ndarray, *, batch_size: int = 512, repeats: int = 3) -> float:
-    """Images/s of ``model.predict`` on ``x`` (after a warm-up call), median of ``repeats``."""
-    model.predict(x[:batch_size], batch_size=batch_size, verbose=0)
+    """Images/s of the scoring path (:func:`~casnet.models.inference.predict_array`) on ``x``
+    (after a warm-up call), median of ``repeats``."""
+    from casnet.models.inference import predict_array
+
+    predict_array(model, x[:batch_size], batch_size)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model.predict(x, batch_size=batch_size, verbose=0)
+        predict_array(model, x, batch_size)
         times.append(time.perf_counter() - t0)
     return len(x) / float(np.median(times))
 
@@ -111,7 +114,7 @@ def train_throughput(arch: ArchitectureConfig, n: int, *, batch_size: int | None
 
 def predict_throughput(arch: ArchitectureConfig, n: int, *, batch_size: int = 512,
                        input_size: int = 60, repeats: int = 1) -> dict[str, Any]:  # fmt: skip
-    """Inference images/s of ``arch`` (``model.predict`` over ``n`` images in memory)."""
+    """Inference images/s of ``arch`` (:func:`network_rate` over ``n`` images in memory)."""
     from casnet.models.architecture import build_model
 
     x, _ = _data(n, input_size)
