@@ -91,3 +91,31 @@ def test_benchmark_all_writes_the_table_json_and_mlflow_run(tmp_path, monkeypatc
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.metrics["cnn_ms"] == pytest.approx(report["cnn_ms"])
     assert run.data.tags["casnet.cores"] == str(report["machine"]["cores"])
+
+
+def test_harness_table_shows_cold_and_running_cluster_speedups():
+    from casnet.harness import format_report
+
+    pipe = {"n": 100, "workers": [1, 2], "warm": True}
+    for k, s in enumerate(("simulate", "clean", "measure")):
+        pipe[f"{s}_galaxies_per_s"] = {1: 10.0 + k, 2: 15.0 + k}
+        pipe[f"{s}_speedup"] = (15.0 + k) / (10.0 + k)
+        pipe[f"{s}_warm_galaxies_per_s"] = {1: 20.0, 2: 39.0}
+        pipe[f"{s}_warm_speedup"] = 1.95
+        pipe[f"{s}_memory_growth"] = {"driver_rss_mb": 0.05, "worker_rss_mb": -0.01}
+    report = {
+        "machine": {"cpu": "test", "cores": 2, "gpus": []}, "n": 4, "cnn_n": 8, "batch_size": 8,
+        "repeats": 1, "conventional_ms": 5.0, "cnn_ms": 4.0, "peak_rss_after_measure_mb": 1.0,
+        "peak_rss_after_cnn_mb": 2.0, "concentration_gflops": 1.0, "asymmetry_gflops": 1.0,
+        "concentration_matmul_fraction": 0.5, "asymmetry_matmul_fraction": 0.5,
+        "matmul_gflops": 2.0, "training": {}, "pipeline": pipe, "goals": {},
+    }  # fmt: skip
+    lines = format_report(report).splitlines()
+    (clean,) = [line for line in lines if line.startswith("| clean |")]
+    # cold rates, cold speed-up, running-cluster rates and speed-up, memory growth
+    assert (
+        clean
+        == "| clean | 11.0 | 16.0 | 1.45x | 20.0 | 39.0 | 1.95x | driver +5.0%, worker -1.0% |"
+    )
+    header = next(line for line in lines if line.startswith("| data stage"))
+    assert header.count("|") == clean.count("|")
