@@ -498,6 +498,10 @@ def test_predict_refuses_bad_input(wrapped):
         with pytest.raises(MlflowException, match=message) as info:
             model.predict(None, model_input)
         assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+    for batch in (0, "many"):
+        with pytest.raises(MlflowException, match="batch_size must be an integer") as info:
+            model.predict(None, [good], params={"batch_size": batch})
+        assert info.value.error_code == "INVALID_PARAMETER_VALUE"
     # a NaN pixel in an otherwise good stamp is fine (it becomes 0)
     holed = good.copy()
     holed[30, 30] = np.nan

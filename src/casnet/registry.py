@@ -260,7 +260,13 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
             bad = ", ".join(str(i) for i in np.flatnonzero(~ok)[:10])
             raise _bad(f"stamps with no finite positive pixel in the central "
                        f"{CROP_SIZE}x{CROP_SIZE} (NaN-only or empty): {bad}")  # fmt: skip
-        batch = int((params or {}).get("batch_size", self.batch_size))
+        raw = (params or {}).get("batch_size", self.batch_size)
+        try:
+            batch = int(raw)
+        except (TypeError, ValueError):
+            raise _bad(f"batch_size must be an integer >= 1, got {raw!r}") from None
+        if batch < 1:
+            raise _bad(f"batch_size must be an integer >= 1, got {raw!r}")
         table = {} if ids is None else {"galaxy_id": ids}
         for target in TARGETS:
             pred = predict_array(self.networks[target], x, batch)

@@ -164,7 +164,8 @@ class StampStore:
                 first = offset if first is None else first
             offset += size
         if not groups:
-            return pf.schema_arrow.empty_table().to_pandas()[cols or slice(None)]
+            empty = pf.schema_arrow.empty_table().to_pandas()
+            return empty[cols] if cols is not None else empty
         table = pf.read_row_groups(groups, columns=cols)
         return table.slice(start - first, stop - start).to_pandas()
 

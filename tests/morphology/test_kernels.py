@@ -88,7 +88,7 @@ def _fold_reference(shift):
     return min(f, 1.0 - f)
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(9))
 def test_compiled_nelder_mead_follows_scipy_step_by_step(case):
     """minimise_centre ends at SciPy's centre after as many evaluations (same algorithm)."""
     from scipy.optimize import minimize
@@ -104,7 +104,8 @@ def test_compiled_nelder_mead_follows_scipy_step_by_step(case):
     image[5:9, 40:45] = np.nan
     radius, q, pa, order = 14.0, 0.7, 0.4, 3
     grid = np.abs(rng.normal(0.3, 0.05, size=(3, 3))) if case % 2 else np.empty((0, 0))
-    shift_box = 0.6 if case == 3 else 7.0  # case 3: the box (penalty) binds
+    # case 3: the box (penalty) binds; case 8: both first moves leave it (tied penalties)
+    shift_box = {3: 0.6, 8: 0.3}.get(case, 7.0)
     maxiter = 6 if case == 5 else 400  # case 5: stops before converging
     ok = block_valid(image)
 

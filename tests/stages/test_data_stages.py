@@ -71,6 +71,16 @@ def test_measure_stage_adds_truth_columns(cleaned, tmp_path):
     assert len(table) == len(cleaned) == done.n
     assert done.n_ok == int((table.flag == 0).sum())
     pd.testing.assert_frame_equal(done.head, table.head(len(done.head)))
+    # written chunk by chunk with the Measurement field types (not types guessed from values)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(done.path)
+    assert meta.num_row_groups == -(-len(cleaned) // cleaned.chunk_size)
+    schema = meta.schema_arrow
+    assert schema.field("flag").type == schema.field("n_sky_cells_true").type == pa.int64()
+    assert schema.field("concentration").type == pa.float64()
+    assert schema.field("flag_reasons_true").type == pa.string()
     assert set(COLUMNS) <= set(table.columns)
     assert {f"{c}_true" for c in COLUMNS} <= set(table.columns)
     ok = table[(table.flag == 0) & (table.flag_true == 0)]

@@ -333,8 +333,11 @@ def minimise_centre(image, ok, grid, setup, simplex, xatol, fatol, maxiter):
 
 @numba.njit(cache=True, inline="always")
 def _sort_simplex(sim, fsim) -> None:
-    """Stable sort of the 3 vertices by value (NumPy's argsort of 3 values is an insertion sort,
-    hence stable: ties, e.g. two penalised vertices, keep their order)."""
+    """Stable sort of the 3 vertices by value: ties (two penalised vertices) keep their order.
+
+    SciPy sorts with ``np.argsort``, whose tie order is not specified (x86 SIMD sorts); on the
+    machines tested it keeps ties in order too (a test covers tied penalties).
+    """
     for k in range(1, 3):
         j = k
         while j > 0 and fsim[j] < fsim[j - 1]:

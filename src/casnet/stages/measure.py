@@ -9,7 +9,7 @@ alone (with the observed stamp's noise level as reference for thresholds and SNR
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from casnet.config import DaskConfig, MorphologyConfig
 from casnet.errors import CasnetInputError
-from casnet.morphology import measure
+from casnet.morphology import Measurement, measure
 from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
 from casnet.store import StampStore
@@ -65,6 +65,19 @@ def measure_store_chunk(
         truth=truth,
         truth_sigma=cat["sky_sigma"].to_numpy() if "sky_sigma" in cat else None,
     )
+
+
+#: Arrow type of each Measurement field (the annotations are strings: postponed evaluation)
+_ARROW = {"float": pa.float64(), "int": pa.int64(), "str": pa.string()}
+_FIELD_TYPES = {f.name: _ARROW[str(f.type)] for f in fields(Measurement)}
+
+
+def _schema(columns) -> pa.Schema:
+    """The table's schema from the Measurement field types (not from one chunk's values, where a
+    column could happen to be all-null)."""
+    types = [pa.string() if c == "galaxy_id" else _FIELD_TYPES[c.removesuffix("_true")]
+             for c in columns]  # fmt: skip
+    return pa.schema(list(zip(columns, types, strict=True)))
 
 
 @dataclass
@@ -118,10 +131,11 @@ def run(
             executor(dask.scheduler, dask.workers if items else 0) as client,
         ):
             for part in map_ordered(client, measure_store_chunk, items):
-                table = pa.Table.from_pandas(part, preserve_index=False)
+                table = pa.Table.from_pandas(part, schema=_schema(part.columns),
+                                             preserve_index=False)  # fmt: skip
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table.cast(writer.schema))
+                writer.write_table(table)
                 summary.add(part)
                 bar.update(len(part))
     finally:
