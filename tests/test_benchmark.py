@@ -109,8 +109,13 @@ def test_harness_table_shows_cold_and_running_cluster_speedups():
         "peak_rss_after_cnn_mb": 2.0, "concentration_gflops": 1.0, "asymmetry_gflops": 1.0,
         "concentration_matmul_fraction": 0.5, "asymmetry_matmul_fraction": 0.5,
         "matmul_gflops": 2.0, "training": {}, "pipeline": pipe, "goals": {},
+        "statmorph_ms": 100.0,
     }  # fmt: skip
     lines = format_report(report).splitlines()
+    (sm,) = [line for line in lines if line.startswith("| statmorph, as run |")]
+    assert sm.split("|")[6].strip() == ""  # no "x conventional" for statmorph itself
+    (cnn,) = [line for line in lines if line.startswith("| casnet CNN")]
+    assert cnn.split("|")[4].strip() == "25.0" and cnn.split("|")[6].strip() == "1.2"
     (clean,) = [line for line in lines if line.startswith("| clean |")]
     # cold rates, cold speed-up, running-cluster rates and speed-up, memory growth
     assert (

@@ -176,8 +176,8 @@ def format_report(r: dict[str, Any]) -> str:
              "| x conventional | GFLOP/s (% of matmul) | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     sm, sm_ca = r.get("statmorph_ms"), r.get("statmorph_ca_ms")
-    rows = [("statmorph, as run", sm, None), ("statmorph, C+A only", sm_ca, None),
-            ("casnet conventional C+A", r["conventional_ms"], None),
+    rows = [("statmorph, as run", sm, "statmorph"), ("statmorph, C+A only", sm_ca, "statmorph"),
+            ("casnet conventional C+A", r["conventional_ms"], "conventional"),
             ("casnet CNN C+A (combined model)", r["cnn_ms"], "cnn")]  # fmt: skip
     for name, ms, kind in rows:
         if ms is None:
@@ -192,7 +192,8 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {_fmt(1e3 / ms, '.0f')} | {_fmt(ms, '.2f')} "
             f"| {_fmt(sm / ms if sm else None)} | {_fmt(sm_ca / ms if sm_ca else None)} "
-            f"| {_fmt(r['conventional_ms'] / ms)} | {flops} | {rss:.0f} |"
+            f"| {'' if kind == 'statmorph' else _fmt(r['conventional_ms'] / ms)} "
+            f"| {flops} | {rss:.0f} |"
         )
     lines += ["", "| training (params.yaml networks) | images/s | GFLOP/s |", "|---|---|---|"]
     for t, tr in r["training"].items():
