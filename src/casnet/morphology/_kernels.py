@@ -155,29 +155,63 @@ def asymmetry_sums(
     by0, wy = _split(2 * yc, order)
     bx0, wx = _split(2 * xc, order)
     generic = order == 3 and wy[0] != 0.0 and wx[0] != 0.0
-    d_sum = 0.0
-    s_sum = 0.0
-    n = 0
+    span = np.empty((max(j1 - j0 + 1, 0), 2), dtype=np.int64)  # each row's [i0, i1]
+    imin, imax = nx, -1
     for j in range(j0, j1 + 1):
         dy = j - yc
         qb = qb_per_dy * dy
         disc = qb * qb - 4.0 * qa * (qc_per_dy2 * dy * dy - r2)
         if disc < 0.0:
+            span[j - j0, 0], span[j - j0, 1] = 0, -1
             continue
         root = math.sqrt(disc)
-        i0 = max(0, math.ceil(xc + (-qb - root) / (2.0 * qa)))
-        i1 = min(nx - 1, math.floor(xc + (-qb + root) / (2.0 * qa)))
-        for i in range(i0, i1 + 1):
+        span[j - j0, 0] = max(0, math.ceil(xc + (-qb - root) / (2.0 * qa)))
+        span[j - j0, 1] = min(nx - 1, math.floor(xc + (-qb + root) / (2.0 * qa)))
+        imin, imax = min(imin, span[j - j0, 0]), max(imax, span[j - j0, 1])
+    # Separable cubic sampling: all counterparts share the weights, so each image row is
+    # filtered horizontally once per centre (4 products per entry) and a counterpart is a
+    # vertical 4-tap sum of those (4 products) instead of a 4x4 stencil (16). The sums are
+    # formed in the same order as _sample_fast's: the same numbers to the last bit.
+    r0, c0 = max(0, by0 - j1 - 1), max(1, bx0 - imax)
+    r1, c1 = min(ny - 1, by0 - j0 + 2), min(nx - 3, bx0 - imin)
+    rows = _filter_rows(image, r0, r1 if generic else r0 - 1, c0, c1, wx)
+    d_sum = 0.0
+    s_sum = 0.0
+    n = 0
+    for j in range(j0, j1 + 1):
+        for i in range(span[j - j0, 0], span[j - j0, 1] + 1):
             val = image[j, i]
             if not math.isfinite(val):
                 continue
-            rot = _sample_fast(image, ok4, by0 - j, bx0 - i, wy, wx, generic)
+            by, bx = by0 - j, bx0 - i
+            if not generic:
+                rot = _sample(image, by, bx, wy, wx)
+            elif by < 0 or by >= ny or bx < 0 or bx >= nx or not ok4[by, bx]:
+                continue
+            else:
+                rot = 0.0
+                for a in range(4):
+                    rot += wy[a] * rows[by - 1 + a - r0, bx - c0]
             if not math.isfinite(rot):
                 continue
             d_sum += abs(val - rot)
             s_sum += abs(val)
             n += 1
     return d_sum, s_sum, n
+
+
+@numba.njit(cache=True, inline="always")
+def _filter_rows(image, r0: int, r1: int, c0: int, c1: int, wx):
+    """``out[r - r0, c - c0] = sum_b wx[b] image[r, c - 1 + b]`` for rows r0..r1, columns c0..c1
+    (empty when the ranges are)."""
+    out = np.empty((max(r1 - r0 + 1, 0), max(c1 - c0 + 1, 0)))
+    for r in range(r0, r1 + 1):
+        row = image[r]
+        for c in range(c0, c1 + 1):
+            out[r - r0, c - c0] = (
+                wx[0] * row[c - 1] + wx[1] * row[c] + wx[2] * row[c + 1] + wx[3] * row[c + 2]
+            )
+    return out
 
 
 @numba.njit(cache=True)
