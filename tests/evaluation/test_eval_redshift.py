@@ -15,7 +15,13 @@ from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 
 from casnet.config import RedshiftSuiteConfig, SimulateConfig
-from casnet.evaluation.redshift import angular_scale, apparent_flux, nearby_sample, rebin
+from casnet.evaluation.redshift import (
+    angular_scale,
+    apparent_flux,
+    half_light_radius,
+    nearby_sample,
+    rebin,
+)
 from casnet.sources.psf import psf_model
 
 CFG = RedshiftSuiteConfig()
@@ -37,17 +43,6 @@ def _gaussian(n: int, sigma: float) -> np.ndarray:
     yy, xx = np.indices((n, n))
     g = np.exp(-((yy - c) ** 2 + (xx - c) ** 2) / (2 * sigma**2))
     return g / g.sum()
-
-
-def _half_light_radius(image: np.ndarray) -> float:
-    """Circular half-light radius (px) about the centroid, interpolated on the curve of growth."""
-    total = image.sum()
-    yy, xx = np.indices(image.shape)
-    cy, cx = (image * yy).sum() / total, (image * xx).sum() / total
-    r = np.hypot(yy - cy, xx - cx).ravel()
-    order = np.argsort(r)
-    growth = np.cumsum(image.ravel()[order])
-    return float(np.interp(0.5 * total, growth, r[order]))
 
 
 # --- angular size ---------------------------------------------------------------------------
@@ -125,12 +120,12 @@ def test_sizes_scale_by_the_angular_factor(z):
     # the smallest by ~3%, hence rtol 5%.
     p0 = CFG.native_pixel_scale
     native = _gaussian(256, 12.0)
-    r_native = _half_light_radius(native) * p0
+    r_native = half_light_radius(native) * p0
     assert r_native == pytest.approx(12.0 * math.sqrt(2 * math.log(2)), rel=0.01)  # the CoG
     a = angular_scale(z, CFG)
     out = rebin(native, scale_in=p0 * a, scale_out=0.06, size=101, psf=None)
     assert out.sum() == pytest.approx(1.0, rel=1e-3)  # the galaxy fits: flux conserved
-    assert _half_light_radius(out) * 0.06 == pytest.approx(a * r_native, rel=0.05)
+    assert half_light_radius(out) * 0.06 == pytest.approx(a * r_native, rel=0.05)
 
 
 # --- flux: (1+z)^-4 dimming, area and surface-brightness evolution ----------------------------
@@ -192,7 +187,7 @@ def test_nearby_sample():
         assert g.kind in ("elliptical", "spiral", "irregular")
         # the light is centred in the image and mostly inside it (half-light radius
         # 2.5-10% of the side, a 2" seeing)
-        r = _half_light_radius(g.image)
+        r = half_light_radius(g.image)
         assert 0.02 * 128 < r < 0.15 * 128
     assert len({g.kind for g in sample}) >= 2
     again = nearby_sample(cfg)  # seeded: the same sample again

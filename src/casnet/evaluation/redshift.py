@@ -48,6 +48,7 @@ __all__ = [
     "angular_scale",
     "apparent_flux",
     "cosmology",
+    "half_light_radius",
     "nearby_sample",
     "rebin",
     "redshift_suite",
@@ -92,22 +93,23 @@ def apparent_flux(abs_mag: float, mu0: float, z: float, cfg: RedshiftSuiteConfig
     return flux_from_mag(m + dmu, zero_point)
 
 
-def _half_light_radius(image: np.ndarray) -> float:
-    """Circular half-light radius (px) about the light-weighted centre."""
+def half_light_radius(image: np.ndarray) -> float:
+    """Circular half-light radius (px) about the light-weighted centre, interpolated on the
+    curve of growth of the pixels sorted by distance (negative and NaN pixels count as 0)."""
     img = np.clip(np.nan_to_num(image), 0, None)
     total = img.sum()
     yy, xx = np.indices(img.shape)
     cy, cx = (img * yy).sum() / total, (img * xx).sum() / total
     r = np.hypot(yy - cy, xx - cx).ravel()
     order = np.argsort(r)
-    cum = np.cumsum(img.ravel()[order])
-    return float(r[order][np.searchsorted(cum, 0.5 * total)])
+    growth = np.cumsum(img.ravel()[order])
+    return float(np.interp(0.5 * total, growth, r[order]))
 
 
 def mean_surface_brightness(galaxy: NearbyGalaxy, cfg: RedshiftSuiteConfig) -> float:
     """mu0: mean surface brightness within the half-light radius at the native z (mag/arcsec2),
     rest-frame (without cosmological dimming)."""
-    r_e = _half_light_radius(galaxy.image) * cfg.native_pixel_scale
+    r_e = half_light_radius(galaxy.image) * cfg.native_pixel_scale
     cosmo = cosmology(cfg)
     m0 = galaxy.abs_mag + float(cosmo.distmod(cfg.native_redshift).value)
     return m0 + 2.5 * math.log10(2 * math.pi * r_e**2)
