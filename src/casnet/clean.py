@@ -28,7 +28,6 @@ mosaics) the replaced patches have white noise of the right amplitude but not th
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from dataclasses import dataclass
 
@@ -37,8 +36,9 @@ from scipy import ndimage
 
 from casnet.config import CleanConfig
 from casnet.errors import CasnetInputError
+from casnet.flags import CleanFlag
 from casnet.morphology.flags import FlagCollector
-from casnet.morphology.segmentation import segment
+from casnet.morphology.segmentation import segment, smooth
 from casnet.morphology.sky import Sky, rough_sky, sky_background
 
 __all__ = ["CleanFlag", "CleanResult", "galaxy_rng", "galclean"]
@@ -52,29 +52,17 @@ _MASK_NSIGMA = 2.0
 _MIN_SKY_PIXELS = 100
 #: random placements tried for a sky region to copy into a region to replace
 _OFFSET_TRIES = 64
+#: a neighbour's replaced region grows, 1 px at a time, until the mean of the smoothed light in
+#: the next ring falls below this many sky sigma (what is left around it is then invisible: the
+#: issue's test is a ring mean within 0.5 sigma of the sky) ...
+_RING_NSIGMA = 0.15
+#: ... or by this many px at most (the wings of the brightest stars in a CANDELS stamp)
+_MAX_GROW = 20
 #: Sigma clipping of the sky statistics (the same as the measurement's defaults).
 _CLIP_SIGMA = 3.0
 _CLIP_ITERS = 5
 #: Domain-separation prefix of the per-galaxy seed hash (changing it changes every cleaned image).
 _RNG_DOMAIN = b"casnet.clean.galaxy_rng/v1"
-
-
-class CleanFlag(enum.IntFlag):
-    """Bitmask of cleaning problems (stable numbers: they are stored in catalogues)."""
-
-    NONE = 0
-    #: no segment at, or within ``target_dilate`` px of, the centre: nothing protected, every
-    #: detected source is treated as a neighbour
-    CENTRE_IS_SKY = 1
-    #: light of another source is left in the stamp: the target's detection segment holds more than
-    #: one deblended source, or another segment reaches into the protected zone of the target
-    BLENDED = 2
-    #: too few sky pixels: replacements drawn from a Gaussian of the sky mean and sigma
-    NO_SKY = 4
-    #: NaN/inf pixels were present; they were replaced by sky draws too (even inside the target)
-    INVALID_PIXELS = 8
-    #: nothing could be cleaned (no valid pixel, constant image): the image is returned as is
-    FAILED = 16
 
 
 @dataclass(frozen=True)
@@ -142,6 +130,26 @@ def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0 or not mask.any():
         return mask.copy()
     return ndimage.distance_transform_edt(~mask) <= radius
+
+
+def _grow_with_flux(
+    region: np.ndarray, smoothed: np.ndarray, sigma: float, cfg: CleanConfig, allowed: np.ndarray
+) -> np.ndarray:
+    """``region`` grown by at least ``other_dilate`` px and on, ring by ring, while the mean of
+    ``smoothed`` (sky-subtracted) in the next ring is at least ``_RING_NSIGMA`` sigma: a bright
+    neighbour's wings reach farther than a faint one's (galclean's fixed margin left 11-15% of a
+    neighbour's light as a ring at 1.5-1.9 sigma per pixel). Rings are measured where
+    ``allowed`` (outside the target's protected zone)."""
+    if not region.any():
+        return region
+    dist = ndimage.distance_transform_edt(~region)
+    reach = cfg.other_dilate
+    for k in range(cfg.other_dilate + 1, _MAX_GROW + 1):
+        ring = (dist > k - 1) & (dist <= k) & allowed
+        if not ring.any() or smoothed[ring].mean() < _RING_NSIGMA * sigma:
+            break
+        reach = k
+    return dist <= reach
 
 
 def _check_input(
@@ -243,23 +251,27 @@ def galclean(
        ``other_dilate``), sigma-clipped.
     2. :func:`~casnet.morphology.segmentation.segment` on the sky-subtracted stamp at
        ``k_sigma`` sigma (the sigma-clipped mean stands for galclean's median: they agree on sky
-       noise) with ``npixels`` and ``smooth_fwhm``; the target's segment is deblended.
-    3. The protected zone is the target's whole *detection* segment (all its deblended pieces: a
-       piece may be a knot or spiral arm of the galaxy, and cutting it out would bias the asymmetry
-       low) grown by a disk of ``target_dilate`` px. If the centre pixel is farther than
-       ``target_dilate`` px from every segment, nothing is protected (``CENTRE_IS_SKY``).
-    4. Every other segment is grown by a disk of ``other_dilate`` px; its pixels outside the
-       protected zone, and every NaN/inf pixel, are replaced.
+       noise) with ``npixels`` and ``smooth_fwhm``; the target is the whole galaxy at the centre
+       (its knots, arms and detached clumps grouped with it by
+       :func:`~casnet.morphology.segmentation.group_sources`, ``source_contrast``), every distinct
+       source a neighbour with a footprint down to ``join_fraction`` of the threshold.
+    3. The protected zone is the target's footprint, grown by a disk of ``target_dilate`` px
+       except over the cores (pixels above ``k_sigma``) of other sources. If the centre pixel is
+       farther than ``target_dilate`` px from it, nothing is protected (``CENTRE_IS_SKY``).
+    4. Each neighbour's footprint is grown by ``other_dilate`` px and on, ring by ring, while the
+       mean smoothed light of the next ring is >= 0.15 sigma (at most 20 px): no ring of its light
+       is left. Its pixels outside the protected zone, and every NaN/inf pixel, are replaced.
     5. Each connected region to replace is filled with the values of a randomly placed sky
-       region of the same shape (finite pixels outside every grown segment and outside the
+       region of the same shape (finite pixels outside every grown source and outside the
        protected zone): sky values, as in galclean, that also keep the pixel-to-pixel noise
        correlation of drizzled images. Where no such placement is found after a few tries, the
        region gets independent draws from the sky pool; with fewer than 100 pool pixels, draws
        from a Gaussian of the sky mean and sigma (``NO_SKY``).
 
-    ``BLENDED`` is raised when light of another source is knowingly left in the stamp: the
-    target's detection segment was split by deblending (a touching neighbour, or a clumpy galaxy:
-    the two cannot be told apart here), or pixels of another segment lie in the protected zone.
+    ``BLENDED`` is raised when light of another source is knowingly left in the stamp: a
+    neighbour's footprint touches the protected zone (they meet above the join level), so its
+    wings on the target's side of the valley stay, and the galaxy's light under the neighbour's
+    core goes with it.
     Finite pixels of the protected zone are never modified. An all-NaN or constant image is
     returned as is (as float32) with ``FAILED``; with nothing detected only NaN/inf pixels are
     replaced.
@@ -282,29 +294,32 @@ def galclean(
         flags.add(CleanFlag.FAILED, "sky sigma is zero or undefined (constant image?)")
         return _result(out, 0, flags, sky)
 
-    # 2. Segmentation at k sigma, target at the centre.
+    # 2. Segmentation at k sigma; the target is the whole galaxy at the centre (its knots, arms
+    # and detached clumps grouped with it: segmentation.group_sources), each distinct source a
+    # neighbour with its footprint down to the join level.
+    threshold = cfg.k_sigma * sky.sigma
     seg = segment(
         arr - sky.mean,
-        threshold=cfg.k_sigma * sky.sigma,
+        threshold=threshold,
         npixels=cfg.npixels,
         smooth_fwhm=cfg.smooth_fwhm,
         mask=invalid,
         deblend=True,
+        source_contrast=cfg.source_contrast,
+        join_fraction=cfg.join_fraction,
     )
     labels = seg.labels
-    detected = labels > 0
+    footprints = seg.footprints if seg.footprints is not None else labels
 
-    # 3. Protected zone: the target's detection segment, i.e. the connected component (photutils'
-    # 8-connectivity; deblended pieces tile their parent exactly) holding the target.
+    # 3. Protected zone: the target's footprint grown by target_dilate.
     protected = np.zeros(arr.shape, dtype=bool)
-    target = protected  # the target's detection segment (empty when nothing is protected)
+    target_label = 0
     if seg.target == 0:
         flags.add(CleanFlag.CENTRE_IS_SKY, f"nothing detected above {cfg.k_sigma:g} sigma")
     else:
-        parents, _ = ndimage.label(detected, structure=np.ones((3, 3), dtype=bool))
-        parent = parents == parents[labels == seg.target][0]
+        body = footprints == seg.target
         ny, nx = arr.shape
-        yy, xx = np.nonzero(parent)
+        yy, xx = np.nonzero(body)
         dist = float(np.sqrt(np.min((yy - (ny - 1) / 2.0) ** 2 + (xx - (nx - 1) / 2.0) ** 2)))
         if dist > cfg.target_dilate:
             flags.add(
@@ -313,25 +328,30 @@ def galclean(
                 f"{cfg.target_dilate}): all sources removed",
             )
         else:
-            target = parent
-            protected = _grow(parent, cfg.target_dilate)
-            n_pieces = np.unique(labels[parent]).size
-            if n_pieces > 1:
-                flags.add(
-                    CleanFlag.BLENDED,
-                    f"the target's segment deblends into {n_pieces} sources (all kept)",
-                )
-            intruding = int(np.count_nonzero(protected & detected & ~parent))
-            if intruding:
-                flags.add(
-                    CleanFlag.BLENDED,
-                    f"{intruding} pixels of other sources lie within target_dilate="
-                    f"{cfg.target_dilate} px of the target (kept)",
-                )
+            target_label = seg.target
+            # the margin protects the target's faint outskirts below the join level, not
+            # another source's core: a touching neighbour's pixels above k sigma are replaced
+            # even inside the margin (leaving them would leave a cut-off fragment of it, a
+            # shape); the valley between the two is the target's
+            cores = (labels > 0) & (labels != seg.target) & ~body
+            protected = body | (_grow(body, cfg.target_dilate) & ~cores)
 
-    # 4. Pixels to replace: other sources grown, outside the protected zone; NaN/inf anywhere.
-    others = _grow(detected & ~target, cfg.other_dilate)
-    replace = (others & ~protected) | invalid
+    # 4. Pixels to replace: each neighbour's footprint, grown until the light around it is gone
+    # (no ring), outside the protected zone; NaN/inf anywhere.
+    smoothed = smooth(np.where(invalid, 0.0, arr - sky.mean), cfg.smooth_fwhm)
+    sources = footprints > 0
+    replace = invalid.copy()
+    for lab in np.unique(labels[(labels > 0) & (labels != target_label)]).tolist():
+        own = footprints == lab
+        region = _grow_with_flux(own, smoothed, sky.sigma, cfg, ~protected)
+        replace |= region & ~protected
+        if target_label and np.any(_grow(own, 1) & protected):
+            flags.add(
+                CleanFlag.BLENDED,
+                f"a neighbour touches the target above {cfg.join_fraction * cfg.k_sigma:g} "
+                "sigma: its wings on the target's side of the saddle are left in the stamp",
+            )
+        sources |= region
     n_replace = int(np.count_nonzero(replace))
     if n_replace == 0:
         return _result(out, 0, flags, sky)
@@ -340,7 +360,7 @@ def galclean(
     # same shape (drizzled mosaics have correlated noise: independent draws would leave patches
     # of a different texture, a shape a network could pick up); where none fits, independent
     # draws from the sky pool (finite, outside every grown segment and the protected zone).
-    sky_mask = ~(others | protected | invalid)
+    sky_mask = ~(sources | protected | invalid)
     pool = arr[sky_mask]
     if pool.size < _MIN_SKY_PIXELS:
         flags.add(

@@ -73,6 +73,12 @@ class MorphologyConfig(_Section):
     )
     sky_clip_sigma: float = Field(3.0, gt=0.0, description="sigma of the sky sigma-clipping")
     sky_clip_iters: int = Field(5, ge=1, le=50)
+    sky_exclude_rp: float = Field(
+        2.0,
+        gt=0.0,
+        le=10.0,
+        description="the sky is re-measured beyond this many R_p (the galaxy's wings excluded)",
+    )
     detect_nsigma: float = Field(
         1.5, gt=0.0, description="detection threshold above the sky, in sky sigma"
     )
@@ -83,9 +89,23 @@ class MorphologyConfig(_Section):
     target_radius: float = Field(
         10.0, gt=0.0, description="the target must come within this distance (px) of the centre"
     )
-    deblend: bool = Field(True, description="deblend the target segment (photutils)")
+    deblend: bool = Field(
+        True, description="separate touching neighbours from the target (segmentation.segment)"
+    )
     deblend_nlevels: int = Field(32, ge=1, le=256)
-    deblend_contrast: float = Field(0.001, ge=0.0, le=1.0)
+    deblend_contrast: float = Field(
+        0.001, ge=0.0, le=1.0, description="photutils contrast of the candidate pieces"
+    )
+    source_contrast: float = Field(
+        0.03,
+        ge=0.0,
+        le=1.0,
+        description="a piece is a distinct source when its light above its saddle is at least "
+        "this fraction of the target segment's (segmentation.group_sources); 0: every piece",
+    )
+    join_fraction: float = Field(
+        0.5, gt=0.0, le=1.0, description="pieces join down to this fraction of the threshold"
+    )
     mask_dilate: int = Field(
         3, ge=0, le=50, description="dilation (px) of source masks for sky statistics and cells"
     )
@@ -206,7 +226,17 @@ class CleanConfig(_Section):
         5, ge=0, le=50, description="dilation (px) of the central segment, protected from cleaning"
     )
     other_dilate: int = Field(
-        3, ge=0, le=50, description="dilation (px) of the other segments before replacement"
+        3,
+        ge=0,
+        le=50,
+        description="least growth (px) of a neighbour's footprint before replacement; it grows "
+        "on while its light around it is >= 0.15 sigma",
+    )
+    source_contrast: float = Field(
+        0.03, ge=0.0, le=1.0, description="what is a distinct source (morphology.source_contrast)"
+    )
+    join_fraction: float = Field(
+        0.5, gt=0.0, le=1.0, description="footprints down to this fraction of the threshold"
     )
     seed: int = Field(12345, ge=0, description="master seed; each galaxy derives its own")
 
@@ -237,6 +267,7 @@ _DEFAULT_EXCLUDED = (
     "APERTURE_CLIPPED",
     "CENTRE_SHIFT",
     "NOT_CONVERGED",
+    "STAMP_FILLED",
 )
 
 
@@ -248,16 +279,22 @@ class SelectConfig(_Section):
     exclude_flags: tuple[str, ...] = Field(
         _DEFAULT_EXCLUDED, description="measurement flags (names) that remove a galaxy"
     )
+    exclude_clean_flags: tuple[str, ...] = Field(
+        ("BLENDED", "FAILED"),
+        description="galclean flags (names) that remove a galaxy: BLENDED = light of another "
+        "source knowingly left in the stamp",
+    )
     crop_size: int = Field(60, ge=8, le=1000, description="network input side (paper: 60 px)")
 
     @model_validator(mode="after")
     def _check_flags(self) -> SelectConfig:
-        from casnet.flags import Flag
+        from casnet.flags import CleanFlag, Flag
 
-        unknown = [f for f in self.exclude_flags if f not in Flag.__members__]
-        if unknown:
-            allowed = ", ".join(n for n in Flag.__members__ if n != "NONE")
-            raise ValueError(f"unknown flag names {unknown}; allowed: {allowed}")
+        for names, family in ((self.exclude_flags, Flag), (self.exclude_clean_flags, CleanFlag)):
+            unknown = [f for f in names if f not in family.__members__]
+            if unknown:
+                allowed = ", ".join(n for n in family.__members__ if n != "NONE")
+                raise ValueError(f"unknown flag names {unknown}; allowed: {allowed}")
         return self
 
 

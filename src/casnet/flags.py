@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["FATAL", "Flag", "FlagCollector"]
+__all__ = ["FATAL", "CleanFlag", "Flag", "FlagCollector"]
 
 
 class Flag(enum.IntFlag):
@@ -28,11 +28,32 @@ class Flag(enum.IntFlag):
     NOT_CONVERGED = 512  #: the asymmetry-centre minimiser did not converge
     FEW_SKY_CELLS = 1024  #: too few sky cells for the asymmetry background term
     SKY_FAILED = 2048  #: sky statistics undefined (constant image, no sky pixels) (fatal)
+    #: the galaxy fills the stamp: too few sky pixels beyond ``sky_exclude_rp`` R_p for a sky
+    #: whose error is below the total flux's (the sky then holds the galaxy's wings, C is low)
+    STAMP_FILLED = 4096
 
 
 #: Flags that leave no usable value (C, A and radii are NaN).
 FATAL = Flag.BAD_INPUT | Flag.NO_SOURCE | Flag.NO_PETROSIAN | Flag.NON_POSITIVE_FLUX
 FATAL |= Flag.SKY_FAILED
+
+
+class CleanFlag(enum.IntFlag):
+    """Bitmask of cleaning problems (stable numbers: they are stored in catalogues)."""
+
+    NONE = 0
+    #: no segment at, or within ``target_dilate`` px of, the centre: nothing protected, every
+    #: detected source is treated as a neighbour
+    CENTRE_IS_SKY = 1
+    #: light of another source is left in the stamp: the target's detection segment holds more than
+    #: one deblended source, or another segment reaches into the protected zone of the target
+    BLENDED = 2
+    #: too few sky pixels: replacements drawn from a Gaussian of the sky mean and sigma
+    NO_SKY = 4
+    #: NaN/inf pixels were present; they were replaced by sky draws too (even inside the target)
+    INVALID_PIXELS = 8
+    #: nothing could be cleaned (no valid pixel, constant image): the image is returned as is
+    FAILED = 16
 
 
 class FlagCollector:

@@ -530,3 +530,23 @@ def test_cli_augment_writes_only_its_output(tmp_path):
     assert not any(p.name.endswith((".partial", ".old")) for p in tmp_path.iterdir())
     assert len(StampStore(tmp_path / "aug")) == n + 77
     assert json.loads((tmp_path / "m" / "augment.json").read_text())["n_after"] == n + 77
+
+
+def test_select_honours_the_cleaning_flags():
+    """A galaxy galclean flagged BLENDED (a touching neighbour's light left) is cut by default and
+    kept when the flag is not excluded; the reason names the cleaning flag."""
+    import pandas as pd
+
+    from casnet.config import SelectConfig
+    from casnet.flags import CleanFlag, Flag
+    from casnet.stages.select import cut_reasons
+
+    table = pd.DataFrame(
+        {"flag": [0, 0, int(Flag.STAMP_FILLED)], "snr_p": [20.0, 20.0, 20.0],
+         "r_petro": [8.0, 8.0, 8.0],
+         "clean_flag": [0, int(CleanFlag.BLENDED | CleanFlag.NO_SKY), 0]}
+    )  # fmt: skip
+    reasons = cut_reasons(table, SelectConfig())
+    assert reasons.tolist() == ["", "clean BLENDED", "flag STAMP_FILLED"]
+    kept = cut_reasons(table, SelectConfig(exclude_clean_flags=(), exclude_flags=()))
+    assert kept.tolist() == ["", "", ""]

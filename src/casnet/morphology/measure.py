@@ -8,7 +8,7 @@ galaxy: every problem becomes a bit of ``flag`` and a sentence of ``flag_reasons
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from scipy import ndimage
@@ -19,13 +19,13 @@ from casnet.morphology.concentration import concentration, light_radii
 from casnet.morphology.flags import Flag, FlagCollector
 from casnet.morphology.growth import fill_masked, growth_curve
 from casnet.morphology.petrosian import petrosian_radius
-from casnet.morphology.segmentation import Segmentation, segment
+from casnet.morphology.segmentation import Segmentation, segment, smooth
 from casnet.morphology.shape import elliptical_radius, second_moments
 from casnet.morphology.sky import Sky, rough_sky, sky_background
 from casnet.morphology.snr import snr_petrosian
 from casnet.morphology.uncertainty import asymmetry_error, concentration_error
 
-__all__ = ["COLUMNS", "Measurement", "detect_target", "measure"]
+__all__ = ["COLUMNS", "Measurement", "detect_target", "measure", "measure_truth"]
 
 _NAN = float("nan")
 #: the second sky pass needs this many sky pixels, else the first (clipped, unmasked) pass is kept
@@ -142,6 +142,8 @@ def detect_target(
         nlevels=cfg.deblend_nlevels,
         contrast=cfg.deblend_contrast,
         max_distance=cfg.target_radius,
+        source_contrast=cfg.source_contrast,
+        join_fraction=cfg.join_fraction,
     )
 
 
@@ -151,6 +153,8 @@ def measure(
     mask: np.ndarray | None = None,
     config: MorphologyConfig | None = None,
     noiseless_sigma: float | None = None,
+    centre: tuple[float, float] | None = None,
+    target_mask: np.ndarray | None = None,
 ) -> Measurement:
     """Measure C, A and their companions on one stamp.
 
@@ -168,6 +172,12 @@ def measure(
         as mean 0 and this sigma (pass the noise of the matching observed stamp, so that the
         detection threshold, SNR_p and errors refer to the same depth), and the asymmetry
         background term is 0 (with no noise, "sky" cells only hold the galaxy's faint outskirts).
+    centre : (x, y), optional
+        A known centre: the apertures are centred on it (instead of the light-weighted centroid)
+        and the asymmetry minimisation starts there. For the simulator's truth.
+    target_mask : 2-D bool array-like, optional
+        The target's pixels, known: no detection and no neighbour masking (for a noiseless image
+        of the target alone, see :func:`measure_truth`).
 
     Returns
     -------
@@ -198,7 +208,11 @@ def measure(
         return _failed(flags, sky)
 
     # 2. Segmentation and the target.
-    seg = detect_target(arr, sky, cfg, invalid=invalid)
+    if target_mask is not None:
+        known_target = np.asarray(target_mask, dtype=bool) & ~invalid
+        seg = Segmentation(known_target.astype(np.int32), int(known_target.any()), False)
+    else:
+        seg = detect_target(arr, sky, cfg, invalid=invalid)
     if seg.target == 0:
         flags.add(
             Flag.NO_SOURCE,
@@ -227,26 +241,59 @@ def measure(
     if shape is None:
         flags.add(Flag.NON_POSITIVE_FLUX, "the target has no positive flux")
         return _failed(flags, sky)
+    if centre is not None:
+        shape = replace(shape, x=float(centre[0]), y=float(centre[1]))
     excluded = invalid | seg.others_mask
     yy, xx = np.indices(img.shape)
     radius = elliptical_radius(xx - shape.x, yy - shape.y, shape.q, shape.pa)
     shape_cols = {"q": shape.q, "pa": shape.pa, "x_centroid": shape.x, "y_centroid": shape.y}
 
     # 4. Curve of growth (neighbours filled azimuthally) and the Petrosian radius.
-    filled = fill_masked(np.where(excluded, 0.0, img), excluded, radius)
-    curve = growth_curve(
-        filled,
-        x0=shape.x,
-        y0=shape.y,
-        q=shape.q,
-        pa=shape.pa,
-        subsample=cfg.subsample,
-        subsample_radius=cfg.subsample_radius,
-    )
-    r_p = petrosian_radius(curve, eta=cfg.eta, inner=cfg.annulus_inner, outer=cfg.annulus_outer)
+    def petrosian(img: np.ndarray):
+        filled = fill_masked(np.where(excluded, 0.0, img), excluded, radius)
+        curve = growth_curve(
+            filled,
+            x0=shape.x,
+            y0=shape.y,
+            q=shape.q,
+            pa=shape.pa,
+            subsample=cfg.subsample,
+            subsample_radius=cfg.subsample_radius,
+        )
+        eta = dict(eta=cfg.eta, inner=cfg.annulus_inner, outer=cfg.annulus_outer)
+        return curve, petrosian_radius(curve, **eta)
+
+    curve, r_p = petrosian(img)
     if not r_p > 0:
         flags.add(Flag.NO_PETROSIAN, f"eta never fell to {cfg.eta} inside the stamp")
         return _failed(flags, sky, **shape_cols)
+
+    # 4b. The sky from where the galaxy is not. The detection mask stops at 1.5 sigma, and a
+    # large galaxy's wings below it filled the sky pixels (+4 to +15 sigma of the sky mean, C
+    # 0.2-0.45 low): the sky is re-measured beyond sky_exclude_rp R_p and the curve of growth
+    # redone with it. It must come from at least as many pixels as the aperture has, or its error
+    # would dominate the total flux's: else the galaxy fills the stamp (STAMP_FILLED).
+    if not known:
+        outer = (radius > cfg.sky_exclude_rp * r_p) & ~invalid & ~sources
+        n_outer = int(np.count_nonzero(outer))
+        needed = max(_MIN_SKY_PIXELS, int(np.pi * shape.q * (cfg.aperture_rp * r_p) ** 2))
+        if n_outer < needed:
+            flags.add(
+                Flag.STAMP_FILLED,
+                f"{n_outer} sky pixels beyond {cfg.sky_exclude_rp:g} R_p (the aperture has "
+                f"{needed}): the galaxy fills the stamp, its sky holds the galaxy's wings",
+            )
+        else:
+            far = sky_background(
+                arr, mask=~outer, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
+            )
+            if far.sigma > 0 and abs(far.mean - sky.mean) > sky.sigma / np.sqrt(n_outer):
+                sky = far
+                img = arr - sky.mean
+                curve, r_p = petrosian(img)
+                if not r_p > 0:
+                    flags.add(Flag.NO_PETROSIAN, f"eta never fell to {cfg.eta} inside the stamp")
+                    return _failed(flags, sky, **shape_cols)
     shape_cols["r_petro"] = r_p
 
     # 5. Concentration inside aperture_rp x R_p.
@@ -335,3 +382,40 @@ def measure(
         flag=int(flags.flag),
         flag_reasons=flags.reasons,
     )
+
+
+def measure_truth(
+    truth: np.ndarray,
+    *,
+    centre: tuple[float, float] | None,
+    sky_sigma: float,
+    config: MorphologyConfig | None = None,
+) -> Measurement:
+    """The idealised truth: C and A of a noiseless, PSF-convolved image of the target alone.
+
+    No detection, deblending or masks: the target is every pixel of the smoothed image above the
+    detection threshold of the matching observed stamp (``detect_nsigma * sky_sigma``; the shape,
+    q and pa come from those pixels, as they would from the target's segment), the apertures are
+    centred on the known ``centre`` and the asymmetry background term is 0. Thresholds, SNR_p and
+    errors refer to ``sky_sigma``, the observed stamp's noise. A bias of the segmentation, the
+    masks or the sky of :func:`measure` therefore shows as a difference from this value.
+
+    Parameters
+    ----------
+    truth : 2-D array-like
+        Noiseless image of the target alone, no background.
+    centre : (x, y) or None
+        Known centre of the target (None: the light-weighted centroid).
+    sky_sigma : float
+        Per-pixel noise of the matching observed stamp (> 0).
+    config : MorphologyConfig, optional
+    """
+    cfg = config or MorphologyConfig()
+    arr = np.asarray(truth, dtype=np.float64)
+    mask = None
+    if arr.ndim == 2 and sky_sigma > 0:
+        finite = np.where(np.isfinite(arr), arr, 0.0)
+        mask = smooth(finite, cfg.smooth_fwhm) > cfg.detect_nsigma * sky_sigma
+        if not mask.any():  # fainter than the threshold everywhere: the brightest pixel
+            mask.flat[int(np.argmax(finite))] = True
+    return measure(arr, config=cfg, noiseless_sigma=sky_sigma, centre=centre, target_mask=mask)

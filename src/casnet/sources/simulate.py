@@ -81,6 +81,10 @@ class SimulatedGalaxy:
     truth: np.ndarray
     sky_sigma: float
     params: dict = field(default_factory=dict)
+    #: noiseless, PSF-convolved image of everything in the stamp (target, companion, neighbours):
+    #: ``scene - truth`` is the light of the other sources, what cleaning must remove (kept in
+    #: memory only; the stores hold ``image`` and ``truth``)
+    scene: np.ndarray | None = None
 
 
 def galaxy_id(seed: int, index: int) -> str:
@@ -260,6 +264,7 @@ def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
         truth.astype(np.float32),
         sigma,
         params,
+        scene.array.astype(np.float32),
     )
 
 

@@ -2,8 +2,12 @@
 
 Writes a Parquet table keyed by ``galaxy_id``: the :class:`~casnet.morphology.Measurement`
 columns for the observed (cleaned) stamp and, when the store holds the simulator's ``truth``
-array, the same columns with a ``_true`` suffix measured on the noiseless image of the target
-alone (with the observed stamp's noise level as reference for thresholds and SNR_p).
+array, the same columns with a ``_true`` suffix: the *idealised truth*
+(:func:`casnet.morphology.measure.measure_truth`), C and A of the noiseless, PSF-convolved image
+of the target alone at its known centre (the simulator's ``x_offset_px``/``y_offset_px`` from the
+stamp centre), with no segmentation and no masks; thresholds, SNR_p and errors refer to the
+observed stamp's noise level. The difference measured - true is then the whole error of the
+pipeline (noise, sky, cleaning, masks), not only the noise.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pyarrow.parquet as pq
 from casnet.config import DaskConfig, MorphologyConfig
 from casnet.errors import CasnetInputError
 from casnet.morphology import Measurement, measure
+from casnet.morphology.measure import measure_truth
 from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
 from casnet.store import StampStore
@@ -33,9 +38,15 @@ def measure_chunk(
     cfg: MorphologyConfig,
     truth: np.ndarray | None = None,
     truth_sigma: np.ndarray | None = None,
+    truth_offsets: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Measure a stack of stamps (and their truth images); one row per galaxy."""
+    """Measure a stack of stamps (and their truth images); one row per galaxy.
+
+    ``truth_offsets`` (n, 2): the known (x, y) offsets (px) of each target from the stamp centre;
+    without them the truth's apertures are centred on its centroid.
+    """
     rows = []
+    ny, nx = images.shape[1:]
     for k, gid in enumerate(galaxy_ids):
         m = measure(images[k], config=cfg)
         row = {"galaxy_id": gid, **m.to_dict()}
@@ -43,7 +54,13 @@ def measure_chunk(
             sigma = truth_sigma[k] if truth_sigma is not None else m.sky_sigma
             if not (np.isfinite(sigma) and sigma > 0):
                 sigma = float(np.nanstd(images[k]))  # the observed stamp's noise, roughly
-            t = measure(truth[k], config=cfg, noiseless_sigma=float(sigma))
+            centre = None
+            if truth_offsets is not None and np.isfinite(truth_offsets[k]).all():
+                centre = (
+                    (nx - 1) / 2.0 + truth_offsets[k][0],
+                    (ny - 1) / 2.0 + truth_offsets[k][1],
+                )
+            t = measure_truth(truth[k], centre=centre, sky_sigma=float(sigma), config=cfg)
             row.update({f"{key}_true": value for key, value in t.to_dict().items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -54,16 +71,21 @@ def measure_store_chunk(
 ) -> pd.DataFrame:
     """Measure galaxies ``start .. stop - 1`` of ``store`` (read here, on the worker)."""
     src = StampStore(store)
-    cat = src.catalog_rows(start, stop, columns=["galaxy_id", "sky_sigma"])
+    cat = src.catalog_rows(start, stop, columns=["galaxy_id", "sky_sigma", "x_offset_px",
+                                                 "y_offset_px"])  # fmt: skip
     truth = None
     if with_truth and "truth" in src.array_names:
         truth = np.asarray(src.array("truth")[start:stop])
+    offsets = None
+    if {"x_offset_px", "y_offset_px"} <= set(cat.columns):
+        offsets = cat[["x_offset_px", "y_offset_px"]].to_numpy(dtype=float)
     return measure_chunk(
         np.asarray(src.array("image")[start:stop]),
         cat["galaxy_id"].astype(str).tolist(),
         cfg,
         truth=truth,
         truth_sigma=cat["sky_sigma"].to_numpy() if "sky_sigma" in cat else None,
+        truth_offsets=offsets,
     )
 
 

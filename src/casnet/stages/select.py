@@ -1,9 +1,11 @@
 """Stage ``select``: the training-set cuts, then crop 60x60 + normalise (Tohill+2021 Sec. 3.1).
 
-Keeps galaxies with SNR_p > ``snr_min``, R_p > ``r_petro_min`` px and none of the excluded
-measurement flags; every removed galaxy is listed in ``rejects.parquet`` with the first cut it
-failed. Kept stamps (and truth images) go through :func:`casnet.preprocess.crop_normalise`, the
-function training, serving and evaluation use too.
+Keeps galaxies with SNR_p > ``snr_min``, R_p > ``r_petro_min`` px, none of the excluded
+measurement flags and none of the excluded cleaning flags (``clean_flag``: galclean's BLENDED says
+light of another source was knowingly left in the stamp, so its labels are not the galaxy's);
+every removed galaxy is listed in ``rejects.parquet`` with the first cut it failed. Kept stamps
+(and truth images) go through :func:`casnet.preprocess.crop_normalise`, the function training,
+serving and evaluation use too.
 
 The training targets are ``label_concentration`` / ``label_asymmetry``: an external label
 catalogue's values when the store carries them (ingest ``--labels``), else our measurement
@@ -21,6 +23,7 @@ import pandas as pd
 
 from casnet.config import SelectConfig, StoreConfig
 from casnet.errors import CasnetInputError
+from casnet.flags import CleanFlag
 from casnet.morphology import Flag
 from casnet.preprocess import crop_normalise
 from casnet.stages._common import progress_bar
@@ -30,16 +33,25 @@ __all__ = ["cut_reasons", "run"]
 
 
 def cut_reasons(table: pd.DataFrame, cfg: SelectConfig) -> pd.Series:
-    """The first cut each row fails (``''`` when kept), in the order flags, SNR_p, R_p."""
+    """The first cut each row fails (``''`` when kept), in the order cleaning flags, measurement
+    flags, SNR_p, R_p."""
     excluded = 0
     for name in cfg.exclude_flags:
         excluded |= int(Flag[name])
     reasons = pd.Series("", index=table.index, dtype=object)
     missing = table["flag"].isna()
     reasons[missing] = "not measured"
+    if "clean_flag" in table and cfg.exclude_clean_flags:
+        bad_clean = 0
+        for name in cfg.exclude_clean_flags:
+            bad_clean |= int(CleanFlag[name])
+        cflags = table["clean_flag"].fillna(0).astype(int)
+        for idx in table.index[((cflags & bad_clean) > 0) & ~missing]:
+            names = [f.name for f in CleanFlag if f and f & bad_clean & int(cflags[idx])]
+            reasons[idx] = "clean " + "|".join(names)
     flags = table["flag"].fillna(0).astype(int)
     hit = (flags & excluded) > 0
-    for idx in table.index[hit & ~missing]:
+    for idx in table.index[hit & ~missing & (reasons == "")]:
         names = [f.name for f in Flag if f and f & excluded & int(flags[idx])]
         reasons[idx] = "flag " + "|".join(names)
     todo = reasons == ""
