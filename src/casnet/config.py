@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -41,6 +41,27 @@ __all__ = [
 
 
 _S = TypeVar("_S", bound="_Section")
+
+
+#: What is a distinct source and what is the galaxy's own (casnet.morphology.segmentation
+#: .group_sources): one definition for the measurement and for galclean, which must agree on what
+#: "the target" is. The defaults are the library's (segmentation.SOURCE_CONTRAST, JOIN_FRACTION;
+#: a test ties them).
+SourceContrast = Annotated[
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="a piece is a distinct source when its light above its saddle is at least "
+        "this fraction of the target segment's (segmentation.group_sources); 0: every piece",
+    ),
+]
+JoinFraction = Annotated[
+    float,
+    Field(gt=0.0, le=1.0, description="pieces join down to this fraction of the threshold"),
+]
+_SOURCE_CONTRAST = 0.03
+_JOIN_FRACTION = 0.5
 
 
 class _Section(BaseModel):
@@ -96,16 +117,8 @@ class MorphologyConfig(_Section):
     deblend_contrast: float = Field(
         0.001, ge=0.0, le=1.0, description="photutils contrast of the candidate pieces"
     )
-    source_contrast: float = Field(
-        0.03,
-        ge=0.0,
-        le=1.0,
-        description="a piece is a distinct source when its light above its saddle is at least "
-        "this fraction of the target segment's (segmentation.group_sources); 0: every piece",
-    )
-    join_fraction: float = Field(
-        0.5, gt=0.0, le=1.0, description="pieces join down to this fraction of the threshold"
-    )
+    source_contrast: SourceContrast = _SOURCE_CONTRAST
+    join_fraction: JoinFraction = _JOIN_FRACTION
     mask_dilate: int = Field(
         3, ge=0, le=50, description="dilation (px) of source masks for sky statistics and cells"
     )
@@ -232,12 +245,8 @@ class CleanConfig(_Section):
         description="least growth (px) of a neighbour's footprint before replacement; it grows "
         "on while its light around it is >= 0.15 sigma",
     )
-    source_contrast: float = Field(
-        0.03, ge=0.0, le=1.0, description="what is a distinct source (morphology.source_contrast)"
-    )
-    join_fraction: float = Field(
-        0.5, gt=0.0, le=1.0, description="footprints down to this fraction of the threshold"
-    )
+    source_contrast: SourceContrast = _SOURCE_CONTRAST
+    join_fraction: JoinFraction = _JOIN_FRACTION
     seed: int = Field(12345, ge=0, description="master seed; each galaxy derives its own")
 
 
