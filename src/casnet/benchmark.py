@@ -34,6 +34,7 @@ __all__ = [
     "format_pipeline_report",
     "format_predict_report",
     "machine_info",
+    "statmorph_classes",
 ]
 
 
@@ -51,7 +52,8 @@ def machine_info() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
-def _statmorph_classes():
+def statmorph_classes():
+    """(statmorph.SourceMorphology, a C-and-A-only subclass); None without statmorph."""
     try:
         import statmorph
     except ImportError:
@@ -125,7 +127,7 @@ def benchmark_measure(
         "casnet_flagged_fatal": sum(1 for r in results if not np.isfinite(r.concentration)),
         "machine": machine_info(),
     }
-    classes = _statmorph_classes() if use_statmorph else None
+    classes = statmorph_classes() if use_statmorph else None
     if classes is None:
         report["statmorph"] = "not installed" if use_statmorph else "skipped"
         return report

@@ -180,6 +180,36 @@ def benchmark_measure_cmd(
     typer.echo(format_measure_report(report))
 
 
+@benchmark_app.command("errors")
+def benchmark_errors_cmd(
+    n: Annotated[int, typer.Option(help="Simulated galaxies (before the cuts).")] = 600,
+    statmorph: Annotated[bool, typer.Option(help="Compare with statmorph if installed.")] = True,
+    out: Annotated[Path, typer.Option(help="Folder of the table, rows and figure.")] = Path(
+        "benchmarks"
+    ),
+    params: ParamsOption = None,
+) -> None:
+    """Error budget: bias and scatter of C and A against the idealised truth, by galaxy kind
+    and SNR_p bin, for casnet and statmorph on the same cleaned stamps (writes
+    OUT/error_budget.{md,json,png} and the per-galaxy rows OUT/error_budget_rows.csv)."""
+    from casnet.error_budget import budget_table, error_budget, format_budget, plot_budget
+
+    p = load_params(params)
+    rows = error_budget(
+        n, sim=p.simulate, clean=p.clean, morph=p.morphology, use_statmorph=statmorph,
+        progress=True,
+    )  # fmt: skip
+    table = budget_table(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out / "error_budget_rows.csv", index=False)
+    table.to_json(out / "error_budget.json", orient="records", indent=1)
+    text = format_budget(table)
+    (out / "error_budget.md").write_text(text + "\n")
+    figure = plot_budget(rows, out / "error_budget.png")
+    typer.echo(text)
+    typer.echo(f"rows, table and figure: {out}/error_budget_rows.csv, error_budget.md, {figure}")
+
+
 StoreOption = Annotated[Path, typer.Option("--out", "-o", help="Output store (a directory).")]
 InStoreOption = Annotated[Path, typer.Option("--in", "-i", help="Input store (a directory).")]
 ChunkOption = Annotated[

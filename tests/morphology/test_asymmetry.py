@@ -17,6 +17,7 @@ import pytest
 from scipy import ndimage
 from scipy.optimize import minimize
 
+from casnet.config import MorphologyConfig
 from casnet.morphology import measure
 from casnet.morphology.asymmetry import asymmetry_terms, sky_cell_asymmetry
 from casnet.morphology.rotate import rotate180, shift
@@ -170,13 +171,20 @@ def invariance_galaxies(clean_simulated):
 @pytest.mark.parametrize("name", list(TRANSFORMS))
 def test_concentration_invariant_under_flips_rotations_translations(invariance_galaxies, name):
     """The same pixels, permuted: the curve of growth is the same up to which sub-pixels land on a
-    radial bin edge, and the sky mean (which moves C slightly) is from the same pixels; observed
-    |dC| <= 7e-4 (also with earlier simulator versions), tolerance 2e-3 (the statistical
-    error of C is ~0.01-0.05 here)."""
+    radial bin edge and where the apertures are centred. They are centred on the asymmetry
+    centre, which the minimiser finds to within the noise along a path that depends on the pixel
+    order and on which sky cells the tiling (from the stamp's corner) yields, so C moves with the
+    transform: observed |dC| <= 0.29 concentration_err for four of the five galaxies and up to
+    1.38 for the clumpy one (index 69, whose A(c) has several shallow minima). Tolerance 1.5
+    sigma_C; with apertures on the centroid the old 2e-3 (observed 7e-4) still holds."""
     for gal, m in invariance_galaxies:
         mt = measure(TRANSFORMS[name](gal.image.astype(np.float64)))
         assert mt.flag == 0, (gal.index, mt.flag_reasons)
-        assert mt.concentration == pytest.approx(m.concentration, abs=2e-3), gal.index
+        assert mt.concentration == pytest.approx(m.concentration, abs=1.5 * m.concentration_err)
+        cfg = MorphologyConfig(aperture_centre="centroid")
+        ref = measure(gal.image.astype(np.float64), config=cfg)
+        moved = measure(TRANSFORMS[name](gal.image.astype(np.float64)), config=cfg)
+        assert moved.concentration == pytest.approx(ref.concentration, abs=2e-3), gal.index
 
 
 @pytest.mark.slow

@@ -22,10 +22,13 @@ counterpart is, do not count.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from scipy import ndimage
+from scipy.special import erf
 
 from casnet.morphology._kernels import (
     asymmetry_sums,
@@ -41,7 +44,9 @@ __all__ = [
     "SkyAsymmetry",
     "asymmetry",
     "asymmetry_terms",
+    "signal_pixels",
     "sky_cell_asymmetry",
+    "smooth_signal",
 ]
 
 #: fractional sub-pixel shifts of the rotated image at which the cells are measured (the noise
@@ -249,3 +254,62 @@ def asymmetry(
     return AsymmetryResult(
         float(raw - bkg), float(raw), float(bkg), float(x), float(y), n, s, bool(converged)
     )
+
+
+def smooth_signal(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """An image's signal: smoothed by a 1 px Gaussian over the valid pixels (normalised
+    convolution, so masked pixels do not pull it to 0), NaN elsewhere.
+
+    1 px is below the PSF's 1.3 px (F160W-like FWHM of 0.18" at 0.06"/px), so the structure the
+    asymmetry sees survives, while the noise drops to about a third of its std.
+    """
+    w = valid.astype(np.float64)
+    num = ndimage.gaussian_filter(np.where(valid, image, 0.0), 1.0, mode="constant")
+    den = ndimage.gaussian_filter(w, 1.0, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid & (den > 0), num / den, np.nan)
+
+
+def _noise_excess(t: np.ndarray) -> np.ndarray:
+    """``E|t + e| - |t|`` for ``e ~ N(0, 1)``: what noise adds to ``|I - I_180|`` at signal ``t``
+    (in units of the residual's noise): ``sqrt(2 / pi)`` at 0, ~0 beyond 2."""
+    t = np.abs(t)
+    return math.sqrt(2 / math.pi) * np.exp(-0.5 * t**2) + t * erf(t / math.sqrt(2)) - t
+
+
+def signal_pixels(signal: np.ndarray, noise: float, smoothed_noise: float, nsigma: float) -> float:
+    """How many pixel-equivalents of the sky term should *not* be subtracted.
+
+    The sky term ``N b`` assumes noise adds ``b = E|B - B_180|`` to every pixel's
+    ``|I - I_180|``. Where the galaxy's own residual is large it adds much less (the folded
+    normal: ``E|mu + e| - |mu|`` falls from ``b`` at ``mu = 0`` to ~0 at ``|mu| > 2 s``), so an
+    asymmetric galaxy's A came out low: -0.09 for a clumpy disk at SNR_p 10 whose true A is 0.25,
+    -0.04 at SNR_p 30 (``tests/morphology/test_whole_galaxy.py``). A pixel whose smoothed
+    residual exceeds ``nsigma`` times the smoothed noise is taken as signal; its noise term is
+    that of a folded normal at its signal instead of ``b``. Pixels below the threshold keep the
+    full term. The threshold trades the two biases (measured on the clumpy disk and on a
+    symmetric exponential disk, 16 noise realisations each): 2 sigma leaves -0.024 on the clumpy
+    disk at SNR_p 10 but adds +0.011 to the symmetric one at SNR_p 5 (5% of its pure-noise pixels
+    pass and lose ~60% of their term); 2.5 sigma (default) gives -0.033 and -0.001 (-0.016 on
+    the clumpy disk at SNR_p 16); 3 sigma -0.039 and +0.000. The paper's term: -0.094, -0.010.
+
+    Parameters
+    ----------
+    signal : 1-D ndarray
+        Smoothed residual ``I - I_180`` (:func:`smooth_signal`) on the aperture's valid pixels.
+    noise : float
+        Noise std ``s`` of one residual pixel (``b sqrt(pi / 2)``).
+    smoothed_noise : float
+        Noise std of the smoothed residual.
+    nsigma : float
+        Threshold in units of ``smoothed_noise``.
+
+    Returns
+    -------
+    float
+        ``sum (1 - excess(mu / s) / excess(0))`` over the pixels above the threshold.
+    """
+    if not (noise > 0 and smoothed_noise > 0) or signal.size == 0:
+        return 0.0
+    strong = signal[np.abs(signal) > nsigma * smoothed_noise] / noise
+    return float(np.sum(1.0 - _noise_excess(strong) / math.sqrt(2 / math.pi)))

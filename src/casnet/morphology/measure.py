@@ -8,22 +8,34 @@ galaxy: every problem becomes a bit of ``flag`` and a sentence of ``flag_reasons
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from scipy import ndimage
 
 from casnet.config import MorphologyConfig
-from casnet.morphology.asymmetry import asymmetry, sky_cell_asymmetry
+from casnet.morphology.asymmetry import (
+    asymmetry,
+    signal_pixels,
+    sky_cell_asymmetry,
+    smooth_signal,
+)
 from casnet.morphology.concentration import concentration, light_radii
 from casnet.morphology.flags import Flag, FlagCollector
 from casnet.morphology.growth import fill_masked, growth_curve
 from casnet.morphology.petrosian import petrosian_radius
+from casnet.morphology.rotate import rotate180
 from casnet.morphology.segmentation import Segmentation, segment, smooth
 from casnet.morphology.shape import elliptical_radius, second_moments
 from casnet.morphology.sky import Sky, rough_sky, sky_background
 from casnet.morphology.snr import snr_petrosian
-from casnet.morphology.uncertainty import asymmetry_error, concentration_error
+from casnet.morphology.uncertainty import (
+    NoiseCorrelation,
+    asymmetry_error,
+    concentration_error,
+    noise_correlation,
+)
 
 __all__ = ["COLUMNS", "Measurement", "detect_target", "measure", "measure_truth"]
 
@@ -294,24 +306,7 @@ def measure(
                 if not r_p > 0:
                     flags.add(Flag.NO_PETROSIAN, f"eta never fell to {cfg.eta} inside the stamp")
                     return _failed(flags, sky, **shape_cols)
-    shape_cols["r_petro"] = r_p
-
-    # 5. Concentration inside aperture_rp x R_p.
-    r_tot = cfg.aperture_rp * r_p
-    r_asym = cfg.asymmetry_aperture_rp * r_p
-    if max(r_tot, r_asym) > curve.r_inside:
-        flags.add(
-            Flag.APERTURE_CLIPPED,
-            f"aperture of {max(r_tot, r_asym):.1f} px exceeds the stamp ({curve.r_inside:.1f} px)",
-        )
-    total = float(curve.flux_at(r_tot))
-    if not total > 0:
-        flags.add(Flag.NON_POSITIVE_FLUX, f"light inside {cfg.aperture_rp} R_p is {total:.3g}")
-        return _failed(flags, sky, **shape_cols)
-    r20, r80 = light_radii(curve, total)
-    c = concentration(r20, r80)
-
-    # 6. Asymmetry with the sky-cell background term.
+    # 5. Asymmetry with the sky-cell background term, minimised over the rotation centre.
     sky_pixels = ~(invalid | sources) if not known else np.zeros_like(invalid)
     cells = sky_cell_asymmetry(
         img,
@@ -325,39 +320,67 @@ def measure(
             Flag.FEW_SKY_CELLS,
             f"{cells.n_cells} sky cells of {cfg.sky_cell_size} px (need {cfg.min_sky_cells})",
         )
+    centroid = (shape.x, shape.y)
     max_shift = cfg.max_centre_shift_rp * r_p
-    ar = asymmetry(
-        np.where(excluded, np.nan, img),
-        x0=shape.x,
-        y0=shape.y,
-        radius=r_asym,
-        q=shape.q,
-        pa=shape.pa,
-        background=cells,
-        order=cfg.interpolation_order,
-        xtol=cfg.centre_xtol,
-        max_shift=max_shift,
-    )
+    data = np.where(excluded, np.nan, img)
+
+    def rotation(x0: float, y0: float, r_p: float):
+        return asymmetry(
+            data,
+            x0=x0,
+            y0=y0,
+            radius=cfg.asymmetry_aperture_rp * r_p,
+            q=shape.q,
+            pa=shape.pa,
+            background=cells,
+            order=cfg.interpolation_order,
+            xtol=cfg.centre_xtol,
+            max_shift=max_shift,
+        )
+
+    ar = rotation(shape.x, shape.y, r_p)
+    # 5b. The apertures move to the asymmetry centre (Conselice 2003, statmorph): the galaxy's
+    # light-weighted centroid is pulled off its centre by knots and tidal features (3 px on a
+    # clumpy disk with r20 = 3 px), which inflated r20 and biased C low for exactly the galaxies
+    # asymmetry is for. R_p, the asymmetry aperture and the minimisation are redone there.
+    if cfg.aperture_centre == "asymmetry" and centre is None and np.isfinite(ar.raw):
+        before = shape, radius, curve, r_p
+        shape = replace(shape, x=ar.x, y=ar.y)
+        radius = elliptical_radius(xx - shape.x, yy - shape.y, shape.q, shape.pa)
+        curve, r_p = petrosian(img)
+        if r_p > 0:
+            ar = rotation(ar.x, ar.y, r_p)
+        else:  # no Petrosian radius around the new centre: keep the centroid's
+            shape, radius, curve, r_p = before
+    shape_cols["r_petro"] = r_p
+    r_asym = cfg.asymmetry_aperture_rp * r_p
+    if cfg.asymmetry_signal_nsigma is not None and cells.n_cells and np.isfinite(ar.raw):
+        ar = _signal_noise_term(img, excluded, sky_pixels, sky, ar, cells, shape, r_asym, cfg)
     if not ar.converged:
         flags.add(Flag.NOT_CONVERGED, "the asymmetry-centre minimiser did not converge")
-    if max(abs(ar.x - shape.x), abs(ar.y - shape.y)) > max_shift - 2 * cfg.centre_xtol:
+    if max(abs(ar.x - centroid[0]), abs(ar.y - centroid[1])) > max_shift - 2 * cfg.centre_xtol:
         flags.add(
             Flag.CENTRE_SHIFT,
             f"asymmetry centre reached the {max_shift:.1f} px limit around the centroid",
         )
 
+    # 6. Concentration inside aperture_rp x R_p.
+    r_tot = cfg.aperture_rp * r_p
+    if max(r_tot, r_asym) > curve.r_inside:
+        flags.add(
+            Flag.APERTURE_CLIPPED,
+            f"aperture of {max(r_tot, r_asym):.1f} px exceeds the stamp ({curve.r_inside:.1f} px)",
+        )
+    total = float(curve.flux_at(r_tot))
+    if not total > 0:
+        flags.add(Flag.NON_POSITIVE_FLUX, f"light inside {cfg.aperture_rp} R_p is {total:.3g}")
+        return _failed(flags, sky, **shape_cols)
+    r20, r80 = light_radii(curve, total)
+    c = concentration(r20, r80)
+
     # 7-8. SNR_p and errors.
     snr = snr_petrosian(float(curve.flux_at(r_p)), r_p, shape.q, sky.sigma)
-    c_err = concentration_error(curve, r20, r80, sky.sigma, cfg.gain)
-    a_err = asymmetry_error(
-        ar.raw,
-        ar.n_pixels,
-        ar.abs_flux,
-        sky.sigma,
-        cell_values=cells.cell_values(2 * ar.y, 2 * ar.x),
-        flux_for_poisson=total,
-        gain=cfg.gain,
-    )
+    c_err, a_err = _errors(img, excluded, sky_pixels, sky, curve, ar, cells, shape, r_asym, cfg)
     return Measurement(
         concentration=c,
         asymmetry=ar.asymmetry,
@@ -370,8 +393,8 @@ def measure(
         pa=shape.pa,
         x_centre=ar.x,
         y_centre=ar.y,
-        x_centroid=shape.x,
-        y_centroid=shape.y,
+        x_centroid=centroid[0],
+        y_centroid=centroid[1],
         asymmetry_raw=ar.raw,
         asymmetry_bkg=ar.background,
         flux=total,
@@ -382,6 +405,71 @@ def measure(
         flag=int(flags.flag),
         flag_reasons=flags.reasons,
     )
+
+
+def _signal_noise_term(img, excluded, sky_pixels, sky, ar, cells, shape, r_asym, cfg):
+    """The asymmetry with the sky term withheld from signal pixels (:func:`.signal_pixels`), at
+    the centre the minimiser chose."""
+    data = np.where(excluded, np.nan, img)
+    rotated = rotate180(data, (ar.x, ar.y), order=cfg.interpolation_order)
+    yy, xx = np.indices(img.shape)
+    inside = elliptical_radius(xx - ar.x, yy - ar.y, shape.q, shape.pa) <= r_asym
+    valid = inside & np.isfinite(data) & np.isfinite(rotated)
+    signal = smooth_signal(np.where(valid, data - rotated, 0.0), valid)[valid]
+    b = cells.per_pixel(2 * ar.y, 2 * ar.x)
+    # smoothing shrinks the noise of the residual as it shrinks the sky's (measured there)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        unit = img / sky.sigma  # std of values ~1: no overflow for images in extreme units
+        sky_smooth = smooth_signal(unit, sky_pixels)[sky_pixels]
+        shrink = float(np.std(sky_smooth) / np.std(unit[sky_pixels])) if sky_smooth.size else 1.0
+    if not 0 < shrink <= 1:
+        return ar
+    s = b * np.sqrt(np.pi / 2)
+    n_signal = signal_pixels(signal, s, shrink * s, cfg.asymmetry_signal_nsigma)
+    withheld = n_signal * b / ar.abs_flux
+    return replace(ar, asymmetry=ar.asymmetry + withheld, background=ar.background - withheld)
+
+
+def _errors(img, excluded, sky_pixels, sky, curve, ar, cells, shape, r_asym, cfg):
+    """sigma_C and sigma_A (:mod:`.uncertainty`): the noise correlation from the sky pixels, C by
+    re-drawing the curve of growth, A from the residual's folded-normal variance."""
+    known = not sky_pixels.any()
+    correlation = NoiseCorrelation.white() if known else noise_correlation(img, sky_pixels)
+    # a seed from the pixels: reproducible, and different stamps get different draws
+    seed = zlib.crc32(np.ascontiguousarray(img).view(np.uint8))
+    c_err = concentration_error(
+        curve,
+        sky_sigma=sky.sigma,
+        n_sky=sky.n_pixels,
+        correlation=correlation,
+        eta=cfg.eta,
+        inner=cfg.annulus_inner,
+        outer=cfg.annulus_outer,
+        aperture_rp=cfg.aperture_rp,
+        gain=cfg.gain,
+        seed=seed,
+    )
+    valid = ~excluded
+    a_err = asymmetry_error(
+        smooth_signal(img, valid),
+        x=ar.x,
+        y=ar.y,
+        radius=r_asym,
+        q=shape.q,
+        pa=shape.pa,
+        order=cfg.interpolation_order,
+        sky_sigma=sky.sigma,
+        correlation=correlation,
+        gain=cfg.gain,
+        seed=seed,
+    )
+    # the background term's own error: the median over n sky cells, sqrt(pi / 2) std / sqrt(n),
+    # times N / S (with the signal pixels' term, A no longer moves with it as the raw value does)
+    values = cells.cell_values(2 * ar.y, 2 * ar.x) / sky.sigma
+    if values.size > 1 and ar.abs_flux > 0:
+        bkg_err = np.sqrt(np.pi / 2) * float(np.std(values)) / np.sqrt(values.size)
+        a_err = float(np.hypot(a_err, ar.n_pixels * bkg_err / (ar.abs_flux / sky.sigma)))
+    return c_err, a_err
 
 
 def measure_truth(
