@@ -83,6 +83,9 @@ class CleanResult:
         :class:`casnet.morphology.flags.FlagCollector`.
     sky_mean, sky_sigma : float
         Sigma-clipped sky level and per-pixel noise with the sources masked (NaN when undefined).
+    replaced : 2-D bool ndarray
+        The pixels that were replaced (for :func:`casnet.morphology.measure`'s ``replaced``: the
+        measurement leaves them out, as it does masked neighbours).
     """
 
     image: np.ndarray
@@ -91,6 +94,7 @@ class CleanResult:
     flag_reasons: str
     sky_mean: float
     sky_sigma: float
+    replaced: np.ndarray
 
 
 def galaxy_rng(seed: int, galaxy_id: str) -> np.random.Generator:
@@ -205,15 +209,20 @@ def _sky(arr: np.ndarray, invalid: np.ndarray, cfg: CleanConfig) -> Sky:
 
 
 def _result(
-    image: np.ndarray, n_replaced: int, flags: FlagCollector, sky: Sky | None = None
+    image: np.ndarray,
+    replaced: np.ndarray | None,
+    flags: FlagCollector,
+    sky: Sky | None = None,
 ) -> CleanResult:
+    gone = np.zeros(image.shape, dtype=bool) if replaced is None else replaced
     return CleanResult(
         image=image,
-        replaced_fraction=n_replaced / image.size,
+        replaced_fraction=int(np.count_nonzero(gone)) / image.size,
         flag=int(flags.flag),
         flag_reasons=flags.reasons,
         sky_mean=float("nan") if sky is None else sky.mean,
         sky_sigma=float("nan") if sky is None else sky.sigma,
+        replaced=gone,
     )
 
 
@@ -285,14 +294,14 @@ def galclean(
         flags.add(CleanFlag.INVALID_PIXELS, f"{n_invalid} NaN/inf pixels")
     if n_invalid == arr.size:
         flags.add(CleanFlag.FAILED, "no finite pixel: image returned as is")
-        return _result(out, 0, flags)
+        return _result(out, None, flags)
     arr[invalid] = 0.0  # placeholders: every step masks them
 
     # 1. Sky with the sources masked.
     sky = _sky(arr, invalid, cfg)
     if not sky.sigma > 0:
         flags.add(CleanFlag.FAILED, "sky sigma is zero or undefined (constant image?)")
-        return _result(out, 0, flags, sky)
+        return _result(out, None, flags, sky)
 
     # 2. Segmentation at k sigma; the target is the whole galaxy at the centre (its knots, arms
     # and detached clumps grouped with it: segmentation.group_sources), each distinct source a
@@ -354,7 +363,7 @@ def galclean(
         sources |= region
     n_replace = int(np.count_nonzero(replace))
     if n_replace == 0:
-        return _result(out, 0, flags, sky)
+        return _result(out, None, flags, sky)
 
     # 5. Sky values: each region to replace is copied from a randomly placed sky region of the
     # same shape (drizzled mosaics have correlated noise: independent draws would leave patches
@@ -368,7 +377,7 @@ def galclean(
             f"{pool.size} sky pixels (< {_MIN_SKY_PIXELS}): Gaussian draws of the sky mean, sigma",
         )
         out[replace] = rng.normal(sky.mean, sky.sigma, size=n_replace).astype(np.float32)
-        return _result(out, n_replace, flags, sky)
+        return _result(out, replace, flags, sky)
     regions, n_regions = ndimage.label(replace, structure=np.ones((3, 3), dtype=bool))
     for label in range(1, n_regions + 1):
         yy, xx = np.nonzero(regions == label)
@@ -377,7 +386,7 @@ def galclean(
             out[yy, xx] = arr[yy + shift[0], xx + shift[1]].astype(np.float32)
         else:
             out[yy, xx] = pool[rng.integers(0, pool.size, size=yy.size)].astype(np.float32)
-    return _result(out, n_replace, flags, sky)
+    return _result(out, replace, flags, sky)
 
 
 def _sky_offset(

@@ -87,7 +87,7 @@ def error_budget(
         ny, nx = g.image.shape
         centre = ((nx - 1) / 2 + g.params["x_offset_px"], (ny - 1) / 2 + g.params["y_offset_px"])
         cleaned = galclean(g.image, config=clean, rng=galaxy_rng(clean.seed, g.galaxy_id))
-        m = measure(cleaned.image, config=morph)
+        m = measure(cleaned.image, config=morph, replaced=cleaned.replaced)
         t = measure_truth(g.truth, centre=centre, sky_sigma=g.sky_sigma, config=morph)
         row = {
             "galaxy_id": g.galaxy_id,

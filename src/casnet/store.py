@@ -37,6 +37,7 @@ __all__ = [
     "CATALOG",
     "IMAGES",
     "REJECTS",
+    "REPLACED",
     "Chunk",
     "Rechunker",
     "StampStore",
@@ -47,6 +48,8 @@ __all__ = [
 IMAGES = "images.zarr"
 CATALOG = "catalog.parquet"
 REJECTS = "rejects.parquet"
+#: side array of cleaned stores: 1 where galclean replaced a pixel (the measurement leaves it out)
+REPLACED = "replaced"
 META = "store.json"
 _PARTS = "parts"
 _PROGRESS = "progress.json"

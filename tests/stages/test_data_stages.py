@@ -46,7 +46,7 @@ def cleaned(simulated, tmp_path_factory):
 
 def test_clean_stage_cleans_images_and_passes_truth_through(simulated, cleaned):
     assert len(cleaned) == len(simulated)
-    assert cleaned.array_names == ["image", "truth"]
+    assert cleaned.array_names == ["image", "replaced", "truth"]
     np.testing.assert_array_equal(cleaned.array("truth")[:], simulated.array("truth")[:])
     cat = cleaned.catalog
     assert {"clean_replaced_fraction", "clean_flag", "clean_reasons"} <= set(cat.columns)
@@ -56,6 +56,23 @@ def test_clean_stage_cleans_images_and_passes_truth_through(simulated, cleaned):
     changed = cleaned.array("image")[:] != simulated.array("image")[:]
     frac = changed.reshape(len(cat), -1).mean(axis=1)
     np.testing.assert_allclose(frac, cat["clean_replaced_fraction"], atol=1e-9)
+    # the replaced pixels are recorded for the measurement: exactly the changed ones
+    np.testing.assert_array_equal(cleaned.array("replaced")[:] > 0.5, changed)
+
+
+def test_measure_stage_leaves_the_replaced_pixels_out(cleaned, tmp_path):
+    """The stage measures each stamp with its ``replaced`` mask, as measure(replaced=...) does."""
+    from casnet.morphology import measure as measure_one
+
+    table = pd.read_parquet(
+        measure.run(MorphologyConfig(), cleaned.path, tmp_path / "m.parquet", dask=SERIAL,
+                    show_progress=False).path
+    ).set_index("galaxy_id")  # fmt: skip
+    k = int(np.argmax(cleaned.catalog["clean_replaced_fraction"].to_numpy()))
+    gid = cleaned.catalog["galaxy_id"].iloc[k]
+    image = cleaned.array("image")[k]
+    with_mask = measure_one(image, replaced=cleaned.array("replaced")[k] > 0.5)
+    assert table.loc[gid, "asymmetry"] == pytest.approx(with_mask.asymmetry, nan_ok=True)
 
 
 def test_clean_stage_is_independent_of_chunking(simulated, cleaned, tmp_path):

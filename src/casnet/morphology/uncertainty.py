@@ -15,17 +15,19 @@ on simulated CANDELS-like stamps (issue 13: over 25 galaxies x 12 noise re-draws
   inside each ellipse is a random walk in enclosed area (independent annuli, variance
   ``sigma^2 F dArea``) plus the sky-mean error times the area, and each drawn curve goes through
   the same Petrosian radius, total light, r20 and r80 as the measurement (vectorised, 1-D: about
-  a millisecond for 100 draws).
+  a millisecond for 50 draws).
 * **|I - I_180| is not linear in the noise.** Where the residual is noise-dominated its absolute
   value varies like a folded normal, and D and S move together. :func:`asymmetry_error` re-draws
   correlated noise (:func:`noise_field`, the measured ``rho``) on the galaxy's *signal* (the stamp
   smoothed by 1 px) and takes the standard deviation of ``D / S`` at the measured centre and
-  aperture (50 draws on the aperture's box); the measurement adds the error of the sky cells'
-  median in quadrature (without it, sigma_A was 10-20% small at SNR_p < 10).
+  aperture (50 draws on the aperture's box). The draws are shared by stamps of one shape and
+  (rounded) correlation (:func:`shared_noise_fields`): drawing them was 3/4 of the cost. The
+  measurement adds the error of the sky cells' median in quadrature (without it, sigma_A was
+  10-20% small at SNR_p < 10).
 
 Measured on 120 simulated galaxies x 3 noise levels x 10 re-draws (correlated noise as the
-simulator makes it), the pull widths (x - mean) / sigma are C 1.14, 0.93, 0.86, 0.91 and A 1.03,
-1.03, 0.99, 1.01 in SNR_p bins 2-3, 3-5, 5-10, 10-20 (the old propagation: C 2-3, A 0.5-0.7).
+simulator makes it), the pull widths (x - mean) / sigma are C 1.17, 0.94, 0.87, 0.92 and A 0.98,
+1.00, 0.96, 0.97 in SNR_p bins 2-3, 3-5, 5-10, 10-20 (the old propagation: C 2-3, A 0.5-0.7).
 Above SNR_p 20 sigma_C is ~2x too small: there the scatter of C comes from the segment's shape
 (q, pa and centroid from a noisy segment), which a 1-D re-draw does not move.
 ``tests/morphology/test_uncertainty.py`` checks the widths on a smaller set.
@@ -34,6 +36,7 @@ Above SNR_p 20 sigma_C is ~2x too small: there the scatter of C comes from the s
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy import fft as sfft
@@ -48,16 +51,22 @@ __all__ = [
     "concentration_error",
     "noise_correlation",
     "noise_field",
+    "shared_noise_fields",
 ]
 
 _LN10 = math.log(10.0)
 #: lags (px) of the measured autocorrelation: the COSMOS/CANDELS drizzle correlation is < 0.02
 #: beyond 3 px; the estimate of each lag has an error ~1/sqrt(n_sky) that a longer sum adds up
 _MAX_LAG = 3
-#: draws of the curve of growth for sigma_C (the error of a std from n draws is 1/sqrt(2n): 7%)
-N_DRAWS = 100
+#: draws of the curve of growth for sigma_C (the error of a std from n draws is 1/sqrt(2n): 10%)
+N_DRAWS = 50
 #: draws of the asymmetry's noise (2-D, so costlier: the std of 50 draws is good to 10%)
 N_DRAWS_2D = 50
+#: resolution of the measured autocorrelation
+_RHO_STEP = 0.05
+#: stamps up to this many pixels share cached noise fields (50 x 256^2 float32: 13 MB; at most
+#: 32 are kept)
+_MAX_SHARED_PIXELS = 256 * 256
 
 
 class NoiseCorrelation:
@@ -83,6 +92,30 @@ class NoiseCorrelation:
     def area_factor(self) -> float:
         """``F``: variance of a sum over a large area is ``N sigma^2 F``."""
         return float(max(self.rho.sum(), 1.0))
+
+    def smoothed_std(self, sigma_px: float = 1.0) -> float:
+        """Std of unit-variance noise with this correlation after a Gaussian smoothing of
+        ``sigma_px`` (as ``scipy.ndimage.gaussian_filter`` samples it):
+        ``sqrt(sum_l rho(l) W(l))`` with ``W`` the kernel's autocorrelation."""
+        radius = int(4.0 * sigma_px + 0.5)
+        k = np.arange(-radius, radius + 1)
+        w = np.exp(-0.5 * (k / sigma_px) ** 2)
+        w /= w.sum()
+        auto = np.correlate(w, w, "full")  # lag 0 at index 2 * radius
+        lags = np.arange(-_MAX_LAG, _MAX_LAG + 1) + 2 * radius
+        ok = (lags >= 0) & (lags < auto.size)
+        a = np.where(ok, auto[np.clip(lags, 0, auto.size - 1)], 0.0)
+        return float(np.sqrt(max(float(np.sum(self.rho * np.outer(a, a))), 0.0)))
+
+    def rounded(self) -> NoiseCorrelation:
+        """``rho`` rounded to 0.05 (lags below 0.05: 0), for shared noise fields: the estimate
+        of each lag has an error of 0.005-0.01, so the stamps of one survey round to one or a few
+        correlations whose noise fields are drawn once (:func:`shared_noise_fields`)."""
+        rho = np.where(
+            np.abs(self.rho) < _RHO_STEP, 0.0, np.round(self.rho / _RHO_STEP) * _RHO_STEP
+        )
+        rho[_MAX_LAG, _MAX_LAG] = 1.0
+        return NoiseCorrelation(rho)
 
     @property
     def folded_area_factor(self) -> float:
@@ -128,7 +161,12 @@ def noise_correlation(image: np.ndarray, sky: np.ndarray) -> NoiseCorrelation:
     if not acf[0, 0] > 0:
         return NoiseCorrelation.white()
     rho = np.fft.fftshift(acf / acf[0, 0])
-    return NoiseCorrelation(rho)
+    # averaged over lags of equal length: drizzled noise is close to isotropic (the COSMOS
+    # function is), and the average of 4-8 lags has half the error of one
+    yy, xx = np.indices(rho.shape) - _MAX_LAG
+    ring = yy**2 + xx**2
+    mean = np.bincount(ring.ravel(), rho.ravel()) / np.maximum(np.bincount(ring.ravel()), 1)
+    return NoiseCorrelation(mean[ring])
 
 
 def concentration_error(
@@ -258,11 +296,32 @@ def noise_field(
     kernel = np.zeros(pad)
     lag = np.r_[0 : _MAX_LAG + 1, -_MAX_LAG:0]
     kernel[np.ix_(lag % pad[0], lag % pad[1])] = np.fft.ifftshift(correlation.rho)
-    amp = np.sqrt(np.clip(sfft.rfft2(kernel).real, 0.0, None)).astype(np.float32)
+    power = np.clip(np.fft.fft2(kernel).real, 0.0, None)
+    # unit variance exactly: a filtered white field has the mean of the power as variance
+    amp = np.sqrt(power / power.mean())[:, : pad[1] // 2 + 1].astype(np.float32)
     # float32 FFTs: the draws only feed a standard deviation, and they are 3x faster
     white = rng.standard_normal((n, *pad), dtype=np.float32)
-    field = sfft.irfft2(sfft.rfft2(white) * amp, pad)[:, :ny, :nx]
-    return field.astype(np.float64) / float(field.std(axis=(1, 2)).mean())
+    return sfft.irfft2(sfft.rfft2(white) * amp, pad)[:, :ny, :nx].astype(np.float64)
+
+
+@lru_cache(maxsize=32)
+def _shared(rho: bytes, shape: tuple[int, int], n: int) -> np.ndarray:
+    corr = NoiseCorrelation(np.frombuffer(rho).reshape(2 * _MAX_LAG + 1, -1))
+    fields = noise_field(corr, shape, n, np.random.default_rng(0)).astype(np.float32)
+    fields.flags.writeable = False
+    return fields
+
+
+def shared_noise_fields(
+    correlation: NoiseCorrelation, shape: tuple[int, int], n: int
+) -> np.ndarray:
+    """:func:`noise_field` draws for stamps of this shape and correlation, drawn once and cached
+    (read-only, float32). Drawing them cost 3/4 of sigma_A's time per galaxy; the stamps of one
+    survey share a shape and (rounded, :func:`noise_correlation`) a correlation. Every galaxy's
+    sigma_A then comes from the same realisations: each is still a standard deviation over
+    ``n`` independent draws, only the small sampling error of that estimate is shared."""
+    rho = np.ascontiguousarray(correlation.rho, dtype=np.float64)
+    return _shared(rho.tobytes(), tuple(int(m) for m in shape), int(n))
 
 
 def asymmetry_error(
@@ -316,7 +375,14 @@ def asymmetry_error(
     base = np.ascontiguousarray(signal[y0:y1, x0:x1] / u)
     x, y = x - x0, y - y0
     ok = block_valid(base)
-    noise = noise_field(correlation, base.shape, n_draws, rng)
+    # the draws have the rounded correlation; rounding drops the many small lags of the tail
+    # (0.01-0.04 each for drizzled noise), so the std is scaled back by sqrt(F / F_rounded)
+    rounded = correlation.rounded()
+    rescale = math.sqrt(correlation.area_factor / rounded.area_factor)
+    if ny * nx <= _MAX_SHARED_PIXELS:
+        noise = shared_noise_fields(rounded, (ny, nx), n_draws)[:, y0:y1, x0:x1]
+    else:
+        noise = noise_field(rounded, base.shape, n_draws, rng)
     if gain:
         noise = noise + rng.standard_normal(noise.shape) * np.sqrt(
             np.clip(np.nan_to_num(base), 0.0, None) / (gain * u)
@@ -328,4 +394,4 @@ def asymmetry_error(
     good = values[np.isfinite(values)]
     if good.size < max(2, n_draws // 2):
         return float("nan")
-    return float(np.std(good, ddof=1))
+    return float(np.std(good, ddof=1)) * rescale

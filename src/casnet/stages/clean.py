@@ -11,7 +11,7 @@ from casnet.clean import galaxy_rng, galclean
 from casnet.config import CleanConfig, DaskConfig, StoreConfig
 from casnet.errors import CasnetInputError
 from casnet.stages._common import hand_back, write_chunks
-from casnet.store import StampStore, StoreWriter
+from casnet.store import REPLACED, StampStore, StoreWriter
 
 __all__ = ["clean_chunk", "run"]
 
@@ -28,18 +28,20 @@ def clean_chunk(
     cat = src.catalog_rows(start, stop)
     arrays = {n: np.asarray(src.array(n)[start:stop]) for n in src.array_names}
     cleaned = np.empty_like(arrays["image"])
+    replaced = np.zeros_like(arrays["image"])
     extra: dict[str, list] = {k: [] for k in ("replaced_fraction", "flag", "reasons", "sky_mean",
                                               "sky_sigma")}  # fmt: skip
     for k, gid in enumerate(cat["galaxy_id"].astype(str)):
         res = galclean(arrays["image"][k], config=cfg, rng=galaxy_rng(cfg.seed, gid))
         cleaned[k] = res.image
+        replaced[k] = res.replaced
         extra["replaced_fraction"].append(res.replaced_fraction)
         extra["flag"].append(res.flag)
         extra["reasons"].append(res.flag_reasons)
         extra["sky_mean"].append(res.sky_mean)
         extra["sky_sigma"].append(res.sky_sigma)
     rows = cat.assign(**{f"clean_{k}": v for k, v in extra.items()})
-    return hand_back(rows, {**arrays, "image": cleaned}, images_path, start)
+    return hand_back(rows, {**arrays, "image": cleaned, REPLACED: replaced}, images_path, start)
 
 
 def run(
@@ -53,9 +55,11 @@ def run(
 ) -> StampStore:
     """Clean the ``image`` array of ``source`` into ``out``; side arrays (``truth``) pass through.
 
-    Adds the catalogue columns ``clean_replaced_fraction``, ``clean_flag``, ``clean_reasons``,
-    ``clean_sky_mean``, ``clean_sky_sigma``. Each galaxy's replacement draws come from a stream
-    seeded by ``(clean.seed, galaxy_id)``, so the result does not depend on chunking or workers.
+    Adds the array ``replaced`` (1 where a pixel was replaced: the measure stage leaves those
+    pixels out, see :func:`casnet.morphology.measure`) and the catalogue columns
+    ``clean_replaced_fraction``, ``clean_flag``, ``clean_reasons``, ``clean_sky_mean``,
+    ``clean_sky_sigma``. Each galaxy's replacement draws come from a stream seeded by
+    ``(clean.seed, galaxy_id)``, so the result does not depend on chunking or workers.
     """
     dask = dask or DaskConfig()
     src = StampStore(source)
@@ -65,7 +69,7 @@ def run(
     writer = StoreWriter(
         out,
         stamp_shape=src.stamp_shape,
-        arrays=src.array_names,
+        arrays=[*(n for n in src.array_names if n != REPLACED), REPLACED],
         chunk_size=step,
         meta={"stage": "clean", "source": str(source), "params": cfg.model_dump(mode="json")},
     )

@@ -27,7 +27,7 @@ from casnet.morphology import Measurement, measure
 from casnet.morphology.measure import measure_truth
 from casnet.parallel import executor, map_ordered
 from casnet.stages._common import progress_bar
-from casnet.store import StampStore
+from casnet.store import REPLACED, StampStore
 
 __all__ = ["MeasureSummary", "measure_chunk", "measure_store_chunk", "run"]
 
@@ -36,19 +36,21 @@ def measure_chunk(
     images: np.ndarray,
     galaxy_ids: list[str],
     cfg: MorphologyConfig,
+    replaced: np.ndarray | None = None,
     truth: np.ndarray | None = None,
     truth_sigma: np.ndarray | None = None,
     truth_offsets: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Measure a stack of stamps (and their truth images); one row per galaxy.
 
+    ``replaced`` (n, H, W) bool: the pixels cleaning replaced (left out of the measurement).
     ``truth_offsets`` (n, 2): the known (x, y) offsets (px) of each target from the stamp centre;
     without them the truth's apertures are centred on its centroid.
     """
     rows = []
     ny, nx = images.shape[1:]
     for k, gid in enumerate(galaxy_ids):
-        m = measure(images[k], config=cfg)
+        m = measure(images[k], config=cfg, replaced=None if replaced is None else replaced[k])
         row = {"galaxy_id": gid, **m.to_dict()}
         if truth is not None:
             sigma = truth_sigma[k] if truth_sigma is not None else m.sky_sigma
@@ -79,10 +81,14 @@ def measure_store_chunk(
     offsets = None
     if {"x_offset_px", "y_offset_px"} <= set(cat.columns):
         offsets = cat[["x_offset_px", "y_offset_px"]].to_numpy(dtype=float)
+    replaced = None
+    if REPLACED in src.array_names:
+        replaced = np.asarray(src.array(REPLACED)[start:stop]) > 0.5
     return measure_chunk(
         np.asarray(src.array("image")[start:stop]),
         cat["galaxy_id"].astype(str).tolist(),
         cfg,
+        replaced=replaced,
         truth=truth,
         truth_sigma=cat["sky_sigma"].to_numpy() if "sky_sigma" in cat else None,
         truth_offsets=offsets,
