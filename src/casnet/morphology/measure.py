@@ -289,7 +289,7 @@ def measure(
             subsample=cfg.subsample,
             subsample_radius=cfg.subsample_radius,
         )
-        eta = dict(eta=cfg.eta, inner=cfg.annulus_inner, outer=cfg.annulus_outer)
+        eta = _petrosian_definition(cfg)
         return curve, petrosian_radius(curve, **eta)
 
     curve, r_p = petrosian(img)
@@ -451,6 +451,12 @@ def _signal_noise_term(img, excluded, correlation, ar, cells, shape, r_asym, cfg
     return replace(ar, asymmetry=ar.asymmetry + withheld, background=ar.background - withheld)
 
 
+def _petrosian_definition(cfg: MorphologyConfig) -> dict[str, float]:
+    """The Petrosian radius's definition (eta and its annulus), shared by the measurement and the
+    re-draws of sigma_C, so that both find R_p the same way."""
+    return {"eta": cfg.eta, "inner": cfg.annulus_inner, "outer": cfg.annulus_outer}
+
+
 def _errors(img, excluded, correlation, sky, curve, ar, cells, shape, r_asym, cfg):
     """sigma_C and sigma_A (:mod:`.uncertainty`) with the stamp's noise correlation: C by
     re-drawing the curve of growth, A by re-drawing noise on the smoothed galaxy."""
@@ -461,9 +467,7 @@ def _errors(img, excluded, correlation, sky, curve, ar, cells, shape, r_asym, cf
         sky_sigma=sky.sigma,
         n_sky=sky.n_pixels,
         correlation=correlation,
-        eta=cfg.eta,
-        inner=cfg.annulus_inner,
-        outer=cfg.annulus_outer,
+        **_petrosian_definition(cfg),
         aperture_rp=cfg.aperture_rp,
         gain=cfg.gain,
         seed=seed,
