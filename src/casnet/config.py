@@ -144,6 +144,12 @@ class MorphologyConfig(_Section):
         description="centre of the Petrosian, concentration and asymmetry apertures: the "
         "asymmetry centre (Conselice 2003, statmorph) or the light-weighted centroid",
     )
+    aperture_shape: Literal["ellipse", "circle"] = Field(
+        "ellipse",
+        description="shape of the apertures: the Petrosian ellipse (q, pa from second moments; "
+        "the paper and MORFOMETRYKA) or circles (statmorph, Conselice 2003); q and pa are "
+        "reported either way",
+    )
     asymmetry_signal_nsigma: float | None = Field(
         2.5,
         gt=0.0,

@@ -272,10 +272,13 @@ def measure(
         return _failed(flags, sky)
     if centre is not None:
         shape = replace(shape, x=float(centre[0]), y=float(centre[1]))
+    measured_q, measured_pa = shape.q, shape.pa
+    if cfg.aperture_shape == "circle":
+        shape = replace(shape, q=1.0, pa=0.0)
     excluded = invalid | seg.others_mask
     yy, xx = np.indices(img.shape)
     radius = elliptical_radius(xx - shape.x, yy - shape.y, shape.q, shape.pa)
-    shape_cols = {"q": shape.q, "pa": shape.pa, "x_centroid": shape.x, "y_centroid": shape.y}
+    shape_cols = {"q": measured_q, "pa": measured_pa, "x_centroid": shape.x, "y_centroid": shape.y}
 
     # 4. Curve of growth (neighbours filled azimuthally) and the Petrosian radius.
     def petrosian(img: np.ndarray):
@@ -408,8 +411,8 @@ def measure(
         r20=r20,
         r80=r80,
         r_petro=r_p,
-        q=shape.q,
-        pa=shape.pa,
+        q=measured_q,
+        pa=measured_pa,
         x_centre=ar.x,
         y_centre=ar.y,
         x_centroid=centroid[0],
