@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from casnet.config import SimulateConfig
-from casnet.sources.simulate import simulate_galaxy
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import simulate_galaxy
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def _write_label_store(path, n: int, seed: int) -> np.ndarray:
 
     ``label_asymmetry`` = 3 x the stamp mean, ``label_concentration`` = 0.5 + that (one chunk).
     """
-    from casnet.store import StoreWriter
+    from casnet.data.io.store import StoreWriter
 
     rng = np.random.default_rng(seed)
     images = rng.random((n, 60, 60)).astype(np.float32)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from casnet.benchmark import benchmark_measure, benchmark_pipeline, format_pipeline_report
+from casnet.bench.speed import benchmark_measure, benchmark_pipeline, format_pipeline_report
 
 
 def test_measure_benchmark_report_is_complete():
@@ -53,7 +53,7 @@ def test_benchmark_predict_in_process_and_rest(tmp_path, monkeypatch):
 
 
 def test_synthetic_stamps_are_centred_sources():
-    from casnet.benchmark import synthetic_stamps
+    from casnet.bench.speed import synthetic_stamps
 
     stamps = synthetic_stamps(3, size=61)
     assert stamps.shape == (3, 61, 61) and stamps.dtype == np.float32
@@ -94,7 +94,7 @@ def test_benchmark_all_writes_the_table_json_and_mlflow_run(tmp_path, monkeypatc
 
 
 def test_harness_table_shows_cold_and_running_cluster_speedups():
-    from casnet.harness import format_report
+    from casnet.bench.harness import format_report
 
     pipe = {"n": 100, "workers": [1, 2], "warm": True}
     for k, s in enumerate(("simulate", "clean", "measure")):

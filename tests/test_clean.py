@@ -1,4 +1,4 @@
-"""galclean neighbour removal (casnet.clean) on GalSim scenes with known truth.
+"""galclean neighbour removal (casnet.data.clean) on GalSim scenes with known truth.
 
 Every scene is drawn noiselessly with GalSim (scale 1 px, 101x101 unless stated) plus Gaussian
 noise of a known level (sky 5.0, sigma 1.0) from a seeded NumPy generator, so the references are
@@ -16,9 +16,9 @@ import galsim
 import numpy as np
 import pytest
 
-from casnet.clean import CleanFlag, CleanResult, galaxy_rng, galclean
-from casnet.config import CleanConfig
-from casnet.errors import CasnetInputError
+from casnet.core.errors import CasnetInputError
+from casnet.data.clean import CleanFlag, CleanResult, galaxy_rng, galclean
+from casnet.data.settings import CleanConfig
 
 SIZE = 101
 SKY = 5.0
@@ -208,14 +208,17 @@ def test_default_rng_is_deterministic(scene):
 
 def test_galaxy_rng_follows_the_documented_hash():
     # independent reconstruction of the documented derivation
-    key = b"casnet.clean.galaxy_rng/v1\x00" + b"42\x00" + "NGC 1300/é".encode()
+    key = b"casnet.data.clean.galaxy_rng/v1\x00" + b"42\x00" + "NGC 1300/é".encode()
     entropy = int.from_bytes(hashlib.sha256(key).digest(), "little")
     want = np.random.default_rng(np.random.SeedSequence(entropy)).random(4)
     np.testing.assert_array_equal(galaxy_rng(42, "NGC 1300/é").random(4), want)
 
 
 def test_galaxy_rng_is_stable_across_processes():
-    code = "from casnet.clean import galaxy_rng; print(galaxy_rng(42, 'gal-7').random(3).tolist())"
+    code = (
+        "from casnet.data.clean import galaxy_rng; "
+        "print(galaxy_rng(42, 'gal-7').random(3).tolist())"
+    )
     want = str(galaxy_rng(42, "gal-7").random(3).tolist())
     # str hashing is salted per process; a fixed, different salt in the child exposes any use
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -13,7 +13,8 @@ from astropy.table import Table
 from typer.testing import CliRunner
 
 from casnet.cli import app
-from casnet.fitsio import write_image
+from casnet.core.errors import EXIT_BAD_INPUT
+from casnet.data.io.fits import write_image
 from casnet.morphology import COLUMNS, Flag
 
 runner = CliRunner()
@@ -71,7 +72,7 @@ def test_measure_json_and_fits(stamp_dir, tmp_path):
 
 
 def test_measure_agrees_with_the_library(stamp_dir):
-    from casnet.fitsio import read_image
+    from casnet.data.io.fits import read_image
     from casnet.morphology import measure
 
     f = sorted(stamp_dir.glob("*.fits"))[0]
@@ -115,13 +116,13 @@ def test_file_without_image_data_is_flagged_in_batch(tmp_path):
 def test_bad_params_file_gives_clean_error(tmp_path, stamp_dir):
     bad = tmp_path / "params.yaml"
     bad.write_text("morphology:\n  eta: -1\n")
-    # through the real console script: no traceback, exit 2, the key named
+    # through the real console script: no traceback, exit 3 (bad configuration), the key named
     proc = subprocess.run(
         [sys.executable, "-c", "from casnet.cli import main; main()", "measure", str(stamp_dir),
          "--params", str(bad)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert proc.returncode == 2
+    assert proc.returncode == EXIT_BAD_INPUT == 3
     assert "morphology.eta = -1" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -137,3 +138,35 @@ def test_benchmark_measure_prints_figures():
     assert result.exit_code == 0, result.output
     assert "ms/galaxy" in result.stdout
     assert "casnet conventional C+A" in result.stdout
+
+
+def _console(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    """The real console script (its exit statuses and messages, not CliRunner's)."""
+    return subprocess.run([sys.executable, "-c", "from casnet.cli import main; main()", *args],
+                          capture_output=True, text=True, check=False, cwd=cwd)  # fmt: skip
+
+
+def test_exit_statuses_tell_usage_from_bad_input(tmp_path):
+    """2: a wrong command line (click's status for an unknown option too); 3: an input or the
+    configuration cannot be used; every one a one-line message, never a traceback."""
+    unknown = _console("measure", "--no-such-option")
+    assert unknown.returncode == 2
+    refused = _console("stamps", "--out", str(tmp_path / "s"), "--n", "0")
+    assert refused.returncode == 2 and "--n must be >= 1" in refused.stderr
+    missing = _console("data", "split", "--in", str(tmp_path / "nowhere"), "--out",
+                       str(tmp_path / "out"))  # fmt: skip
+    assert missing.returncode == 3 and "split:" in missing.stderr
+    for proc in (unknown, refused, missing):
+        assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("option", ["--chunk-size", "--workers"])
+def test_stage_options_are_validated_like_params(tmp_path, option):
+    """``--chunk-size 0`` (once a traceback) and ``--workers -1`` go through the same validation
+    as params.yaml: the key is named, exit 3."""
+    proc = _console("data", "simulate", "--out", str(tmp_path / "sim"), "--n", "2", option,
+                    "0" if option == "--chunk-size" else "-1", "--quiet")  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    key = "chunk_size = 0" if option == "--chunk-size" else "workers = -1"
+    assert key in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "sim").exists()

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from casnet.config import MorphologyConfig, Params, load_params, parse_params
-from casnet.errors import CasnetConfigError
+from casnet.core.errors import CasnetConfigError
+from casnet.morphology.settings import MorphologyConfig
+from casnet.params import Params, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,8 @@ def test_config_error_is_a_value_error():
 
 
 def test_override_validates_like_the_file():
-    from casnet.config import DataConfig, override
+    from casnet.core.config import override
+    from casnet.data.settings import DataConfig
 
     cfg = DataConfig()
     assert override(cfg, n_galaxies=5, source=None).n_galaxies == 5

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casnet.config import SimulateConfig
-from casnet.error_budget import budget_table, error_budget, format_budget
+from casnet.bench.error_budget import budget_table, error_budget, format_budget
+from casnet.data.settings import SimulateConfig
 
 
 def _rows() -> pd.DataFrame:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from casnet.errors import CasnetInputError
-from casnet.fitsio import expand_paths, read_image, write_image
+from casnet.core.errors import CasnetInputError
+from casnet.data.io.fits import expand_paths, read_image, write_image
 
 
 def test_round_trip_with_extra_hdu(tmp_path):

@@ -12,10 +12,9 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from casnet.config import IngestConfig
-from casnet.errors import CasnetInputError
-from casnet.sources import ingest
-from casnet.sources.ingest import (
+from casnet.core.errors import CasnetInputError
+from casnet.data import ingest
+from casnet.data.ingest import (
     INGEST_PADDED,
     Cutout,
     Reject,
@@ -23,6 +22,7 @@ from casnet.sources.ingest import (
     iter_mosaic,
     read_labels,
 )
+from casnet.data.settings import IngestConfig
 
 SIZE = 21  # small stamps keep the tests fast
 CFG = IngestConfig(stamp_size=SIZE)

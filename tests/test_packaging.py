@@ -97,7 +97,7 @@ def test_mlproject_commands_use_declared_parameters_and_real_options():
 
 def test_dvc_stages_call_the_cli_and_read_declared_params():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    from casnet.config import Params
+    from casnet.params import Params
 
     for name, stage in dvc["stages"].items():
         assert stage["cmd"].startswith("casnet "), name

@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casnet.config import CleanConfig, DaskConfig, SimulateConfig, StoreConfig
-from casnet.parallel import executor, map_ordered
-from casnet.stages import clean as clean_stage
-from casnet.stages import simulate as simulate_stage
+from casnet.core.parallel import executor, map_ordered
+from casnet.data.settings import CleanConfig, SimulateConfig, StoreConfig
+from casnet.pipeline import clean as clean_stage
+from casnet.pipeline import simulate as simulate_stage
+from casnet.pipeline.settings import DaskConfig
 
 SERIAL = DaskConfig(workers=0)
 N, STORE = 12, StoreConfig(chunk_size=4)  # three chunks
@@ -83,7 +84,7 @@ def _exit_once(marker: str, log: str, target: str, *args):
 
 def test_workers_0_runs_in_this_process():
     with executor(workers=0) as client:
-        assert type(client).__module__ == "casnet.parallel"  # no Dask client at all
+        assert type(client).__module__ == "casnet.core.parallel"  # no Dask client at all
         pid, value = client.submit(_pid_and, 5).result()
     assert (pid, value) == (os.getpid(), 5)
 
@@ -137,7 +138,7 @@ def test_clean_store_bytes_do_not_depend_on_workers(tmp_path, simulated_serial):
 def test_stage_survives_a_killed_worker(tmp_path, simulated_serial, monkeypatch):
     marker, log = tmp_path / "killed", tmp_path / "calls.log"
     chunk_fn = functools.partial(
-        _exit_once, str(marker), str(log), "casnet.stages.simulate:simulate_chunk"
+        _exit_once, str(marker), str(log), "casnet.pipeline.simulate:simulate_chunk"
     )
     # the stage submits whatever its module-level simulate_chunk is at call time
     monkeypatch.setattr(simulate_stage, "simulate_chunk", chunk_fn)

@@ -10,12 +10,14 @@ from astropy.table import Table
 from typer.testing import CliRunner
 
 from casnet.cli import app
-from casnet.config import ArchitectureConfig, MorphologyConfig, SimulateConfig
-from casnet.models.architecture import build_model
-from casnet.predict import plan_chunks, predict, write_catalog
-from casnet.preprocess import crop_normalise
-from casnet.sources.simulate import simulate_galaxy
-from casnet.store import StoreWriter
+from casnet.data.io.store import StoreWriter
+from casnet.data.preprocess import crop_normalise
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import simulate_galaxy
+from casnet.morphology.settings import MorphologyConfig
+from casnet.networks.architecture import build_model
+from casnet.networks.predict import plan_chunks, predict, write_catalog
+from casnet.networks.settings import ArchitectureConfig
 
 TINY = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1, dense_units=8,
                           dropout=0.25, optimizer="adam", learning_rate=0.01,
@@ -28,8 +30,8 @@ def model_dir(tmp_path_factory):
     import keras
     import mlflow
 
-    from casnet.registry import CasnetModel
-    from casnet.training import network_signature
+    from casnet.networks.registry import CasnetModel
+    from casnet.networks.train import network_signature
 
     root = tmp_path_factory.mktemp("model")
     nets, artifacts = {}, {}
@@ -116,7 +118,7 @@ def test_catalogue_formats_round_trip(tmp_path, suffix):
 
 
 def test_no_input_and_bad_output_are_clear(tmp_path, model_dir):
-    from casnet.errors import CasnetInputError
+    from casnet.core.errors import CasnetInputError
 
     with pytest.raises(CasnetInputError, match="no input"):
         plan_chunks([], 10)

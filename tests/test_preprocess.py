@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casnet.config import SelectConfig, StoreConfig
-from casnet.errors import CasnetInputError
-from casnet.preprocess import CROP_SIZE, crop_normalise
-from casnet.stages import select
-from casnet.store import StoreWriter
+from casnet.core.errors import CasnetInputError
+from casnet.data.io.store import StoreWriter
+from casnet.data.preprocess import CROP_SIZE, crop_normalise
+from casnet.data.settings import SelectConfig, StoreConfig
+from casnet.pipeline import select
 
 
 def _arange_image(h: int, w: int, offset: float = 1.0) -> np.ndarray:

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from casnet.config import load_params
-from casnet.profiling import format_profile_report, hotspots, profile_all
+from casnet.bench.profiling import format_profile_report, hotspots, profile_all
+from casnet.params import load_params
 
 
 def _busy(n: int) -> float:

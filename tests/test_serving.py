@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from casnet import registry
-from casnet.config import ArchitectureConfig, SearchConfig, SimulateConfig
-from casnet.models.data import TARGETS
-from casnet.sources.simulate import simulate_galaxy
-from casnet.training import train
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import simulate_galaxy
+from casnet.networks import registry
+from casnet.networks.dataset import TARGETS
+from casnet.networks.settings import ArchitectureConfig, SearchConfig
+from casnet.networks.train import train
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from casnet.config import SimulateConfig
-from casnet.sources.simulate import flux_from_mag, simulate, simulate_galaxy, sky_sigma_per_pixel
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import flux_from_mag, simulate, simulate_galaxy, sky_sigma_per_pixel
 
 
 def test_stamp_depends_only_on_seed_and_index(sim_config):
@@ -45,7 +45,7 @@ def test_tabulated_psf_file_is_used(tmp_path):
     import galsim
     from astropy.io import fits
 
-    from casnet.sources.psf import psf_model
+    from casnet.data.psf import psf_model
 
     # a wide Gaussian PSF written to FITS: stars drawn with it must come out that wide
     psf_img = galsim.Gaussian(fwhm=0.5).drawImage(nx=41, ny=41, scale=0.06).array

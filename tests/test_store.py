@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casnet.errors import CasnetInputError
-from casnet.store import StampStore, StoreWriter
+from casnet.core.errors import CasnetInputError
+from casnet.data.io.store import StampStore, StoreWriter
 
 
 def _items(n: int):
@@ -135,7 +135,7 @@ def test_catalog_is_parquet_keyed_by_string_id(tmp_path):
 
 
 def test_workers_write_chunks_in_place_and_driver_commits_rows(tmp_path):
-    from casnet.store import write_arrays
+    from casnet.data.io.store import write_arrays
 
     w = StoreWriter(tmp_path / "s", stamp_shape=(6, 5), chunk_size=4)
     w.reserve(10)  # as a parallel stage does before dispatching chunks

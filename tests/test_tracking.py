@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from casnet import tracking
-from casnet.paths import project_root
+from casnet.core import tracking
+from casnet.core.layout import project_root
 
 
 def test_default_uri_is_sqlite_at_project_root(monkeypatch, tmp_path):

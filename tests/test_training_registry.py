@@ -1,5 +1,5 @@
-"""Training a network, registering it, aliases and the combined model (casnet.training,
-casnet.registry, `casnet train`)."""
+"""Training a network, registering it, aliases and the combined model (casnet.networks.train,
+casnet.networks.registry, `casnet train`)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
-from casnet import registry
 from casnet.cli import app
-from casnet.config import ArchitectureConfig, SearchConfig
-from casnet.errors import CasnetInputError
-from casnet.preprocess import crop_normalise
-from casnet.store import StoreWriter
-from casnet.training import EXPERIMENT, train
+from casnet.core.errors import CasnetInputError
+from casnet.data.io.store import StoreWriter
+from casnet.data.preprocess import crop_normalise
+from casnet.networks import registry
+from casnet.networks.settings import ArchitectureConfig, SearchConfig
+from casnet.networks.train import EXPERIMENT, train
 
 TARGETS = ("concentration", "asymmetry")
 #: a network that trains in a second

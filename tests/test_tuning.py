@@ -1,4 +1,4 @@
-"""Bayesian search with every trial tracked in MLflow (casnet.tuning, `casnet tune`)."""
+"""Bayesian search with every trial tracked in MLflow (casnet.networks.tune, `casnet tune`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from casnet.cli import app
-from casnet.config import SearchConfig
-from casnet.tuning import EXPERIMENT, tune
+from casnet.networks.settings import SearchConfig
+from casnet.networks.tune import EXPERIMENT, tune
 
 HPS = {"blocks", "conv_per_block", "filters", "dense_layers", "dense_units", "dropout",
        "optimizer", "learning_rate", "batch_size"}  # fmt: skip
@@ -146,7 +146,7 @@ def test_rerun_resumes_and_a_new_target_or_space_starts_anew(searched, project):
 
 
 def test_a_failing_trial_is_logged_as_failed(project, tmp_path, monkeypatch):
-    from casnet.models.hypermodel import CasnetHyperModel
+    from casnet.networks.hypermodel import CasnetHyperModel
 
     def broken(self, hp, model, *args, **kwargs):
         raise RuntimeError("out of memory (simulated)")

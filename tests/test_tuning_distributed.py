@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from casnet.store import StoreWriter
+from casnet.data.io.store import StoreWriter
 
 MAX_TRIALS = 4
 WORKERS = ("w0", "w1")

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casnet.config import SimulateConfig
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import simulate_galaxy
 from casnet.evaluation.noise import deviation_summary, inject_noise
 from casnet.morphology import FATAL, measure
-from casnet.sources.simulate import simulate_galaxy
 
 TARGETS = (10.0, 5.0, 3.0)
 SEEDS = range(5)

@@ -14,7 +14,8 @@ import pytest
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 
-from casnet.config import RedshiftSuiteConfig, SimulateConfig
+from casnet.data.psf import psf_model
+from casnet.data.settings import SimulateConfig
 from casnet.evaluation.redshift import (
     angular_scale,
     apparent_flux,
@@ -22,7 +23,7 @@ from casnet.evaluation.redshift import (
     nearby_sample,
     rebin,
 )
-from casnet.sources.psf import psf_model
+from casnet.evaluation.settings import RedshiftSuiteConfig
 
 CFG = RedshiftSuiteConfig()
 ZS = (0.2, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0)

@@ -19,22 +19,18 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from casnet.cli import app, main
-from casnet.config import (
-    ArchitectureConfig,
-    EvaluateConfig,
-    NoiseSuiteConfig,
-    Params,
-    RedshiftSuiteConfig,
-    SimulateConfig,
-)
+from casnet.core.flags import Flag
+from casnet.data.io.store import StoreWriter
+from casnet.data.preprocess import crop_normalise
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import simulate_galaxy
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.run import EXPERIMENT, evaluate
-from casnet.flags import Flag
-from casnet.models.architecture import build_model
+from casnet.evaluation.settings import EvaluateConfig, NoiseSuiteConfig, RedshiftSuiteConfig
 from casnet.morphology import measure
-from casnet.preprocess import crop_normalise
-from casnet.sources.simulate import simulate_galaxy
-from casnet.store import StoreWriter
+from casnet.networks.architecture import build_model
+from casnet.networks.settings import ArchitectureConfig
+from casnet.params import Params
 
 TINY = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1, dense_units=8,
                           dropout=0.25, optimizer="adam", learning_rate=0.01,
@@ -87,8 +83,8 @@ def model_dir(tmp_path_factory):
     import keras
     import mlflow
 
-    from casnet.registry import CasnetModel
-    from casnet.training import network_signature
+    from casnet.networks.registry import CasnetModel
+    from casnet.networks.train import network_signature
 
     root = tmp_path_factory.mktemp("model")
     nets, artifacts = {}, {}
@@ -188,7 +184,8 @@ def project(root, model_dir, raw_stamps):
 def evaluated(project, model_dir):
     """All three suites in one evaluation, logged to the project's own MLflow store."""
     root = project["root"]
-    ev = evaluate(str(model_dir[0]), SUITES, PARAMS, test=project["test"], val=project["val"],
+    ev = evaluate(str(model_dir[0]), SUITES, PARAMS.evaluate, simulate=PARAMS.simulate,
+                  morphology=PARAMS.morphology, test=project["test"], val=project["val"],
                   raw=project["raw"], root=root)  # fmt: skip
     client = MlflowClient(f"sqlite:///{root}/mlflow.db")
     return ev, client, client.get_run(ev.run_id)
@@ -305,7 +302,7 @@ def test_summary_markdown_logged_and_returned(evaluated, tmp_path):
 @pytest.mark.slow
 def test_served_model_evaluates_like_the_in_process_one(model_dir, project, raw_stamps, tmp_path):
     from casnet.evaluation.test_set import test_set
-    from casnet.serving import scoring_server
+    from casnet.networks.serve import scoring_server
 
     stamps = np.stack(list(raw_stamps.values()))
     local = Predictor(str(model_dir[0]), batch_size=4)
@@ -355,15 +352,15 @@ def test_cli_rejects_an_unknown_suite(cli_env, monkeypatch, capsys):
 
 def test_cli_set_names_unknown_keys_and_bad_values(cli_env, monkeypatch, capsys):
     code, err = _main(monkeypatch, capsys, "evaluate", "--set", "noise.nonexistent=1")
-    assert code == 2
+    assert code == 3  # bad configuration (casnet.core.errors.EXIT_BAD_INPUT)
     assert "noise.nonexistent = 1: unknown key" in err
     assert "snr_grid" in err and "max_galaxies" in err  # the allowed keys are listed
     code, err = _main(monkeypatch, capsys, "evaluate", "--set", "noise.max_galaxies=0")
-    assert code == 2 and "noise.max_galaxies = 0" in err
+    assert code == 3 and "noise.max_galaxies = 0" in err
     code, err = _main(monkeypatch, capsys, "evaluate", "--set", "bogus.key=1")
-    assert code == 2 and "'bogus.key' is not a key of evaluate" in err
+    assert code == 3 and "'bogus.key' is not a key of evaluate" in err
     code, err = _main(monkeypatch, capsys, "evaluate", "--set", "redshift.z_grid")
-    assert code == 2 and "KEY=VALUE" in err
+    assert code == 3 and "KEY=VALUE" in err
 
 
 def test_cli_set_overrides_reach_the_suite(cli_env, model_dir):

@@ -8,9 +8,9 @@ from functools import cache
 import numpy as np
 import pytest
 
-from casnet.config import SimulateConfig
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import SimulatedGalaxy, simulate_galaxy
 from casnet.morphology import Measurement, measure
-from casnet.sources.simulate import SimulatedGalaxy, simulate_galaxy
 
 
 @cache

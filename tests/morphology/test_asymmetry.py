@@ -17,10 +17,10 @@ import pytest
 from scipy import ndimage
 from scipy.optimize import minimize
 
-from casnet.config import MorphologyConfig
 from casnet.morphology import measure
 from casnet.morphology.asymmetry import asymmetry_terms, sky_cell_asymmetry
 from casnet.morphology.rotate import rotate180, shift
+from casnet.morphology.settings import MorphologyConfig
 
 BRIGHT = (20.0, 24.0)  #: magnitude range of the simulated galaxies (conftest.BRIGHT)
 

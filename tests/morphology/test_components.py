@@ -13,9 +13,9 @@ from photutils.segmentation import deblend_sources, detect_sources
 from scipy import ndimage
 
 import casnet.morphology.segmentation as segmentation
-from casnet.config import MorphologyConfig
 from casnet.morphology._components import may_split
-from casnet.morphology.measure import detect_target
+from casnet.morphology.measurement import detect_target
+from casnet.morphology.settings import MorphologyConfig
 from casnet.morphology.sky import rough_sky
 
 

@@ -255,7 +255,7 @@ def test_circular_apertures_follow_photutils_circles_on_an_inclined_disk():
     reported as measured, and the ellipses' C differs (the circles mix major and minor axes)."""
     from photutils.aperture import CircularAperture
 
-    from casnet.config import MorphologyConfig
+    from casnet.morphology.settings import MorphologyConfig
 
     profile = galsim.Exponential(half_light_radius=6.0).shear(q=0.5, beta=30 * galsim.degrees)
     size = 121

@@ -2,7 +2,7 @@
 
 Both codes get the same data: the stamp minus casnet's sky mean, and exactly the segmentation
 casnet's measure() used (recorded from inside it, so the same neighbours are deblended and
-masked; re-segmenting with the final sky, as casnet.benchmark does, does not always reproduce the
+masked; re-segmenting with the final sky, as casnet.bench.speed does, does not always reproduce the
 deblending: with an earlier simulator it cost 0.12 in the A correlation, 0.76 instead of 0.88).
 statmorph gets a huge gain (no Poisson term: casnet's default has none either).
 
@@ -35,9 +35,9 @@ import pytest
 
 statmorph = pytest.importorskip("statmorph")
 
-from casnet.benchmark import statmorph_classes  # noqa: E402 (after the skip)
-from casnet.config import MorphologyConfig  # noqa: E402
+from casnet.bench.speed import statmorph_classes  # noqa: E402 (after the skip)
 from casnet.morphology import measure  # noqa: E402
+from casnet.morphology.settings import MorphologyConfig  # noqa: E402
 
 #: galaxies compared at least (the brief: >= 50), and the stamps simulated at most to find them
 N_GALAXIES = 55
@@ -49,7 +49,7 @@ MIN_SNR = 5.0
 MAG_RANGE = (20.0, 24.0)
 
 
-#: statmorph computing only C and A (casnet.benchmark's): its constructor otherwise also fits
+#: statmorph computing only C and A (casnet.bench.speed's): its constructor otherwise also fits
 #: Sersic profiles and computes Gini/M20/MID, 4x the time, and none of it is compared
 _CAOnly = statmorph_classes()[1]
 
@@ -65,7 +65,7 @@ def _both(image: np.ndarray, config=None, statmorph_class=_CAOnly):
     """casnet's measurement of ``image`` (with ``config``) and statmorph's on the same
     sky-subtracted stamp with exactly the segmentation measure() used (recorded from inside it);
     statmorph None when casnet flags the stamp."""
-    module = sys.modules["casnet.morphology.measure"]
+    module = sys.modules["casnet.morphology.measurement"]
     original = module.segment
     seen = []
 
@@ -147,7 +147,7 @@ def clumpy_and_mergers(simulated):
     the first 250 bright stamps that both codes measure without flags, with statmorph's S/N per
     pixel >= 2.5 (~26 galaxies). The truth is casnet's idealised truth (noiseless target, known
     centre)."""
-    from casnet.morphology.measure import measure_truth
+    from casnet.morphology.measurement import measure_truth
 
     rows = []
     for index in range(250):
@@ -252,7 +252,7 @@ def test_real_spiral_is_one_galaxy_and_its_c_matches_statmorph(real_spiral):
     sky box by whole pixels while the galaxy is rotated with interpolation (which smooths the
     noise), so it subtracts too much; casnet's sky term alone gives 0.084 and the signal pixels'
     term (the arms) 0.114. Checked: A >= 0.05 (an over-subtraction like statmorph's fails it)."""
-    from casnet.morphology.measure import detect_target
+    from casnet.morphology.measurement import detect_target
     from casnet.morphology.sky import rough_sky
 
     image, segmap = real_spiral

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from casnet.config import SimulateConfig
+from casnet.data.noise import sky_noise
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import simulate_galaxy
 from casnet.morphology import measure
 from casnet.morphology.uncertainty import NoiseCorrelation, noise_correlation, noise_field
-from casnet.sources.noise import sky_noise
-from casnet.sources.simulate import simulate_galaxy
 
 
 def _pulls(n_galaxies: int, n_redraws: int, scales: tuple[float, ...]):

@@ -1,7 +1,7 @@
 """The target is the whole galaxy: knots, arms and detached clumps stay in it; neighbours do not.
 
 References are the noiseless models drawn here (GalSim or an analytic spiral), so "which light is
-whose" is known exactly; the idealised truth is :func:`casnet.morphology.measure.measure_truth`
+whose" is known exactly; the idealised truth is :func:`casnet.morphology.measurement.measure_truth`
 of the target's noiseless image. Noise: white, sigma 1, seeded.
 """
 
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from casnet.clean import galaxy_rng, galclean
-from casnet.config import CleanConfig, MorphologyConfig
-from casnet.flags import CleanFlag
+from casnet.core.flags import CleanFlag
+from casnet.data.clean import galaxy_rng, galclean
+from casnet.data.settings import CleanConfig
 from casnet.morphology import Flag, measure
-from casnet.morphology.measure import measure_truth
+from casnet.morphology.measurement import measure_truth
 from casnet.morphology.segmentation import (
     JOIN_FRACTION,
     SOURCE_CONTRAST,
@@ -26,6 +26,7 @@ from casnet.morphology.segmentation import (
     segment,
     smooth,
 )
+from casnet.morphology.settings import MorphologyConfig
 
 SIZE = 101
 CENTRE = (SIZE - 1) / 2.0

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from casnet.figures import _save
+from casnet.core.figures import save_figure
 
 __all__ = ["deviation_vs_grid", "residuals_vs_snr"]
 
@@ -46,7 +46,7 @@ def residuals_vs_snr(table: pd.DataFrame, out: str | Path) -> Path:
         ax.set_xlabel("SNR_p")
         ax.set_ylabel(f"{target}: network - label")
         ax.legend(fontsize=7)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def deviation_vs_grid(summary: pd.DataFrame, grid: str, out: str | Path) -> Path:
@@ -68,4 +68,4 @@ def deviation_vs_grid(summary: pd.DataFrame, grid: str, out: str | Path) -> Path
         ax.set_xlabel(grid.replace("_", " "))
         ax.set_ylabel(f"delta {target}")
         ax.legend(fontsize=7)
-    return _save(fig, out)
+    return save_figure(fig, out)

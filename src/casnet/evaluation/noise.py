@@ -19,17 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from casnet.config import MorphologyConfig, NoiseSuiteConfig
+from casnet.core.figures import stamp_grid
+from casnet.core.layout import TARGETS
+from casnet.data.io.store import StampStore
 from casnet.evaluation.figures import deviation_vs_grid
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
-from casnet.figures import stamp_grid
+from casnet.evaluation.settings import NoiseSuiteConfig
 from casnet.morphology import FATAL, measure
-from casnet.store import StampStore
+from casnet.morphology.settings import MorphologyConfig
 
 __all__ = ["deviation_summary", "inject_noise", "noise_suite"]
 
-TARGETS = ("concentration", "asymmetry")
 METHODS = {"network": "net", "conventional": "conv"}
 
 

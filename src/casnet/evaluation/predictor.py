@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from casnet.errors import CasnetInputError
+from casnet.core.errors import CasnetInputError
 
 __all__ = ["Predictor"]
 
@@ -29,7 +29,7 @@ class Predictor:
         if model.startswith(("http://", "https://")):
             self.url = model.rstrip("/").removesuffix("/invocations")
         else:
-            from casnet.registry import load
+            from casnet.networks.registry import load
 
             self.pyfunc = load(model, root)
             self.name, self.version = _registered(model, root)
@@ -54,7 +54,7 @@ class Predictor:
             if self.pyfunc is not None:
                 parts.append(self.pyfunc.predict(batch))
             else:
-                from casnet.serving import invoke
+                from casnet.networks.serve import invoke
 
                 status, body = invoke(self.url, {"inputs": batch.tolist()})
                 if status != 200:
@@ -70,7 +70,7 @@ def _registered(uri: str, root: Path | None) -> tuple[str | None, str | None]:
         return None, None
     from mlflow import MlflowClient
 
-    from casnet.tracking import tracking_uri
+    from casnet.core.tracking import tracking_uri
 
     client = MlflowClient(tracking_uri(root), registry_uri=tracking_uri(root))
     ref = uri.removeprefix("models:/")

@@ -32,16 +32,18 @@ import galsim
 import numpy as np
 import pandas as pd
 
-from casnet.config import Params, RedshiftSuiteConfig, SimulateConfig
+from casnet.core.figures import save_figure, stamp_grid
+from casnet.data.noise import sky_noise
+from casnet.data.psf import psf_model
+from casnet.data.settings import SimulateConfig
+from casnet.data.simulate import disk_galaxy, flux_from_mag, sersic_profile, sky_sigma_per_pixel
 from casnet.evaluation.figures import deviation_vs_grid
 from casnet.evaluation.noise import deviation_summary
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
-from casnet.figures import _save, stamp_grid
+from casnet.evaluation.settings import RedshiftSuiteConfig
 from casnet.morphology import FATAL, measure
-from casnet.sources.noise import sky_noise
-from casnet.sources.psf import psf_model
-from casnet.sources.simulate import _disk_galaxy, _sersic, flux_from_mag, sky_sigma_per_pixel
+from casnet.morphology.settings import MorphologyConfig
 
 __all__ = [
     "NearbyGalaxy",
@@ -153,10 +155,10 @@ def nearby_sample(cfg: RedshiftSuiteConfig) -> list[NearbyGalaxy]:
         r_e = float(rng.uniform(0.025, 0.1)) * cfg.native_size * cfg.native_pixel_scale
         if kind == "elliptical":
             q = float(rng.uniform(0.6, 1.0))
-            gal = _sersic(float(rng.uniform(3.0, 5.5)), r_e, 1.0).shear(
+            gal = sersic_profile(float(rng.uniform(3.0, 5.5)), r_e, 1.0).shear(
                 q=q, beta=float(rng.uniform(0, 180)) * galsim.degrees)  # fmt: skip
         else:
-            gal, _ = _disk_galaxy(rng, 1.0, r_e, clumpy=kind == "irregular",
+            gal, _ = disk_galaxy(rng, 1.0, r_e, clumpy=kind == "irregular",
                                   seed=cfg.seed * 1000 + i)  # fmt: skip
         image = galsim.Convolve(gal, seeing).drawImage(
             nx=cfg.native_size, ny=cfg.native_size, scale=cfg.native_pixel_scale).array  # fmt: skip
@@ -167,7 +169,7 @@ def nearby_sample(cfg: RedshiftSuiteConfig) -> list[NearbyGalaxy]:
 
 def _user_sample(cfg: RedshiftSuiteConfig) -> list[NearbyGalaxy]:
     """Nearby FITS images from ``cfg.input`` (sky-subtracted; header ABSMAG optional)."""
-    from casnet.fitsio import expand_paths, read_image
+    from casnet.data.io.fits import expand_paths, read_image
 
     out = []
     for path in expand_paths([cfg.input]):
@@ -184,8 +186,8 @@ def _user_sample(cfg: RedshiftSuiteConfig) -> list[NearbyGalaxy]:
 
 def _sky_image(path: str) -> np.ndarray:
     """A real sky image, background-subtracted (median), NaN where masked."""
-    from casnet.errors import CasnetInputError
-    from casnet.fitsio import read_image
+    from casnet.core.errors import CasnetInputError
+    from casnet.data.io.fits import read_image
 
     image = np.asarray(read_image(path)[0], dtype=np.float64)
     if min(image.shape) < STAMP:
@@ -212,10 +214,15 @@ def sky_cutout(sky: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
     raise ValueError(f"no {h}x{w} region of the sky image without masked pixels")
 
 
-def redshift_suite(predictor: Predictor, params: Params, out: str | Path) -> SuiteResult:
-    """Run the redshift suite with the ``evaluate.redshift`` and ``simulate`` params."""
-    cfg = params.evaluate.redshift
-    sim: SimulateConfig = params.simulate
+def redshift_suite(
+    predictor: Predictor,
+    cfg: RedshiftSuiteConfig,
+    sim: SimulateConfig,
+    morphology: MorphologyConfig,
+    out: str | Path,
+) -> SuiteResult:
+    """Run the redshift suite (``cfg``: params ``evaluate.redshift``) with the simulator's PSF,
+    pixel scale, zero point and noise (``sim``) and the conventional measurement's settings."""
     result = SuiteResult("redshift")
     sample = _user_sample(cfg) if cfg.input else nearby_sample(cfg)
     psf = psf_model(sim)
@@ -235,8 +242,8 @@ def redshift_suite(predictor: Predictor, params: Params, out: str | Path) -> Sui
             else:
                 share = sim.correlated_noise_fraction
                 noisy = clean + sky_noise(rng, clean.shape, sigma=sigma, correlated_fraction=share)
-            m = measure(noisy, config=params.morphology)
-            t = measure(clean, config=params.morphology, noiseless_sigma=sigma)
+            m = measure(noisy, config=morphology)
+            t = measure(clean, config=morphology, noiseless_sigma=sigma)
             rows.append({"galaxy_id": gal.galaxy_id, "kind": gal.kind, "z": z,
                          "snr_p": m.snr_p, "conv_flag": int(m.flag),
                          "conv_concentration": m.concentration, "conv_asymmetry": m.asymmetry,
@@ -310,4 +317,4 @@ def _tracks(table: pd.DataFrame, reference: float, out: Path) -> Path:
             ax.axhline(0, color="k", lw=0.8)
             ax.set_title(f"{method}: delta {t}", fontsize=9)
             ax.set_xlabel("z")
-    return _save(fig, out)
+    return save_figure(fig, out)

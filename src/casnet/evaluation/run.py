@@ -16,16 +16,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from casnet.config import Params
-from casnet.errors import CasnetInputError
+from casnet.core.errors import CasnetInputError
+from casnet.core.layout import EXPERIMENTS, project_root
+from casnet.core.tracking import data_inputs, ensure_experiment, lineage_tags, tracking_uri
+from casnet.data.io.store import CATALOG
+from casnet.data.settings import SimulateConfig
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
-from casnet.paths import project_root
-from casnet.tracking import data_inputs, ensure_experiment, lineage_tags, tracking_uri
+from casnet.evaluation.settings import EvaluateConfig
+from casnet.morphology.settings import MorphologyConfig
 
 __all__ = ["EXPERIMENT", "SUITES", "Evaluation", "evaluate", "summary_markdown"]
 
-EXPERIMENT = "casnet-evaluate"
+EXPERIMENT = EXPERIMENTS["evaluate"]
 SUITES = ("test", "noise", "redshift")
 
 
@@ -56,14 +59,21 @@ def summary_markdown(results: Sequence[SuiteResult]) -> str:
 def evaluate(
     model: str,
     suites: Sequence[str],
-    params: Params,
+    settings: EvaluateConfig,
     *,
+    simulate: SimulateConfig,
+    morphology: MorphologyConfig,
     test: str | Path = "data/split/test",
     val: str | Path = "data/split/val",
     raw: str | Path = "data/cleaned",
     root: Path | None = None,
 ) -> Evaluation:
-    """Run ``suites`` against ``model`` and log everything to one MLflow run."""
+    """Run ``suites`` against ``model`` and log everything to one MLflow run.
+
+    ``settings`` are the suites' (``params.yaml`` section ``evaluate``); the redshift suite
+    simulates with ``simulate`` and both the noise and redshift suites measure with
+    ``morphology``.
+    """
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -74,9 +84,9 @@ def evaluate(
     needed = {"test": "test" in suites, "val": "noise" in suites, "raw": "noise" in suites}
     stores = {"test": test, "val": val, "raw": raw}
     for name, path in stores.items():
-        if needed[name] and not (Path(path) / "catalog.parquet").exists():
+        if needed[name] and not (Path(path) / CATALOG).exists():
             raise CasnetInputError(f"no {name} store at {path}: run `dvc repro` first")
-    predictor = Predictor(model, root=root, batch_size=params.evaluate.batch_size)
+    predictor = Predictor(model, root=root, batch_size=settings.batch_size)
     # lineage of the data these suites read (the redshift suite makes its own sample)
     data = {k: str(v) for k, v in stores.items() if needed[k]}
     client = MlflowClient(tracking_uri(root))
@@ -90,7 +100,8 @@ def evaluate(
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             for suite in suites:
-                results[suite] = _run_suite(suite, predictor, params, test, val, raw, out)
+                results[suite] = _run_suite(suite, predictor, settings, simulate, morphology,
+                                            test, val, raw, out)  # fmt: skip
                 _log(client, run_id, results[suite], out, Metric)
             text = summary_markdown(list(results.values()))
             (out / "summary.md").write_text(text + "\n")
@@ -102,7 +113,9 @@ def evaluate(
     return Evaluation(run_id=run_id, results=results, summary=text)
 
 
-def _run_suite(suite, predictor, params, test, val, raw, out) -> SuiteResult:
+def _run_suite(
+    suite, predictor, settings, simulate, morphology, test, val, raw, out
+) -> SuiteResult:
     if suite == "test":
         from casnet.evaluation.test_set import test_set
 
@@ -110,10 +123,10 @@ def _run_suite(suite, predictor, params, test, val, raw, out) -> SuiteResult:
     if suite == "noise":
         from casnet.evaluation.noise import noise_suite
 
-        return noise_suite(predictor, val, raw, params.evaluate.noise, params.morphology, out)
+        return noise_suite(predictor, val, raw, settings.noise, morphology, out)
     from casnet.evaluation.redshift import redshift_suite
 
-    return redshift_suite(predictor, params, out)
+    return redshift_suite(predictor, settings.redshift, simulate, morphology, out)
 
 
 def _log(client, run_id: str, result: SuiteResult, out: Path, Metric) -> None:

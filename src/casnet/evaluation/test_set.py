@@ -12,16 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from casnet.core.figures import predicted_vs_label
+from casnet.core.layout import TARGETS
+from casnet.data.io.store import StampStore
 from casnet.evaluation.figures import residuals_vs_snr
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
-from casnet.figures import predicted_vs_label
-from casnet.store import StampStore
-from casnet.training import scores
+from casnet.networks.train import scores
 
-__all__ = ["TARGETS", "test_set"]
-
-TARGETS = ("concentration", "asymmetry")
+__all__ = ["test_set"]
 
 
 def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteResult:

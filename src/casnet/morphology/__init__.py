@@ -2,10 +2,37 @@
 
 One entry point, :func:`measure`, built from one module per concept: :mod:`.sky`,
 :mod:`.segmentation`, :mod:`.shape`, :mod:`.growth`, :mod:`.petrosian`, :mod:`.concentration`,
-:mod:`.rotate`, :mod:`.asymmetry`, :mod:`.snr`, :mod:`.uncertainty`, :mod:`.flags`.
+:mod:`.rotate`, :mod:`.asymmetry`, :mod:`.snr`, :mod:`.uncertainty`; its settings are
+:mod:`.settings`, its flags :class:`casnet.core.flags.Flag`.
+
+The names below are loaded on first use (PEP 562): reading the settings (``params.yaml``, the
+cleaning's) must not load the measurement's compiled kernels.
 """
 
-from casnet.morphology.flags import FATAL, Flag
-from casnet.morphology.measure import COLUMNS, Measurement, measure
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from casnet.core.flags import FATAL, Flag
+    from casnet.morphology.measurement import COLUMNS, Measurement, measure
 
 __all__ = ["COLUMNS", "FATAL", "Flag", "Measurement", "measure"]
+
+#: public name -> the module that defines it
+_LAZY = {
+    "COLUMNS": "casnet.morphology.measurement",
+    "Measurement": "casnet.morphology.measurement",
+    "measure": "casnet.morphology.measurement",
+    "FATAL": "casnet.core.flags",
+    "Flag": "casnet.core.flags",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

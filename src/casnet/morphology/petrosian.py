@@ -10,7 +10,7 @@ from casnet.morphology.growth import GrowthCurve
 __all__ = ["petrosian_eta", "petrosian_radius"]
 
 #: smallest radius (px) at which eta is evaluated: below it the annulus is sub-pixel
-_R_MIN = 0.5
+R_MIN = 0.5
 
 
 def petrosian_eta(
@@ -43,9 +43,9 @@ def petrosian_radius(
         (``r * outer`` must stay on the curve).
     """
     r_hi = curve.r_max / outer
-    if r_hi <= _R_MIN:
+    if r_hi <= R_MIN:
         return float("nan")
-    grid = np.arange(_R_MIN, r_hi, 0.25)
+    grid = np.arange(R_MIN, r_hi, 0.25)
     values = petrosian_eta(curve, grid, inner=inner, outer=outer) - eta
     # eta is undefined (0/0) where an annulus or the inside holds no light: such grid points
     # cannot bracket the root, so the first crossing is sought between finite neighbours only.

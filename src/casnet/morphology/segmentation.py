@@ -39,6 +39,7 @@ from scipy import ndimage
 from skimage.segmentation import watershed
 
 from casnet.morphology._components import may_split
+from casnet.morphology.settings import JOIN_FRACTION, SOURCE_CONTRAST
 
 __all__ = [
     "JOIN_FRACTION",
@@ -54,14 +55,6 @@ _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 #: two segments whose centres' distances to the stamp centre differ by less than this (px) are
 #: equally close
 _TIE_PX = 2.0
-#: a region away from the centre is a distinct source when its light above the saddle by which it
-#: joins the rest holds at least this fraction of the target detection segment's light (module
-#: docstring: 1 of 219 target pieces lost on 600 simulated stamps at 0.03, 6 at 0.02, 25 at 0.01)
-SOURCE_CONTRAST = 0.03
-#: the watershed that joins pieces runs down to this fraction of the detection threshold: a
-#: detached clump joins its galaxy at a lower threshold (half: 0.75 sky sigma on the smoothed image
-#: at the default 1.5 sigma detection, ~2 sigma of the smoothed noise, where noise rarely bridges)
-JOIN_FRACTION = 0.5
 #: a detached region too faint to be a distinct source is the target's when its peak lies within
 #: this many (elliptical, light-weighted) half-light radii of the target: ~1.5 Petrosian radii of
 #: an exponential disk (R_p = 2.16 r_half at eta = 0.2), the paper's measurement aperture

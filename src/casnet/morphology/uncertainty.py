@@ -43,7 +43,7 @@ from scipy import fft as sfft
 
 from casnet.morphology._kernels import asymmetry_sums, block_valid
 from casnet.morphology.growth import GrowthCurve
-from casnet.morphology.petrosian import _R_MIN
+from casnet.morphology.petrosian import R_MIN
 
 __all__ = [
     "NoiseCorrelation",
@@ -248,7 +248,7 @@ def _concentrations(
         i, w = at(x)
         return area[i] * (1 - w) + area[i + 1] * w
 
-    grid = np.arange(_R_MIN, r[-1] / outer, 0.25)
+    grid = np.arange(R_MIN, r[-1] / outer, 0.25)
     nan = np.full(flux.shape[0], np.nan)
     if grid.size < 2:
         return nan

@@ -1,0 +1,229 @@
+"""``casnet benchmark``: commands that print figures (speed, agreement, the error budget)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from casnet.cli.common import ParamsOption, fail, parse_workers
+from casnet.core.config import override
+from casnet.core.errors import EXIT_USAGE
+from casnet.params import load_params
+
+commands = typer.Typer(help="Speed and agreement benchmarks (print figures).", no_args_is_help=True)
+
+
+@commands.command("measure")
+def benchmark_measure_cmd(
+    n: Annotated[int | None, typer.Option(help="Stamps (default: benchmark.n).")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Repeats (median reported).")] = None,
+    statmorph: Annotated[bool, typer.Option(help="Compare with statmorph if installed.")] = True,
+    statmorph_n: Annotated[
+        int | None, typer.Option(help="Stamps given to statmorph (default: all).")
+    ] = None,
+    params: ParamsOption = None,
+) -> None:
+    """ms/galaxy of casnet vs statmorph on the same stamps, and their C/A agreement."""
+    from casnet.bench.speed import benchmark_measure, format_measure_report
+
+    p = load_params(params)
+    report = benchmark_measure(
+        n or p.benchmark.n,
+        repeats=repeats or p.benchmark.repeats,
+        use_statmorph=statmorph,
+        statmorph_n=statmorph_n or p.benchmark.statmorph_n,
+        sim=override(p.simulate, stamp_size=101),
+        morph=p.morphology,
+        progress=True,
+    )
+    typer.echo(format_measure_report(report))
+
+
+@commands.command("errors")
+def benchmark_errors_cmd(
+    n: Annotated[int, typer.Option(help="Simulated galaxies (before the cuts).")] = 600,
+    statmorph: Annotated[bool, typer.Option(help="Compare with statmorph if installed.")] = True,
+    out: Annotated[Path, typer.Option(help="Folder of the table, rows and figure.")] = Path(
+        "benchmarks"
+    ),
+    params: ParamsOption = None,
+) -> None:
+    """Error budget: bias and scatter of C and A against the idealised truth, by galaxy kind
+    and SNR_p bin, for casnet and statmorph on the same cleaned stamps (writes
+    OUT/error_budget.{md,json,png} and the per-galaxy rows OUT/error_budget_rows.csv)."""
+    from casnet.bench.error_budget import budget_table, error_budget, format_budget, plot_budget
+
+    p = load_params(params)
+    rows = error_budget(
+        n, sim=p.simulate, clean=p.clean, morph=p.morphology, use_statmorph=statmorph,
+        progress=True,
+    )  # fmt: skip
+    table = budget_table(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out / "error_budget_rows.csv", index=False)
+    table.to_json(out / "error_budget.json", orient="records", indent=1)
+    text = format_budget(table)
+    (out / "error_budget.md").write_text(text + "\n")
+    figure = plot_budget(rows, out / "error_budget.png")
+    typer.echo(text)
+    typer.echo(f"rows, table and figure: {out}/error_budget_rows.csv, error_budget.md, {figure}")
+
+
+@commands.command("data")
+def benchmark_data_cmd(
+    n: Annotated[int, typer.Option(help="Galaxies of the large run (the small one: N/5).")] = 500,
+    chunk_size: Annotated[int, typer.Option(help="Galaxies per chunk.")] = 64,
+) -> None:
+    """simulate and clean ms/galaxy (one worker) and peak memory at N/5 and N."""
+    from casnet.bench.speed import benchmark_pipeline, format_pipeline_report
+
+    if n < 1:
+        raise fail(f"--n must be >= 1, got {n}", EXIT_USAGE)
+    report = benchmark_pipeline(n, workers=(1,), n_small=max(n // 5, 1), chunk_size=chunk_size,
+                                stages=("simulate", "clean"))  # fmt: skip
+    typer.echo(format_pipeline_report(report))
+    for s in ("simulate", "clean"):
+        typer.echo(f"{s}: {1e3 / report[f'{s}_galaxies_per_s'][1]:.2f} ms/galaxy")
+
+
+@commands.command("pipeline")
+def benchmark_pipeline_cmd(
+    n: Annotated[int, typer.Option(help="Galaxies (memory is also measured at N/10).")] = 2000,
+    workers: Annotated[str, typer.Option(help="Worker counts to compare, e.g. 1,2.")] = "1,2",
+    chunk_size: Annotated[int, typer.Option(help="Galaxies per chunk.")] = 64,
+) -> None:
+    """Data-stage throughput (galaxies/s) per worker count, speed-up, and memory at two N.
+
+    Throughput both with a LocalCluster started by each stage (cold) and on a running cluster
+    (warm, as with --scheduler).
+    """
+    from pathlib import Path
+
+    from casnet.bench.speed import benchmark_pipeline, format_pipeline_report
+
+    counts = parse_workers(workers)
+    if n < 1:
+        raise fail(f"--n must be >= 1, got {n}", EXIT_USAGE)
+    report = benchmark_pipeline(n, workers=counts, chunk_size=chunk_size, warm=True)
+    typer.echo(format_pipeline_report(report))
+    out = Path("benchmarks/pipeline.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(f"written to {out}")
+
+
+@commands.command("train")
+def benchmark_train_cmd(
+    n: Annotated[int, typer.Option(help="Random 60x60 images per timed epoch.")] = 2048,
+    repeats: Annotated[int, typer.Option(help="Timed epochs (median reported).")] = 1,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Batch size (default: each network's, params.yaml).")
+    ] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Training and inference throughput of the params.yaml (Table 1) networks, and what a
+    paper-scale search costs at that speed (writes benchmarks/train.json)."""
+    from casnet.bench.throughput import benchmark_train, format_train_report
+
+    if n < 1 or repeats < 1 or (batch_size is not None and batch_size < 1):
+        raise fail("--n, --repeats and --batch-size must be >= 1", EXIT_USAGE)
+    p = load_params(params)
+    report = benchmark_train(p.model, n, repeats=repeats, batch_size=batch_size)
+    typer.echo(format_train_report(report, p.search))
+    out = Path("benchmarks/train.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(f"written to {out}")
+
+
+@commands.command("predict")
+def benchmark_predict_cmd(
+    n: Annotated[int, typer.Option(help="Stamps (101x101).")] = 5000,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model folder or models:/ URI (default: untrained params.yaml "
+            "networks; speed does not depend on the weights)."
+        ),
+    ] = None,
+    rest: Annotated[bool, typer.Option(help="Also time the REST scoring server.")] = True,
+    rest_batch: Annotated[int, typer.Option(help="Stamps per REST request.")] = 250,
+    params: ParamsOption = None,
+) -> None:
+    """Galaxies/s of the combined model in-process and through `mlflow models serve`, and
+    each network's GFLOP/s against a matmul in the same run (writes benchmarks/predict.json)."""
+
+    from casnet.bench.speed import benchmark_predict, format_predict_report
+
+    if n < 1 or rest_batch < 1:
+        raise fail("--n and --rest-batch must be >= 1", EXIT_USAGE)
+    p = load_params(params)
+    report = benchmark_predict(n, model=model, rest=rest, rest_batch=rest_batch,
+                               arch_by_target={"concentration": p.model.concentration,
+                                               "asymmetry": p.model.asymmetry})  # fmt: skip
+    typer.echo(format_predict_report(report))
+    out = Path("benchmarks/predict.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(f"written to {out}")
+
+
+@commands.command("all")
+def benchmark_all_cmd(
+    n: Annotated[int, typer.Option(help="Stamps timed with statmorph and casnet.")] = 200,
+    repeats: Annotated[int, typer.Option(help="Repeats (medians reported).")] = 3,
+    batch_size: Annotated[int, typer.Option(help="CNN batch size.")] = 512,
+    cnn_n: Annotated[int, typer.Option(help="Stamps scored by the CNN (the n, tiled).")] = 2048,
+    pipeline_n: Annotated[int, typer.Option(help="Galaxies through the data stages.")] = 2000,
+    workers: Annotated[str, typer.Option(help="Worker counts for the data stages.")] = "1,2",
+    train_n: Annotated[int, typer.Option(help="Images per timed training epoch.")] = 1024,
+    model: Annotated[
+        str | None, typer.Option(help="models:/ URI or folder (default: params.yaml networks).")
+    ] = None,
+    statmorph: Annotated[bool, typer.Option(help="Include statmorph if installed.")] = True,
+    pipeline: Annotated[bool, typer.Option(help="Include the data stages.")] = True,
+    mlflow_log: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Log to MLflow.")] = True,
+    params: ParamsOption = None,
+) -> None:
+    """Every speed figure in one run: statmorph, conventional and CNN C+A on the same stamps,
+    the data stages with 1 and 2 workers, training; goals checked; benchmarks/results.json."""
+    from casnet.bench.harness import benchmark_all, format_report, log_to_mlflow, write_report
+
+    counts = parse_workers(workers)
+    if min(n, repeats, batch_size, cnn_n, pipeline_n, train_n) < 1:
+        raise fail("sizes and repeats must be >= 1", EXIT_USAGE)
+    report = benchmark_all(load_params(params), n=n, repeats=repeats, batch_size=batch_size,
+                           cnn_n=cnn_n, pipeline_n=pipeline_n, workers=counts, train_n=train_n,
+                           model=model, statmorph=statmorph, pipeline=pipeline)  # fmt: skip
+    typer.echo(format_report(report))
+    path = write_report(report)
+    typer.echo(f"written to {path}")
+    if mlflow_log:
+        typer.echo(f"MLflow run {log_to_mlflow(report, path)} (experiment casnet-benchmark)")
+
+
+@commands.command("profile")
+def benchmark_profile_cmd(
+    n: Annotated[int, typer.Option(help="Stamps measured by the conventional code.")] = 100,
+    cnn_n: Annotated[int, typer.Option(help="Stamps scored by the combined model.")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="CNN batch size.")] = 512,
+    stage_n: Annotated[int, typer.Option(help="Galaxies through each data stage.")] = 128,
+    out: Annotated[Path, typer.Option(help="Folder of the profiles.")] = Path(
+        "benchmarks/profiles"
+    ),
+    cluster: Annotated[bool, typer.Option(help="Also time a LocalCluster start.")] = True,
+    params: ParamsOption = None,
+) -> None:
+    """Where the time goes: pyinstrument profiles (text + HTML) of the conventional measurement,
+    the combined model and the data stages' chunks, and the top self-time functions."""
+    from casnet.bench.profiling import format_profile_report, profile_all
+
+    if min(n, cnn_n, batch_size, stage_n) < 1:
+        raise fail("sizes must be >= 1", EXIT_USAGE)
+    report = profile_all(load_params(params), n=n, cnn_n=cnn_n, batch_size=batch_size,
+                         stage_n=stage_n, out=out, cluster=cluster)  # fmt: skip
+    typer.echo(format_profile_report(report))
+    typer.echo(f"profiles and hotspots.json written to {out}")

@@ -1,0 +1,226 @@
+"""The networks' commands: ``tune``, ``train`` (and register), ``pull``, ``predict``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from casnet.cli.common import (
+    ParamsOption,
+    QuietOption,
+    SchedulerOption,
+    budget,
+    check_target,
+    fail,
+    parse_hdu,
+)
+from casnet.core.config import override, override_from_strings
+from casnet.core.errors import EXIT_USAGE
+from casnet.core.layout import AUGMENTED, COMBINED_MODEL, TEST, VAL
+from casnet.params import load_params
+
+commands = typer.Typer()
+
+
+@commands.command()
+def tune(
+    target: Annotated[str, typer.Option(help="concentration | asymmetry.")],
+    max_trials: Annotated[str | None, typer.Option(help="Trials (default: params.yaml).")] = None,
+    epochs: Annotated[
+        str | None, typer.Option(help="Maximum epochs per trial (default: params.yaml).")
+    ] = None,
+    patience: Annotated[
+        str | None, typer.Option(help="Early-stopping patience (default: params.yaml).")
+    ] = None,
+    search: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Override search params: KEY=VALUE (YAML value), repeatable or ';'-separated, "
+            "e.g. 'filters=[8,32];dense_units=[128,256]'."
+        ),
+    ] = None,
+    train: Annotated[Path, typer.Option(help="Training store.")] = Path(AUGMENTED),
+    val: Annotated[Path, typer.Option(help="Validation store.")] = Path(VAL),
+    role: Annotated[
+        str, typer.Option(help="single | chief | worker (Keras Tuner distributed mode).")
+    ] = "single",
+    oracle: Annotated[
+        str | None, typer.Option(help="HOST:PORT of the chief's oracle (chief and workers).")
+    ] = None,
+    tuner_id: Annotated[str | None, typer.Option(help="Unique id of a worker.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
+    params: ParamsOption = None,
+) -> None:
+    """Bayesian optimisation of a network's architecture; every trial an MLflow run.
+
+    Rerunning with the same params and data resumes the search. The MLflow store is the
+    project's (sqlite:///<root>/mlflow.db) unless MLFLOW_TRACKING_URI is set.
+    """
+    check_target(target)
+    if role not in ("single", "chief", "worker"):
+        raise fail(f"--role must be single, chief or worker, got {role!r}", EXIT_USAGE)
+    space = override_from_strings(
+        load_params(params).search, search or [], source="search (--search)"
+    )
+    space = override(space, source="search (command line)", max_trials=budget(max_trials),
+                     max_epochs=budget(epochs), patience=budget(patience))  # fmt: skip
+
+    from casnet.networks.tune import check_inputs, format_trials
+    from casnet.networks.tune import tune as run_search
+
+    check_inputs(target, train, val)  # a clear message before any training
+    result = run_search(target, space, train=train, val=val, role=role, oracle=oracle,
+                        tuner_id=tuner_id, verbose=0 if quiet else 1)  # fmt: skip
+    typer.echo(f"search {result.key}: parent run {result.parent_run_id}")
+    if role != "worker":
+        typer.echo(format_trials(result))
+        if result.best_trial_id is None:
+            raise fail("no trial completed: see the failed runs in the MLflow UI (make ui)")
+        typer.echo(f"best trial {result.best_trial_id}: val RMSE {result.best_val_rmse:.4f} "
+                   f"(baseline {result.baseline['baseline_val_rmse']:.4f})")  # fmt: skip
+
+
+@commands.command()
+def train(
+    target: Annotated[str, typer.Option(help="concentration | asymmetry.")],
+    from_tune: Annotated[
+        str | None,
+        typer.Option(
+            help="Hyperparameters from a search: its parent run id, or 'best'. "
+            "Default: params.yaml (the paper's Table 1)."
+        ),
+    ] = None,
+    epochs: Annotated[
+        str | None, typer.Option(help="Maximum epochs (default: params.yaml).")
+    ] = None,
+    patience: Annotated[
+        str | None, typer.Option(help="Early-stopping patience (default: params.yaml).")
+    ] = None,
+    train_store: Annotated[Path, typer.Option("--train", help="Training store.")] = Path(AUGMENTED),
+    val: Annotated[Path, typer.Option(help="Validation store.")] = Path(VAL),
+    test: Annotated[Path, typer.Option(help="Test store.")] = Path(TEST),
+    register: Annotated[bool, typer.Option(help="Register the model and update aliases.")] = True,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Make it champion even if it does not win.")
+    ] = False,
+    promote_if: Annotated[
+        str | None, typer.Option(hidden=True, help="true|false: --promote for MLproject.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
+    params: ParamsOption = None,
+) -> None:
+    """Train a network (early stopping, best weights), log it to MLflow and register it.
+
+    The new version is `challenger`; it becomes `champion` if its validation RMSE beats the
+    champion's on the same validation set (or with --promote), and then the combined model
+    `casnet` is re-registered around the two champions.
+    """
+    check_target(target)
+    if from_tune in ("", "none", "params"):
+        from_tune = None
+    if promote_if is not None:
+        if promote_if.lower() not in ("true", "false"):
+            raise fail(f"promote must be true or false, got {promote_if!r}", EXIT_USAGE)
+        promote = promote or promote_if.lower() == "true"
+    p = load_params(params)
+    limits = override(p.search, source="search (command line)", max_epochs=budget(epochs),
+                      patience=budget(patience))  # fmt: skip
+
+    from casnet.networks.train import architecture_from_search
+    from casnet.networks.tune import check_inputs
+    from casnet.networks.workflow import train_and_register
+
+    check_inputs(target, train_store, val)
+    check_inputs(target, test, val)
+    if from_tune is None:
+        arch, source = getattr(p.model, target), "params.yaml"
+    else:
+        arch, source = architecture_from_search(
+            target, from_tune, data={"train": train_store, "val": val}
+        )
+    typer.echo(f"{target}: {arch.model_dump()} (from {source})")
+    done = train_and_register(target, arch, train_store=train_store, val=val, test=test,
+                              budget=limits, source=source, register=register, promote=promote,
+                              verbose=0 if quiet else 1)  # fmt: skip
+    result, m = done.result, done.result.metrics
+    summary = "; ".join(
+        f"{name} RMSE {m[f'{key}_rmse']:.4f}, MAE {m[f'{key}_mae']:.4f}, "
+        f"r {m[f'{key}_pearson_r']:.3f}"
+        for name, key in (("val", "final_val"), ("test", "test"))
+    )
+    typer.echo(f"run {result.run_id}: {result.epochs} epochs; {summary}")
+    outcome = done.promotion
+    if outcome is None:
+        return
+    status = "champion" if outcome.promoted else "not promoted"
+    typer.echo(f"registered {outcome.name} version {outcome.version} (challenger); "
+               f"{status}: {outcome.reason}")  # fmt: skip
+    if done.combined_version is not None:
+        typer.echo(f"registered {COMBINED_MODEL} version {done.combined_version} (champion)")
+    elif done.combined_reason:
+        typer.echo(f"combined model not registered yet: {done.combined_reason}")
+
+
+@commands.command()
+def pull(
+    uri: Annotated[str, typer.Argument(help="models:/casnet@champion, models:/NAME/VERSION.")],
+    dest: Annotated[Path, typer.Option(help="Folder to download into.")] = Path("models"),
+) -> None:
+    """Download a registered model from the project's MLflow store (or MLFLOW_TRACKING_URI)."""
+    from casnet.networks import registry
+
+    path = registry.pull(uri, dest)
+    typer.echo(f"{uri} -> {path}")
+
+
+@commands.command()
+def predict(
+    inputs: Annotated[list[Path], typer.Argument(help="FITS files, folders, or a casnet store.")],
+    model: Annotated[
+        str, typer.Option(help="models:/NAME@ALIAS, models:/NAME/VERSION or a local model folder.")
+    ] = "models:/casnet@champion",
+    out: Annotated[Path, typer.Option(help="Catalogue: .parquet, .csv, .fits or .ecsv.")] = Path(
+        "catalog.parquet"
+    ),
+    with_conventional: Annotated[
+        bool, typer.Option("--with-conventional", help="Add our conventional C and A columns.")
+    ] = False,
+    hdu: Annotated[str | None, typer.Option(help="HDU index or EXTNAME of FITS inputs.")] = None,
+    chunk_size: Annotated[int, typer.Option(help="Galaxies per chunk (unit of work).")] = 256,
+    scheduler: SchedulerOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Dask LocalCluster workers (0: in-process). Default: in-process up to "
+            "4 chunks, else all cores."
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+    params: ParamsOption = None,
+) -> None:
+    """C and A of new stamps from a registered model; every input gets a row (bad ones flagged)."""
+    from casnet.networks import predict as scoring
+    from casnet.networks import registry
+
+    if chunk_size < 1:
+        raise fail(f"--chunk-size must be >= 1, got {chunk_size}", EXIT_USAGE)
+    if out.suffix.lower() not in scoring.OUTPUT_FORMATS:
+        raise fail(f"--out must end in one of {', '.join(scoring.OUTPUT_FORMATS)}", EXIT_USAGE)
+    chunks = scoring.plan_chunks(inputs, chunk_size)
+    if workers is None and scheduler is None and len(chunks) <= 4:
+        workers = 0
+    local = Path(model)
+    if not local.exists():
+        import tempfile
+
+        local = registry.pull(model, Path(tempfile.mkdtemp(prefix="casnet-model-")))
+    table = scoring.predict(
+        inputs, str(local), chunk_size=chunk_size, hdu=parse_hdu(hdu), scheduler=scheduler,
+        workers=workers, progress=not quiet,
+        conventional=load_params(params).morphology if with_conventional else None,
+    )  # fmt: skip
+    scoring.write_catalog(table, out)
+    bad = int(table["flag"].sum())
+    typer.echo(f"{len(table)} galaxies scored with {model} -> {out} ({bad} flagged)")

@@ -1,0 +1,52 @@
+"""The ``casnet`` application: the command groups put together, and the console script.
+
+Every command loads ``params.yaml`` once (``--params`` to choose another file), passes the typed
+sections down to the documented Python API it is a shell over, and ends a
+:class:`~casnet.core.errors.CasnetError` with a one-line message and an exit status
+(:mod:`casnet.core.errors`): 0 success, 1 the work failed, 2 a wrong command line, 3 an input or
+the configuration cannot be used.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from casnet.cli import bench, data, evaluate, measure, networks
+from casnet.cli.common import ParamsOption
+from casnet.core.errors import CasnetError, exit_status
+from casnet.params import load_params
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="casnet",
+    help="Concentration and asymmetry of galaxies, conventionally and with CNNs "
+    "(Tohill et al. 2021).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(measure.commands)
+app.add_typer(networks.commands)
+app.add_typer(evaluate.commands)
+app.add_typer(data.commands, name="data")
+app.add_typer(bench.commands, name="benchmark")
+
+
+@app.command("params")
+def show_params(params: ParamsOption = None) -> None:
+    """Print the validated parameters (defaults filled in) as YAML."""
+    import yaml
+
+    typer.echo(yaml.safe_dump(load_params(params).model_dump(mode="json"), sort_keys=False))
+
+
+def main() -> None:
+    """Entry point of the ``casnet`` console script."""
+    try:
+        app()
+    except CasnetError as exc:
+        typer.echo(f"casnet: error: {exc}", err=True)
+        sys.exit(exit_status(exc))

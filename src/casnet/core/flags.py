@@ -1,0 +1,89 @@
+"""Quality flags of the conventional measurement (re-exported by :mod:`casnet.morphology`).
+
+Every failure of :func:`casnet.morphology.measure` is a bit in :class:`Flag` plus a human-readable
+reason; the measurement never raises for one bad galaxy. Bits in :data:`FATAL` mean the values are
+NaN; the others are warnings on a value that was measured.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["FATAL", "CleanFlag", "Flag", "FlagCollector"]
+
+
+class Flag(enum.IntFlag):
+    """Bitmask of measurement problems (stable numbers: they are stored in catalogues)."""
+
+    NONE = 0
+    BAD_INPUT = 1  #: not a finite 2-D image large enough to measure (fatal)
+    INVALID_PIXELS = 2  #: NaN/inf or user-masked pixels were excluded
+    NO_SOURCE = 4  #: nothing detected above the threshold (fatal)
+    AMBIGUOUS_TARGET = 8  #: two sources are equally close to the stamp centre
+    EDGE = 16  #: the target segment touches the stamp edge
+    NO_PETROSIAN = 32  #: eta never fell to the threshold inside the stamp (fatal)
+    APERTURE_CLIPPED = 64  #: a measurement aperture extends beyond the stamp
+    NON_POSITIVE_FLUX = 128  #: the light inside the aperture is <= 0 (fatal)
+    CENTRE_SHIFT = 256  #: the asymmetry centre left the allowed region around the centroid
+    NOT_CONVERGED = 512  #: the asymmetry-centre minimiser did not converge
+    FEW_SKY_CELLS = 1024  #: too few sky cells for the asymmetry background term
+    SKY_FAILED = 2048  #: sky statistics undefined (constant image, no sky pixels) (fatal)
+    #: the galaxy fills the stamp: too few sky pixels beyond ``sky_exclude_rp`` R_p for a sky
+    #: whose error is below the total flux's (the sky then holds the galaxy's wings, C is low)
+    STAMP_FILLED = 4096
+
+
+#: Flags that leave no usable value (C, A and radii are NaN).
+FATAL = Flag.BAD_INPUT | Flag.NO_SOURCE | Flag.NO_PETROSIAN | Flag.NON_POSITIVE_FLUX
+FATAL |= Flag.SKY_FAILED
+
+
+class CleanFlag(enum.IntFlag):
+    """Bitmask of cleaning problems (stable numbers: they are stored in catalogues)."""
+
+    NONE = 0
+    #: no segment at, or within ``target_dilate`` px of, the centre: nothing protected, every
+    #: detected source is treated as a neighbour
+    CENTRE_IS_SKY = 1
+    #: light of another source is left in the stamp: the target's detection segment holds more than
+    #: one deblended source, or another segment reaches into the protected zone of the target
+    BLENDED = 2
+    #: too few sky pixels: replacements drawn from a Gaussian of the sky mean and sigma
+    NO_SKY = 4
+    #: NaN/inf pixels were present; they were replaced by sky draws too (even inside the target)
+    INVALID_PIXELS = 8
+    #: nothing could be cleaned (no valid pixel, constant image): the image is returned as is
+    FAILED = 16
+
+
+class FlagCollector:
+    """Accumulates flags and their reasons while one galaxy is processed.
+
+    Parameters
+    ----------
+    none : enum.IntFlag
+        The empty flag of the family collected (default :attr:`Flag.NONE`; the cleaning uses
+        :class:`casnet.data.clean.CleanFlag`).
+    fatal : enum.IntFlag
+        Bits that leave no usable value (default :data:`FATAL`).
+    """
+
+    def __init__(self, none: enum.IntFlag = Flag.NONE, fatal: enum.IntFlag = FATAL) -> None:
+        self.flag = none
+        self._fatal = fatal
+        self._reasons: list[str] = []
+
+    def add(self, flag: enum.IntFlag, reason: str) -> None:
+        """Raise ``flag`` with a reason (a flag raised twice keeps both reasons)."""
+        self.flag |= flag
+        self._reasons.append(f"{flag.name}: {reason}")
+
+    @property
+    def fatal(self) -> bool:
+        """True once a fatal bit is raised."""
+        return bool(self.flag & self._fatal)
+
+    @property
+    def reasons(self) -> str:
+        """All reasons, ``'; '``-separated (empty string when clean)."""
+        return "; ".join(self._reasons)

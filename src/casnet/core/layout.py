@@ -1,0 +1,77 @@
+"""Where things live: the project root, the data stages' paths and the MLflow names.
+
+One home for each name the commands, the stages and the MLflow code share, so that a path or an
+experiment name is spelled once (``dvc.yaml``, ``MLproject`` and the ``Makefile`` spell the data
+paths too; ``tests/test_packaging.py`` keeps them in agreement with these).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "AUGMENTED",
+    "CLEANED",
+    "COMBINED_MODEL",
+    "EXPERIMENTS",
+    "MEASURED",
+    "NETWORK_MODELS",
+    "RAW",
+    "SELECTED",
+    "SPLIT",
+    "TARGETS",
+    "TEST",
+    "TRAIN",
+    "VAL",
+    "project_root",
+]
+
+#: the two quantities the networks learn, in the order of every output (Tohill et al. 2021)
+TARGETS = ("concentration", "asymmetry")
+
+# The data stages' outputs (dvc.yaml), relative to the project root.
+RAW = "data/raw"
+CLEANED = "data/cleaned"
+MEASURED = "data/measured.parquet"
+SELECTED = "data/selected"
+SPLIT = "data/split"
+TRAIN = f"{SPLIT}/train"
+VAL = f"{SPLIT}/val"
+TEST = f"{SPLIT}/test"
+AUGMENTED = "data/augmented"
+
+#: MLflow experiments, by what runs in them
+EXPERIMENTS = {
+    "tune": "casnet-tune",
+    "train": "casnet-train",
+    "registry": "casnet-registry",
+    "evaluate": "casnet-evaluate",
+    "benchmark": "casnet-benchmark",
+}
+#: registered models: one per network, and the combined model that serves both
+NETWORK_MODELS = {"concentration": "casnet-concentration", "asymmetry": "casnet-asymmetry"}
+COMBINED_MODEL = "casnet"
+
+_MARKERS = ("params.yaml", "dvc.yaml")
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """Return the project root.
+
+    ``$CASNET_ROOT`` wins; otherwise the first folder, from ``start`` (default: the working
+    directory) upwards, holding both ``params.yaml`` and ``dvc.yaml``; otherwise the source checkout
+    this package was installed from (editable install); otherwise the working directory. Resolving
+    it explicitly lets commands run from any folder (and ``dvc exp run --temp``) share one store.
+    """
+    env = os.environ.get("CASNET_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if all((folder / m).exists() for m in _MARKERS):
+            return folder
+    checkout = Path(__file__).resolve().parents[3]  # src/casnet/core/layout.py
+    if all((checkout / m).exists() for m in _MARKERS):
+        return checkout
+    return here

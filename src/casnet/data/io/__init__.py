@@ -1,0 +1,1 @@
+"""Files: :mod:`.store` (atomic, resumable stamp stores), :mod:`.fits`, :mod:`.catalog`."""

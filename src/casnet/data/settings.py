@@ -1,0 +1,233 @@
+"""Settings of the data stages (``params.yaml`` sections ``data``, ``simulate``, ``clean``,
+``ingest``, ``select``, ``split``, ``augment``, ``store``; Tohill et al. 2021 Sec. 3.1-3.2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from casnet.core.config import Section
+from casnet.morphology.settings import (
+    JOIN_FRACTION,
+    SOURCE_CONTRAST,
+    JoinFraction,
+    SourceContrast,
+)
+
+__all__ = [
+    "AugmentConfig",
+    "CleanConfig",
+    "DataConfig",
+    "IngestConfig",
+    "SelectConfig",
+    "SimulateConfig",
+    "SplitConfig",
+    "StoreConfig",
+]
+
+
+class DataConfig(Section):
+    """What the pipeline starts from (``dvc.yaml`` stage ``source``)."""
+
+    source: Literal["simulate", "ingest"] = Field(
+        "simulate", description="GalSim simulator (default) or real FITS ingest"
+    )
+    n_galaxies: int = Field(
+        1000, ge=1, description="galaxies simulated (paper scale: ~150,000 before the cuts)"
+    )
+    input: tuple[str, ...] = Field(
+        (), description="ingest: FITS cutouts (files, folders, globs) or one mosaic"
+    )
+    catalog: str | None = Field(None, description="ingest: positions on the mosaic")
+    labels: str | None = Field(None, description="ingest: external C/A label catalogue")
+
+    @model_validator(mode="after")
+    def _check_inputs(self) -> DataConfig:
+        if self.source == "ingest" and not self.input:
+            raise ValueError("source 'ingest' needs data.input (FITS files, folders or globs)")
+        return self
+
+
+class SimulateConfig(Section):
+    """GalSim stamps of CANDELS F160W-like galaxies (Tohill et al. 2021 Sec. 2.1, Figs. 1-3).
+
+    Magnitudes follow N(m) ~ 10^(mag_slope m) inside ``mag_range``; half-light radii follow a
+    log-normal size-magnitude relation (median ``rhalf_px_at_23`` at H = 23, changing by
+    ``rhalf_mag_slope`` dex per magnitude, ``rhalf_scatter_dex`` scatter) clipped to
+    ``rhalf_range_px``. The population mixes bulge+disk systems with the given fractions of
+    clumpy star-forming galaxies, mergers / close pairs and compact spheroids.
+    """
+
+    seed: int = Field(20210401, ge=0, description="master seed; each galaxy derives its own")
+    stamp_size: int = Field(101, ge=15, le=1001, description="stamp side (px)")
+    pixel_scale: float = Field(0.06, gt=0.0, description="arcsec per pixel")
+    zero_point: float = Field(25.946, description="AB zero point (mag for 1 count/s), F160W")
+    depth_5sigma: float = Field(
+        27.7, description="5-sigma point-source limit (AB mag) in a 0.2 arcsec-radius aperture"
+    )
+    correlated_noise_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of the noise variance that is correlated (COSMOS)"
+    )
+    mag_range: tuple[float, float] = Field((19.5, 26.5), description="H magnitude range")
+    mag_slope: float = Field(0.1, description="number counts slope: N(m) ~ 10^(slope m)")
+    rhalf_px_at_23: float = Field(8.0, gt=0.0, description="median half-light radius at H=23")
+    rhalf_mag_slope: float = Field(-0.06, description="dex of r_half per magnitude")
+    rhalf_scatter_dex: float = Field(0.2, ge=0.0)
+    rhalf_range_px: tuple[float, float] = Field((1.0, 20.0), description="half-light radii (px)")
+    clumpy_fraction: float = Field(0.2, ge=0.0, le=1.0, description="RandomKnots star-formers")
+    merger_fraction: float = Field(0.12, ge=0.0, le=1.0, description="close pairs + tidal plume")
+    spheroid_fraction: float = Field(0.15, ge=0.0, le=1.0, description="compact spheroids")
+    neighbour_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="stamps with unrelated neighbours / stars"
+    )
+    star_fraction: float = Field(0.3, ge=0.0, le=1.0, description="neighbours that are stars")
+    psf_wavelength_nm: float = Field(1545.0, gt=0.0)
+    psf_diameter_m: float = Field(2.4, gt=0.0)
+    psf_obscuration: float = Field(0.33, ge=0.0, lt=1.0)
+    psf_file: str | None = Field(
+        None, description="FITS image of a tabulated PSF (e.g. a TinyTim F160W model) instead"
+    )
+    psf_file_scale: float | None = Field(
+        None, gt=0.0, description="arcsec/px of psf_file (default: its PIXSCALE, or pixel_scale)"
+    )
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> SimulateConfig:
+        for name in ("mag_range", "rhalf_range_px"):
+            lo, hi = getattr(self, name)
+            if not lo < hi:
+                raise ValueError(f"{name} must be (low, high) with low < high, got {(lo, hi)}")
+        total = self.clumpy_fraction + self.merger_fraction + self.spheroid_fraction
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"clumpy + merger + spheroid fractions must not exceed 1, got {total:.3f}"
+            )
+        return self
+
+
+class CleanConfig(Section):
+    """galclean neighbour removal (Ferreira et al. 2018; Tohill et al. 2021 Sec. 3.1)."""
+
+    k_sigma: float = Field(
+        4.0, gt=0.0, description="segmentation threshold: median + k sigma of the sky (galclean: 4)"
+    )
+    npixels: int = Field(10, ge=1, description="minimum connected pixels of a segment")
+    smooth_fwhm: float = Field(2.0, ge=0.0, description="FWHM (px) of the detection smoothing")
+    target_dilate: int = Field(
+        5, ge=0, le=50, description="dilation (px) of the central segment, protected from cleaning"
+    )
+    other_dilate: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="least growth (px) of a neighbour's footprint before replacement; it grows "
+        "on while its light around it is >= 0.15 sigma",
+    )
+    source_contrast: SourceContrast = SOURCE_CONTRAST
+    join_fraction: JoinFraction = JOIN_FRACTION
+    seed: int = Field(12345, ge=0, description="master seed; each galaxy derives its own")
+
+
+class IngestConfig(Section):
+    """Reading real FITS data into a stamp store."""
+
+    stamp_size: int = Field(101, ge=15, le=2001, description="side (px) of the stored stamps")
+    hdu: int | str | None = Field(None, description="HDU index or EXTNAME; None: first image HDU")
+    id_column: str = Field("galaxy_id", min_length=1, description="catalogue id column")
+    ra_column: str = Field("ra", min_length=1)
+    dec_column: str = Field("dec", min_length=1)
+    x_column: str = Field("x", min_length=1, description="0-based pixel x (used without WCS)")
+    y_column: str = Field("y", min_length=1)
+    max_edge_fraction: float = Field(
+        0.25, ge=0.0, le=1.0, description="cutouts padded beyond this fraction are rejected"
+    )
+
+
+#: measurement flags that remove a galaxy from the training set by default
+DEFAULT_EXCLUDED_FLAGS = (
+    "BAD_INPUT",
+    "NO_SOURCE",
+    "NO_PETROSIAN",
+    "NON_POSITIVE_FLUX",
+    "SKY_FAILED",
+    "EDGE",
+    "APERTURE_CLIPPED",
+    "CENTRE_SHIFT",
+    "NOT_CONVERGED",
+    "STAMP_FILLED",
+)
+
+
+class SelectConfig(Section):
+    """Training-set selection (Tohill et al. 2021 Sec. 3.1): cuts, then crop + normalise."""
+
+    snr_min: float = Field(2.0, ge=0.0, description="keep SNR_p > snr_min (paper: 2)")
+    r_petro_min: float = Field(5.0, ge=0.0, description="keep R_p > r_petro_min px (paper: 5)")
+    exclude_flags: tuple[str, ...] = Field(
+        DEFAULT_EXCLUDED_FLAGS, description="measurement flags (names) that remove a galaxy"
+    )
+    exclude_clean_flags: tuple[str, ...] = Field(
+        ("BLENDED", "FAILED"),
+        description="galclean flags (names) that remove a galaxy: BLENDED = light of another "
+        "source knowingly left in the stamp",
+    )
+    crop_size: int = Field(60, ge=8, le=1000, description="network input side (paper: 60 px)")
+
+    @model_validator(mode="after")
+    def _check_flags(self) -> SelectConfig:
+        from casnet.core.flags import CleanFlag, Flag
+
+        for names, family in ((self.exclude_flags, Flag), (self.exclude_clean_flags, CleanFlag)):
+            unknown = [f for f in names if f not in family.__members__]
+            if unknown:
+                allowed = ", ".join(n for n in family.__members__ if n != "NONE")
+                raise ValueError(f"unknown flag names {unknown}; allowed: {allowed}")
+        return self
+
+
+class SplitConfig(Section):
+    """Train/validation/test split by a hash of galaxy_id (stable when galaxies are added)."""
+
+    train: float = Field(0.8, gt=0.0, lt=1.0)
+    val: float = Field(0.1, gt=0.0, lt=1.0)
+    test: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = Field(0, ge=0, description="salt of the hash: another seed, another split")
+
+    @model_validator(mode="after")
+    def _check_sum(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + val + test must be 1, got {total:.6g}")
+        return self
+
+
+class AugmentConfig(Section):
+    """Selective augmentation of rare C/A bins of the training set (Sec. 3.2)."""
+
+    bins: int = Field(10, ge=2, le=200, description="bins of the C and of the A distribution")
+    half_fraction: float = Field(
+        0.6, gt=0.0, le=1.0,
+        description="bins holding <= this fraction of the median count get one 90 deg rotation",
+    )  # fmt: skip
+    rare_fraction: float = Field(
+        0.25, gt=0.0, le=1.0,
+        description="bins holding <= this fraction get three rotations and two mirrors",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _check_order(self) -> AugmentConfig:
+        if self.rare_fraction > self.half_fraction:
+            raise ValueError(
+                f"rare_fraction ({self.rare_fraction}) must not exceed half_fraction "
+                f"({self.half_fraction})"
+            )
+        return self
+
+
+class StoreConfig(Section):
+    """On-disk stamp stores (Zarr images + Parquet catalogue)."""
+
+    chunk_size: int = Field(
+        64, ge=1, le=65536, description="galaxies per chunk: the memory bound and the unit of work"
+    )

@@ -1,0 +1,79 @@
+"""Training data from stamp stores as ``tf.data`` pipelines, streamed chunk by chunk.
+
+The stores written by ``select`` / ``split`` / ``augment`` hold 60x60 stamps already cropped and
+normalised by :func:`casnet.data.preprocess.crop_normalise`, and the labels
+``label_concentration`` /
+``label_asymmetry``. Only one store chunk is in memory at a time (plus the shuffle buffer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from casnet.core.errors import CasnetInputError
+from casnet.core.layout import TARGETS
+from casnet.data.io.store import StampStore
+
+__all__ = ["store_dataset"]
+
+
+def store_dataset(
+    store: str | Path,
+    target: str,
+    *,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of ``(stamps[..., None], labels)`` from ``store``.
+
+    Parameters
+    ----------
+    store : path
+        A store of network-ready stamps (output of ``select``, ``split`` or ``augment``).
+    target : {"concentration", "asymmetry"}
+        Which label.
+    batch_size : int
+    shuffle : bool
+        Shuffle chunk order and, within a buffer of two chunks, the galaxies (seeded; a new order
+        each epoch).
+    """
+    if target not in TARGETS:
+        raise CasnetInputError(f"target must be one of {TARGETS}, got {target!r}")
+    src = StampStore(store)
+    column = f"label_{target}"
+    if column not in src.catalog.columns:
+        raise CasnetInputError(f"{store}: no {column} column (not a selected/split store?)")
+    if len(src) == 0:
+        raise CasnetInputError(f"{store}: the store is empty")
+    h, w = src.stamp_shape
+    labels = src.catalog[column].to_numpy(dtype=np.float32)
+    starts = np.arange(0, len(src), src.chunk_size)
+    epoch = [0]
+
+    def chunks():
+        order = starts
+        if shuffle:
+            order = np.random.default_rng([seed, epoch[0]]).permutation(starts)
+            epoch[0] += 1
+        images = src.array("image")
+        for start in order:
+            stop = min(start + src.chunk_size, len(src))
+            yield np.asarray(images[start:stop])[..., None], labels[start:stop]
+
+    ds = tf.data.Dataset.from_generator(
+        chunks,
+        output_signature=(
+            tf.TensorSpec(shape=(None, h, w, 1), dtype=tf.float32),
+            tf.TensorSpec(shape=(None,), dtype=tf.float32),
+        ),
+    ).unbatch()
+    if shuffle:
+        ds = ds.shuffle(2 * src.chunk_size, seed=seed, reshuffle_each_iteration=True)
+    # a generator's length is unknown to tf.data: stating it lets Keras count steps per epoch
+    n_batches = -(-len(src) // batch_size)
+    ds = ds.batch(batch_size).apply(tf.data.experimental.assert_cardinality(n_batches))
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,344 @@
+"""Registered models: the two networks, the combined ``casnet`` model, aliases, pulling.
+
+- ``casnet-concentration`` / ``casnet-asymmetry``: one Keras network each (logged by
+  :func:`casnet.networks.train.train`). A new version gets the alias ``challenger``; it takes
+  ``champion`` only if its RMSE on the validation set beats the current champion's *on the same
+  validation set* (the champion is re-scored on it, so a changed dataset cannot make a stale
+  figure win), or when promotion is forced. The comparison is logged on the training run.
+- ``casnet``: a pyfunc model wrapping one version of each network (recorded as tags) that takes
+  raw stamps, applies :func:`casnet.data.preprocess.crop_normalise` (the pipeline's own function)
+  and
+  returns a table with ``concentration`` and ``asymmetry``. A new version is registered whenever
+  a network's champion changes, and becomes the ``champion`` of ``casnet``.
+
+MLflow stages are deprecated; casnet uses aliases only.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from casnet.core.errors import CasnetInputError
+from casnet.core.layout import COMBINED_MODEL, EXPERIMENTS, NETWORK_MODELS, TARGETS
+from casnet.core.tracking import tracking_uri, use_store
+from casnet.data.preprocess import CROP_SIZE, crop_normalise
+from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
+from casnet.networks.inference import predict_array
+
+__all__ = [
+    "COMBINED",
+    "NETWORKS",
+    "CasnetModel",
+    "Promotion",
+    "load",
+    "parse_stamps",
+    "pull",
+    "register_combined",
+    "register_network",
+]
+
+NETWORKS = NETWORK_MODELS
+COMBINED = COMBINED_MODEL
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Outcome of registering a network version."""
+
+    name: str
+    version: str
+    val_rmse: float
+    champion_version: str | None
+    champion_val_rmse: float | None
+    promoted: bool
+    reason: str
+
+
+def _client(root: Path | None = None):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri(root), registry_uri=tracking_uri(root))
+
+
+def _champion(client, name: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def register_network(
+    run_id: str,
+    model_uri: str,
+    target: str,
+    *,
+    val_store: str | Path,
+    val_rmse: float,
+    promote: bool = False,
+    root: Path | None = None,
+) -> Promotion:
+    """Register a trained network, alias it ``challenger``, and promote it if it wins."""
+    import mlflow
+
+    from casnet.networks.train import predict_store, scores
+
+    name = NETWORKS[target]
+    client = _client(root)
+    champion = _champion(client, name)
+    with use_store(root):
+        version = str(mlflow.register_model(model_uri, name).version)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    client.set_model_version_tag(name, version, "val_rmse", f"{val_rmse:.6g}")
+    client.set_model_version_tag(name, version, "run_id", run_id)
+    champ_rmse = None
+    if champion is None:
+        promoted, reason = True, "no champion yet"
+    else:
+        # re-score the champion on this run's validation set: the same galaxies for both
+        with use_store(root):
+            old = mlflow.keras.load_model(
+                f"models:/{name}/{champion.version}", load_model_kwargs={"compile": False}
+            )
+        champ_rmse = scores(*predict_store(old, val_store, target))["rmse"]
+        if promote:
+            promoted, reason = True, "promotion forced"
+        elif val_rmse < champ_rmse:
+            promoted, reason = True, f"val RMSE {val_rmse:.4f} < champion's {champ_rmse:.4f}"
+        else:
+            promoted, reason = False, f"val RMSE {val_rmse:.4f} >= champion's {champ_rmse:.4f}"
+        client.log_metric(run_id, "champion_val_rmse", champ_rmse)
+        client.set_tag(run_id, "casnet.compared_with", f"{name}/{champion.version}")
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_tag(run_id, "casnet.registered", f"{name}/{version}")
+    client.set_tag(run_id, "casnet.promoted", str(promoted).lower())
+    client.set_tag(run_id, "casnet.promotion_reason", reason)
+    return Promotion(name, version, val_rmse, None if champion is None else str(champion.version),
+                     champ_rmse, promoted, reason)  # fmt: skip
+
+
+# --- the combined model ---------------------------------------------------------------------
+
+
+def _bad(message: str):
+    """An input error the scoring server answers with HTTP 400 (design guide sec. 7)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def _read_fits_bytes(data: Any) -> np.ndarray:
+    from astropy.io import fits
+
+    if isinstance(data, str):
+        data = base64.b64decode(data)
+    with fits.open(io.BytesIO(bytes(data))) as hdul:
+        for hdu in hdul:
+            if hdu.data is not None and hdu.data.ndim == 2:
+                return np.asarray(hdu.data, dtype=np.float32)
+    raise ValueError("no 2-D image HDU")
+
+
+def parse_stamps(model_input: Any) -> tuple[list[np.ndarray], list[str] | None]:
+    """Stamps (and galaxy ids) from what a caller or the scoring server hands the model.
+
+    Accepted: an array (H, W), (N, H, W) or (N, H, W, 1); a list of 2-D arrays (sizes may
+    differ); a dict or DataFrame with ``stamp`` (arrays) or ``fits`` (FITS file bytes, or base64
+    text in JSON) and optionally ``galaxy_id``.
+
+    Raises
+    ------
+    MlflowException
+        INVALID_PARAMETER_VALUE (HTTP 400 when served) for anything else.
+    """
+    ids = None
+    if isinstance(model_input, pd.DataFrame):
+        model_input = {c: model_input[c].tolist() for c in model_input.columns}
+    if isinstance(model_input, dict):
+        if "galaxy_id" in model_input:
+            ids = [str(i) for i in np.asarray(model_input["galaxy_id"]).reshape(-1)]
+        if "fits" in model_input:
+            try:
+                blobs = np.asarray(model_input["fits"], dtype=object).reshape(-1)
+                stamps = [_read_fits_bytes(b) for b in blobs]
+            except Exception as exc:
+                raise _bad(f"unreadable FITS in 'fits': {exc}") from None
+        elif "stamp" in model_input:
+            stamps = model_input["stamp"]
+        elif len(model_input) == 1 or set(model_input) == {"inputs"}:
+            stamps = next(iter(model_input.values()))
+        else:
+            raise _bad(f"expected a 'stamp' or 'fits' field, got {sorted(model_input)}")
+    else:
+        stamps = model_input
+    if isinstance(stamps, np.ndarray) and stamps.dtype != object:
+        arr = stamps
+        if arr.ndim == 4 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim == 2:
+            arr = arr[None]
+        stamps = list(arr) if arr.ndim == 3 else None
+    else:
+        try:
+            items = stamps if isinstance(stamps, (list, tuple)) else list(np.asarray(stamps))
+            stamps = [np.asarray(s) for s in items]
+        except Exception:
+            stamps = None
+    if stamps is None:
+        raise _bad("stamps must be 2-D images: an array (N, H, W) or a list of (H, W) arrays")
+    if len(stamps) == 0:
+        raise _bad("empty batch: no stamps given")
+    out = []
+    for i, s in enumerate(stamps):
+        s = np.asarray(s)
+        if s.ndim == 3 and s.shape[-1] == 1:
+            s = s[..., 0]
+        if s.ndim != 2:
+            raise _bad(f"stamp {i}: expected a 2-D image, got shape {s.shape}")
+        if not np.issubdtype(s.dtype, np.number):
+            try:
+                s = s.astype(np.float32)
+            except (TypeError, ValueError):
+                raise _bad(f"stamp {i}: non-numeric values") from None
+        if min(s.shape) < CROP_SIZE:
+            raise _bad(f"stamp {i}: {s.shape[0]}x{s.shape[1]} px is smaller than "
+                       f"{CROP_SIZE}x{CROP_SIZE}")  # fmt: skip
+        out.append(s.astype(np.float32))
+    if ids is not None and len(ids) != len(out):
+        raise _bad(f"{len(ids)} galaxy ids for {len(out)} stamps")
+    return out, ids
+
+
+def network_inputs(stamps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``crop_normalise`` of stamps of any sizes >= 60: (N, 60, 60, 1) float32 and ok flags."""
+    crops = np.empty((len(stamps), CROP_SIZE, CROP_SIZE), dtype=np.float32)
+    ok = np.zeros(len(stamps), dtype=bool)
+    shapes = {s.shape for s in stamps}
+    if len(shapes) == 1:
+        crops, ok = crop_normalise(np.stack(stamps))
+    else:
+        for i, s in enumerate(stamps):
+            crops[i], ok[i] = crop_normalise(s)
+    return crops[..., None], ok
+
+
+class CasnetModel(mlflow.pyfunc.PythonModel):
+    """The combined pyfunc model.
+
+    Holds the two Keras networks; ``predict`` takes raw stamps (see :func:`parse_stamps`) and
+    returns a DataFrame with ``galaxy_id`` (when given), ``concentration`` and ``asymmetry``.
+    """
+
+    def __init__(self, networks: dict[str, Any] | None = None, batch_size: int = 512) -> None:
+        self.networks = networks or {}
+        self.batch_size = batch_size
+
+    def load_context(self, context) -> None:
+        import mlflow
+
+        # inference only: no optimizer state or loss needed
+        self.networks = {
+            t: mlflow.keras.load_model(context.artifacts[t], load_model_kwargs={"compile": False})
+            for t in TARGETS
+        }
+
+    def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+        stamps, ids = parse_stamps(model_input)
+        x, ok = network_inputs(stamps)
+        if not ok.all():
+            bad = ", ".join(str(i) for i in np.flatnonzero(~ok)[:10])
+            raise _bad(f"stamps with no finite positive pixel in the central "
+                       f"{CROP_SIZE}x{CROP_SIZE} (NaN-only or empty): {bad}")  # fmt: skip
+        raw = (params or {}).get("batch_size", self.batch_size)
+        try:
+            batch = int(raw)
+        except (TypeError, ValueError):
+            raise _bad(f"batch_size must be an integer >= 1, got {raw!r}") from None
+        if batch < 1:
+            raise _bad(f"batch_size must be an integer >= 1, got {raw!r}")
+        table = {} if ids is None else {"galaxy_id": ids}
+        for target in TARGETS:
+            pred = predict_array(self.networks[target], x, batch)
+            table[target] = np.asarray(pred, dtype=np.float64).reshape(-1)
+        return pd.DataFrame(table)
+
+
+def register_combined(
+    versions: dict[str, str] | None = None, *, root: Path | None = None, champion: bool = True
+) -> str:
+    """Log and register ``casnet`` wrapping the given network versions (default: champions).
+
+    Returns
+    -------
+    str
+        The new version of ``casnet``; aliased ``challenger``, and ``champion`` when
+        ``champion`` is true.
+    """
+    import mlflow
+
+    from casnet.core.tracking import ensure_experiment, git_commit
+    from casnet.networks.train import model_requirements
+
+    client = _client(root)
+    if versions is None:
+        versions = {}
+        for target, name in NETWORKS.items():
+            champ = _champion(client, name)
+            if champ is None:
+                raise CasnetInputError(f"{name} has no champion: train and register it first")
+            versions[target] = champ.version
+    exp = ensure_experiment(EXPERIMENTS["registry"], root)
+    tags = {f"casnet.{t}_version": str(v) for t, v in versions.items()}
+    run_tags = {**tags, "casnet.git_commit": git_commit(root)}
+    with use_store(root), mlflow.start_run(experiment_id=exp, run_name="combined", tags=run_tags):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=CasnetModel(),
+            artifacts={t: f"models:/{NETWORKS[t]}/{v}" for t, v in versions.items()},
+            registered_model_name=COMBINED,
+            pip_requirements=model_requirements(combined=True),
+        )
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(COMBINED, version, key, value)
+    client.set_registered_model_alias(COMBINED, CHALLENGER, version)
+    if champion:
+        client.set_registered_model_alias(COMBINED, CHAMPION, version)
+    return version
+
+
+def load(uri: str = f"models:/{COMBINED}@{CHAMPION}", root: Path | None = None):
+    """Load a registered model as pyfunc (from any working directory)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with use_store(root):
+            return mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        raise CasnetInputError(f"cannot load {uri} from {tracking_uri(root)}: {exc}") from None
+
+
+def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
+    """Download a registered model (``models:/name@alias`` or ``models:/name/version``)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    try:
+        with use_store(root):
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+    except MlflowException as exc:
+        raise CasnetInputError(f"cannot pull {uri} from {tracking_uri(root)}: {exc}") from None

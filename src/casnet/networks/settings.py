@@ -1,0 +1,82 @@
+"""Settings of the networks (``params.yaml`` sections ``model`` and ``search``; Table 1)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from casnet.core.config import Section
+
+__all__ = ["ArchitectureConfig", "ModelConfig", "SearchConfig"]
+
+
+class ArchitectureConfig(Section):
+    """One network of the CASNET space (Tohill et al. 2021 Table 1)."""
+
+    blocks: int = Field(3, ge=1, le=6)
+    conv_per_block: int = Field(2, ge=1, le=4)
+    filters: int = Field(32, ge=1, description="filters of the first block (doubling per block)")
+    dense_layers: int = Field(2, ge=0, le=8)
+    dense_units: int = Field(1024, ge=1)
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    optimizer: Literal["adam", "adadelta", "rmsprop", "sgd", "adamax"] = "adamax"
+    learning_rate: float = Field(0.001, gt=0.0)
+    batch_size: int = Field(512, ge=1)
+
+
+class ModelConfig(Section):
+    """Architectures trained without tuning: the paper's Table 1 optima per target."""
+
+    asymmetry: ArchitectureConfig = ArchitectureConfig()
+    concentration: ArchitectureConfig = ArchitectureConfig(
+        filters=64, dense_units=512, dropout=0.55, optimizer="adam"
+    )
+
+
+def _powers_of_two(lo: int, hi: int) -> list[int]:
+    out, v = [], 1
+    while v <= hi:
+        if v >= lo:
+            out.append(v)
+        v *= 2
+    return out
+
+
+class SearchConfig(Section):
+    """The Bayesian-optimisation search space and budget (Sec. 3.3-3.4; the demo may shrink it)."""
+
+    blocks: tuple[int, int] = Field((1, 3), description="convolutional blocks (min, max)")
+    conv_per_block: tuple[int, int] = Field((1, 2), description="3x3 convolutions per block")
+    filters: tuple[int, int] = Field((8, 256), description="first-block filters, powers of two")
+    dense_layers: tuple[int, int] = Field((1, 4))
+    dense_units: tuple[int, int] = Field((128, 1024), description="powers of two")
+    dropout: tuple[float, float] = Field((0.25, 0.60), description="continuous")
+    optimizers: tuple[Literal["adam", "adadelta", "rmsprop", "sgd", "adamax"], ...] = (
+        "adam", "adadelta", "rmsprop", "sgd", "adamax",
+    )  # fmt: skip
+    learning_rates: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1)
+    batch_sizes: tuple[int, ...] = (256, 512)
+    max_trials: int = Field(20, ge=1)
+    num_initial_points: int = Field(5, ge=1)
+    seed: int = Field(1, ge=0)
+    max_epochs: int = Field(300, ge=1, description="paper: 300")
+    patience: int = Field(30, ge=1, description="early-stopping patience on validation loss")
+
+    @model_validator(mode="after")
+    def _check_space(self) -> SearchConfig:
+        for name in ("blocks", "conv_per_block", "filters", "dense_layers", "dense_units",
+                     "dropout"):  # fmt: skip
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name} must be (min, max) with min <= max, got {(lo, hi)}")
+        for name in ("filters", "dense_units"):
+            if not _powers_of_two(*getattr(self, name)):
+                raise ValueError(f"{name} range {getattr(self, name)} holds no power of two")
+        if not (0 <= self.dropout[0] and self.dropout[1] < 1):
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        return self
+
+    def powers(self, name: str) -> list[int]:
+        """The powers of two of the ``filters`` or ``dense_units`` range."""
+        return _powers_of_two(*getattr(self, name))

@@ -1,0 +1,270 @@
+"""Training a CASNET network and logging it to MLflow (Tohill et al. 2021 Sec. 3.4).
+
+The hyperparameters come from the ``model`` params (the paper's Table 1, the default) or from the
+best trial of a search (:mod:`casnet.networks.tune`). Training stops early on the validation loss
+and
+restores the best epoch's weights; the run (experiment ``casnet-train``) logs the architecture as
+params, per-epoch metrics, the final validation and test RMSE, MAE and Pearson r computed over the
+whole sets, lineage tags, a predicted-vs-label figure and the model (Keras flavour, with a
+signature and a sample serving payload). Registration and aliases are
+:mod:`casnet.networks.registry`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from casnet.core.errors import CasnetInputError
+from casnet.core.layout import EXPERIMENTS, project_root
+from casnet.core.tracking import (
+    data_inputs,
+    ensure_experiment,
+    lineage_tags,
+    tracking_uri,
+    use_store,
+)
+from casnet.data.io.store import StampStore
+from casnet.networks.architecture import build_model
+from casnet.networks.dataset import store_dataset
+from casnet.networks.inference import predict_array
+from casnet.networks.settings import ArchitectureConfig, SearchConfig
+from casnet.networks.tune import EXPERIMENT as TUNE_EXPERIMENT
+from casnet.networks.tune import EpochLogger, check_inputs
+
+__all__ = [
+    "EXPERIMENT",
+    "TrainResult",
+    "architecture_from_search",
+    "model_requirements",
+    "network_signature",
+    "predict_store",
+    "scores",
+    "train",
+]
+
+EXPERIMENT = EXPERIMENTS["train"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished training run."""
+
+    run_id: str
+    target: str
+    architecture: ArchitectureConfig
+    model_uri: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    epochs: int = 0
+
+
+def scores(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and Pearson r over a whole set (float64)."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(predictions, dtype=np.float64)
+    if y.size == 0:
+        return {"rmse": float("nan"), "mae": float("nan"), "pearson_r": float("nan"), "n": 0}
+    r = float(np.corrcoef(y, p)[0, 1]) if y.size > 2 and np.std(p) > 0 else float("nan")
+    return {"rmse": float(np.sqrt(np.mean((p - y) ** 2))), "mae": float(np.mean(np.abs(p - y))),
+            "pearson_r": r, "n": int(y.size)}  # fmt: skip
+
+
+def predict_store(model, store: str | Path, target: str, *, batch_size: int = 512):
+    """``(labels, predictions)`` of ``model`` on a store of network-ready stamps, chunk by chunk."""
+    src = StampStore(store)
+    labels = src.catalog[f"label_{target}"].to_numpy(dtype=np.float64)
+    images = src.array("image")
+    preds = []
+    for start in range(0, len(src), src.chunk_size):
+        chunk = np.asarray(images[start : start + src.chunk_size], dtype=np.float32)[..., None]
+        preds.append(predict_array(model, chunk, batch_size).reshape(-1))
+    return labels, (np.concatenate(preds) if preds else np.zeros(0))
+
+
+def network_signature(input_size: int = 60):
+    """MLflow signature of one network: (N, 60, 60, 1) float32 in, (N, 1) float32 out."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, input_size, input_size, 1))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1))]),
+    )
+
+
+def architecture_from_search(
+    target: str,
+    run: str = "best",
+    root: Path | None = None,
+    data: dict[str, str | Path] | None = None,
+):
+    """The best trial's architecture of a search: ``run`` is a parent run id, or ``best`` (the
+    finished search for ``target`` with the lowest validation RMSE; with ``data`` (role ->
+    path of ``train`` and ``val``), only among searches of the same data, by DVC hash).
+
+    Returns
+    -------
+    (ArchitectureConfig, str)
+        The architecture and the id of the search run it came from.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri(root))
+    if run == "best":
+        exp = client.get_experiment_by_name(TUNE_EXPERIMENT)
+        query = (f"tags.`casnet.run_kind` = 'search' and tags.`casnet.target` = '{target}' "
+                 "and attributes.status = 'FINISHED' and metrics.best_val_rmse > -1")  # fmt: skip
+        for key, value in lineage_tags(data or {}, root).items():
+            if key.endswith(".dvc_md5") and value != "untracked":
+                query += f" and tags.`{key}` = '{value}'"  # a search of this very data
+        found = [] if exp is None else client.search_runs(
+            [exp.experiment_id], filter_string=query, order_by=["metrics.best_val_rmse ASC"],
+            max_results=1,
+        )  # fmt: skip
+        if not found:
+            raise CasnetInputError(
+                f"no finished search for {target}{' on this data' if data else ''} in "
+                f"{tracking_uri(root)}: run `casnet tune --target {target}` first, or train "
+                "from params.yaml"
+            )
+        run = found[0].info.run_id
+    try:
+        parent = client.get_run(run)
+    except MlflowException:
+        raise CasnetInputError(f"no run {run!r} in {tracking_uri(root)}") from None
+    if parent.data.tags.get("casnet.target") not in (None, target):
+        raise CasnetInputError(
+            f"run {run} searched {parent.data.tags['casnet.target']}, not {target}"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run, "best_hyperparameters.json", tmp)
+        except (MlflowException, OSError):
+            raise CasnetInputError(
+                f"run {run} has no best_hyperparameters.json (not a finished search?)"
+            ) from None
+        best = json.loads(Path(path).read_text())
+    return ArchitectureConfig(**best["hyperparameters"]), run
+
+
+def train(
+    target: str,
+    arch: ArchitectureConfig,
+    *,
+    train: str | Path,
+    val: str | Path,
+    test: str | Path,
+    budget: SearchConfig,
+    root: Path | None = None,
+    source: str = "params.yaml",
+    figure: bool = True,
+    verbose: int = 1,
+) -> TrainResult:
+    """Train ``arch`` for ``target`` and log the run, its metrics, figure and model.
+
+    Parameters
+    ----------
+    budget : SearchConfig
+        ``max_epochs``, ``patience`` and ``seed`` are used.
+    source : str
+        Where the hyperparameters came from (``params.yaml`` or a search run id), a tag.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    check_inputs(target, train, val)
+    check_inputs(target, test, val)
+    root = root or project_root()
+    keras.utils.set_random_seed(budget.seed)
+    data = {"train": str(train), "val": str(val), "test": str(test)}
+    uri = tracking_uri(root)
+    client = MlflowClient(uri)
+    exp = ensure_experiment(EXPERIMENT, root)
+    tags = {**lineage_tags(data, root), "casnet.target": target,
+            "casnet.hyperparameters_from": source}  # fmt: skip
+    run_id = client.create_run(exp, run_name=f"train-{target}", tags=tags).info.run_id
+    params = {**arch.model_dump(mode="json"), "target": target,
+              "max_epochs": budget.max_epochs, "patience": budget.patience,
+              "seed": budget.seed}  # fmt: skip
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    client.log_inputs(run_id, datasets=data_inputs(data, root))
+    try:
+        model = build_model(arch, name=f"casnet_{target}")
+        history = model.fit(
+            store_dataset(train, target, batch_size=arch.batch_size, shuffle=True,
+                          seed=budget.seed),
+            validation_data=store_dataset(val, target, batch_size=arch.batch_size),
+            epochs=budget.max_epochs,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=2 if verbose else 0,
+            callbacks=[
+                EpochLogger(run_id, uri),
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=budget.patience,
+                                              restore_best_weights=True),
+            ],
+        )  # fmt: skip
+        metrics: dict[str, float] = {"epochs": len(history.history["loss"])}
+        val_loss = np.asarray(history.history["val_loss"], dtype=float)
+        if np.isfinite(val_loss).any():
+            metrics["best_epoch"] = int(np.nanargmin(val_loss)) + 1
+        panels = {}
+        for split, store in (("val", val), ("test", test)):
+            labels, preds = predict_store(model, store, target)
+            panels[split] = (labels, preds)
+            for key, value in scores(labels, preds).items():
+                metrics[f"{'final_val' if split == 'val' else 'test'}_{key}"] = value
+        client.log_batch(run_id, metrics=_metric_list(metrics))
+        with tempfile.TemporaryDirectory() as tmp:
+            if figure:
+                from casnet.core.figures import predicted_vs_label
+
+                png = predicted_vs_label(panels, target, Path(tmp) / f"predicted_vs_{target}.png")
+                client.log_artifact(run_id, str(png))
+            example = Path(tmp) / "serving_example.json"
+            first = np.asarray(StampStore(val).array("image")[:2], dtype=np.float32)
+            example.write_text(json.dumps({"inputs": first[..., None].tolist()}))
+            client.log_artifact(run_id, str(example))
+        with use_store(root), mlflow.start_run(run_id=run_id):
+            # keras flavour with a signature; no input_example (it breaks log_model in MLflow
+            # 3.17, design guide sec. 7): the sample payload is the artifact above
+            info = mlflow.keras.log_model(model, name="model", signature=network_signature(),
+                                          pip_requirements=model_requirements())  # fmt: skip
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return TrainResult(run_id=run_id, target=target, architecture=arch,
+                       model_uri=info.model_uri, metrics=metrics,
+                       epochs=int(metrics["epochs"]))  # fmt: skip
+
+
+def model_requirements(combined: bool = False) -> list[str]:
+    """pip requirements logged with a model (MLflow cannot infer them for in-memory models).
+
+    The combined model also needs casnet itself (``pip install -e .`` of this repository), which
+    is not on PyPI: serve it with ``--env-manager local`` from the project's environment.
+    """
+    from importlib.metadata import version
+
+    reqs = [f"keras=={keras.__version__}", f"tensorflow-cpu=={version('tensorflow-cpu')}"]
+    if combined:
+        reqs += [f"mlflow=={version('mlflow')}", f"astropy=={version('astropy')}",
+                 f"pandas=={version('pandas')}"]  # fmt: skip
+    return reqs
+
+
+def _metric_list(values: dict[str, Any]) -> list:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]

@@ -1,0 +1,77 @@
+"""The training chain ``casnet train`` runs, as one call: train -> register -> combined model.
+
+:func:`train_and_register` trains a network (Table 1 or a search's best trial), registers it as
+``challenger``, promotes it to ``champion`` when it wins on the validation set (or when asked),
+and then re-registers the combined model ``casnet`` around the two champions. Python callers (a
+notebook, the science run) get the same chain as the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from casnet.core.errors import CasnetError
+from casnet.networks.registry import Promotion, register_combined, register_network
+from casnet.networks.settings import ArchitectureConfig, SearchConfig
+from casnet.networks.train import TrainResult, train
+
+__all__ = ["Trained", "train_and_register"]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What :func:`train_and_register` did."""
+
+    #: the training run
+    result: TrainResult
+    #: its registration (None when not registered)
+    promotion: Promotion | None
+    #: the new version of the combined model (None: not re-registered)
+    combined_version: str | None
+    #: why the combined model was not re-registered (empty when it was, or was not due)
+    combined_reason: str = ""
+
+
+def train_and_register(
+    target: str,
+    arch: ArchitectureConfig,
+    *,
+    train_store: str | Path,
+    val: str | Path,
+    test: str | Path,
+    budget: SearchConfig,
+    source: str = "params.yaml",
+    register: bool = True,
+    promote: bool = False,
+    root: Path | None = None,
+    verbose: int = 1,
+) -> Trained:
+    """Train ``arch`` for ``target``, register it and, when it becomes champion, the combined
+    model.
+
+    Parameters
+    ----------
+    budget : SearchConfig
+        ``max_epochs``, ``patience`` and ``seed`` of the training.
+    source : str
+        Where the hyperparameters came from (``params.yaml`` or a search run id), a tag.
+    register : bool
+        False: train and log only.
+    promote : bool
+        Make the new version champion even if it does not beat the champion.
+    """
+    result = train(target, arch, train=train_store, val=val, test=test, budget=budget,
+                   source=source, root=root, verbose=verbose)  # fmt: skip
+    if not register:
+        return Trained(result, None, None)
+    promotion = register_network(result.run_id, result.model_uri, target, val_store=val,
+                                 val_rmse=result.metrics["final_val_rmse"], promote=promote,
+                                 root=root)  # fmt: skip
+    if not promotion.promoted:
+        return Trained(result, promotion, None)
+    try:
+        version = register_combined(root=root)
+    except CasnetError as exc:  # the other network has no champion yet
+        return Trained(result, promotion, None, str(exc))
+    return Trained(result, promotion, version)
