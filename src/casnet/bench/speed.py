@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from casnet.core.scores import pearson
 from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import simulate
 from casnet.morphology import measure
@@ -70,12 +71,6 @@ def statmorph_classes():
             pass
 
     return statmorph.SourceMorphology, _CAOnly
-
-
-def _pearson(a: list[float], b: list[float]) -> float:
-    if len(a) < 3:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def benchmark_measure(
@@ -168,13 +163,13 @@ def benchmark_measure(
         statmorph_ca_ms=1e3 * float(np.mean(ca_t)) if ca_t else float("nan"),
         casnet_ms_same=1e3 * float(casnet_s[timed].mean()) if timed else float("nan"),
         compared=len(pairs),
-        pearson_c=_pearson(c1, c2),
-        pearson_a=_pearson(a1, a2),
+        pearson_c=pearson(c1, c2),
+        pearson_a=pearson(a1, a2),
         median_abs_dc=float(np.median(np.abs(np.subtract(c1, c2)))) if pairs else float("nan"),
         median_abs_da=float(np.median(np.abs(np.subtract(a1, a2)))) if pairs else float("nan"),
         compared_snr5=len(bright),
-        pearson_c_snr5=_pearson(list(bright[:, 0]), list(bright[:, 1])),
-        pearson_a_snr5=_pearson(list(bright[:, 2]), list(bright[:, 3])),
+        pearson_c_snr5=pearson(list(bright[:, 0]), list(bright[:, 1])),
+        pearson_a_snr5=pearson(list(bright[:, 2]), list(bright[:, 3])),
     )
     # Ratios on the same galaxies: those with a detected target, which both codes measured
     # (casnet's fast exits on undetected stamps do not flatter it).

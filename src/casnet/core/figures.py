@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from casnet.core.scores import pearson
+
 __all__ = ["label_histograms", "mag_size", "predicted_vs_label", "save_figure", "stamp_grid"]
 
 
@@ -105,8 +107,7 @@ def predicted_vs_label(
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
         ax.scatter(label, pred, s=6, alpha=0.6)
         rmse = float(np.sqrt(np.mean((pred - label) ** 2))) if label.size else float("nan")
-        varied = label.size > 2 and np.std(label) > 0 and np.std(pred) > 0
-        r = float(np.corrcoef(label, pred)[0, 1]) if varied else float("nan")
+        r = pearson(label, pred)
         ax.set_title(f"{name}: N={label.size}, RMSE={rmse:.3f}, r={r:.3f}", fontsize=9)
         ax.set_xlabel(f"{quantity} (label)")
         ax.set_ylabel(f"{quantity} (network)")

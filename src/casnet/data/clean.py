@@ -38,17 +38,17 @@ from casnet.core.errors import CasnetInputError
 from casnet.core.flags import CleanFlag, FlagCollector
 from casnet.data.settings import CleanConfig
 from casnet.morphology.segmentation import segment, smooth
-from casnet.morphology.sky import Sky, rough_sky, sky_background
+from casnet.morphology.sky import Sky, first_guess_sky, masked_sky
 
 __all__ = ["CleanFlag", "CleanResult", "galaxy_rng", "galclean"]
 
 #: Threshold (in sky sigma) of the pass that only masks sources for the sky statistics: galclean's
 #: ``measure_background`` detects at median + 2 sigma, low enough to catch the outskirts.
 _MASK_NSIGMA = 2.0
-#: Fewer sky pixels than this: the masked sky statistics fall back to the robust unmasked estimate,
-#: and the replacement values are drawn from a Gaussian of the sky mean and sigma (flag NO_SKY)
-#: instead of from the sky pixels (too few values to stand for the noise distribution).
-_MIN_SKY_PIXELS = 100
+#: Fewer sky pixels than this: the replacement values are drawn from a Gaussian of the sky mean and
+#: sigma (flag NO_SKY) instead of from the sky pixels (too few values to stand for the noise
+#: distribution). The sky statistics themselves need sky.MIN_SKY_PIXELS.
+_MIN_POOL_PIXELS = 100
 #: random placements tried for a sky region to copy into a region to replace
 _OFFSET_TRIES = 64
 #: a neighbour's replaced region grows, 1 px at a time, until the mean of the smoothed light in
@@ -184,10 +184,7 @@ def _sky(arr: np.ndarray, invalid: np.ndarray, cfg: CleanConfig) -> Sky:
     sky. Without the mask a galaxy that fills the stamp inflates sigma, hence the threshold, and
     faint neighbours would survive. Falls back to the unmasked estimate when too little is left.
     """
-    sky = rough_sky(arr, mask=invalid)
-    if not sky.sigma > 0:
-        # MAD is 0 when more than half the pixels share one value; the clipped std may not be.
-        sky = sky_background(arr, mask=invalid, clip_sigma=_CLIP_SIGMA, maxiters=_CLIP_ITERS)
+    sky = first_guess_sky(arr, mask=invalid, clip_sigma=_CLIP_SIGMA, maxiters=_CLIP_ITERS)
     if not sky.sigma > 0:
         return sky
     first = segment(
@@ -199,12 +196,8 @@ def _sky(arr: np.ndarray, invalid: np.ndarray, cfg: CleanConfig) -> Sky:
         deblend=False,
     )
     sources = _grow(first.labels > 0, cfg.other_dilate)
-    masked = sky_background(
-        arr, mask=invalid | sources, clip_sigma=_CLIP_SIGMA, maxiters=_CLIP_ITERS
-    )
-    if masked.n_pixels >= _MIN_SKY_PIXELS and masked.sigma > 0:
-        return masked
-    return sky
+    return masked_sky(arr, sky, mask=invalid | sources, clip_sigma=_CLIP_SIGMA,
+                      maxiters=_CLIP_ITERS)  # fmt: skip
 
 
 def _result(
@@ -370,10 +363,10 @@ def galclean(
     # draws from the sky pool (finite, outside every grown segment and the protected zone).
     sky_mask = ~(sources | protected | invalid)
     pool = arr[sky_mask]
-    if pool.size < _MIN_SKY_PIXELS:
+    if pool.size < _MIN_POOL_PIXELS:
         flags.add(
             CleanFlag.NO_SKY,
-            f"{pool.size} sky pixels (< {_MIN_SKY_PIXELS}): Gaussian draws of the sky mean, sigma",
+            f"{pool.size} sky pixels (< {_MIN_POOL_PIXELS}): Gaussian draws of the sky mean, sigma",
         )
         out[replace] = rng.normal(sky.mean, sky.sigma, size=n_replace).astype(np.float32)
         return _result(out, replace, flags, sky)

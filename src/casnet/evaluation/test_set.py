@@ -14,11 +14,11 @@ import pandas as pd
 
 from casnet.core.figures import predicted_vs_label
 from casnet.core.layout import TARGETS
+from casnet.core.scores import scores
 from casnet.data.io.store import StampStore
 from casnet.evaluation.figures import residuals_vs_snr
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
-from casnet.networks.train import scores
 
 __all__ = ["test_set"]
 

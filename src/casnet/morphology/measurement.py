@@ -28,7 +28,13 @@ from casnet.morphology.rotate import rotate180
 from casnet.morphology.segmentation import Segmentation, segment, smooth
 from casnet.morphology.settings import MorphologyConfig
 from casnet.morphology.shape import elliptical_radius, second_moments
-from casnet.morphology.sky import Sky, rough_sky, sky_background
+from casnet.morphology.sky import (
+    MIN_SKY_PIXELS,
+    Sky,
+    first_guess_sky,
+    masked_sky,
+    sky_background,
+)
 from casnet.morphology.snr import snr_petrosian
 from casnet.morphology.uncertainty import (
     NoiseCorrelation,
@@ -40,8 +46,6 @@ from casnet.morphology.uncertainty import (
 __all__ = ["COLUMNS", "Measurement", "detect_target", "measure", "measure_truth"]
 
 _NAN = float("nan")
-#: the second sky pass needs this many sky pixels, else the first (clipped, unmasked) pass is kept
-_MIN_SKY_PIXELS = 50
 
 
 @dataclass(frozen=True)
@@ -225,11 +229,9 @@ def measure(
     if known:
         sky = Sky(0.0, float(noiseless_sigma), int((~invalid).sum()))
     else:
-        sky = rough_sky(arr, mask=invalid)
-        if not sky.sigma > 0:
-            sky = sky_background(
-                arr, mask=invalid, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
-            )
+        sky = first_guess_sky(
+            arr, mask=invalid, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
+        )
     # A sigma at float-rounding level of the pixel values is a constant image, not noise.
     scale = float(np.max(np.abs(arr[~invalid])))
     if not (sky.sigma > 1e-10 * scale and np.isfinite(sky.mean)):
@@ -253,11 +255,8 @@ def measure(
     if cfg.mask_dilate:
         sources = ndimage.binary_dilation(sources, iterations=cfg.mask_dilate)
     if not known:
-        second = sky_background(
-            arr, mask=invalid | sources, clip_sigma=cfg.sky_clip_sigma, maxiters=cfg.sky_clip_iters
-        )
-        if second.n_pixels >= _MIN_SKY_PIXELS and second.sigma > 0:
-            sky = second
+        sky = masked_sky(arr, sky, mask=invalid | sources, clip_sigma=cfg.sky_clip_sigma,
+                         maxiters=cfg.sky_clip_iters)  # fmt: skip
     img = arr - sky.mean
     if seg.ambiguous:
         flags.add(Flag.AMBIGUOUS_TARGET, "two sources are equally close to the stamp centre")
@@ -308,7 +307,7 @@ def measure(
     if not known:
         outer = (radius > cfg.sky_exclude_rp * r_p) & ~invalid & ~sources
         n_outer = int(np.count_nonzero(outer))
-        needed = max(_MIN_SKY_PIXELS, int(np.pi * shape.q * (cfg.aperture_rp * r_p) ** 2))
+        needed = max(MIN_SKY_PIXELS, int(np.pi * shape.q * (cfg.aperture_rp * r_p) ** 2))
         if n_outer < needed:
             flags.add(
                 Flag.STAMP_FILLED,

@@ -9,7 +9,11 @@ import numpy as np
 from astropy.stats import sigma_clipped_stats
 from astropy.utils.exceptions import AstropyUserWarning
 
-__all__ = ["Sky", "rough_sky", "sky_background"]
+__all__ = ["MIN_SKY_PIXELS", "Sky", "first_guess_sky", "masked_sky", "rough_sky", "sky_background"]
+
+#: fewest pixels left around the masked sources for their sigma-clipped statistics to be the sky
+#: (below it the first guess stays): one value for the measurement and for galclean
+MIN_SKY_PIXELS = 50
 
 #: sigma of a Gaussian per unit median absolute deviation, 1 / Phi^-1(3/4) (astropy's mad_std)
 _MAD_TO_SIGMA = 1.482602218505602
@@ -82,3 +86,32 @@ def rough_sky(image: np.ndarray, *, mask: np.ndarray | None = None) -> Sky:
     # mad_std would compute the median a second time
     centre = float(np.median(values))
     return Sky(centre, float(_MAD_TO_SIGMA * np.median(np.abs(values - centre))), int(values.size))
+
+
+def first_guess_sky(
+    image: np.ndarray, *, mask: np.ndarray | None, clip_sigma: float, maxiters: int
+) -> Sky:
+    """The first pass of the two-pass sky, before the sources are known: :func:`rough_sky`, or
+    the sigma-clipped statistics when the MAD is 0 (more than half the pixels share one value;
+    the clipped std may not be 0)."""
+    sky = rough_sky(image, mask=mask)
+    if not sky.sigma > 0:
+        sky = sky_background(image, mask=mask, clip_sigma=clip_sigma, maxiters=maxiters)
+    return sky
+
+
+def masked_sky(
+    image: np.ndarray,
+    first: Sky,
+    *,
+    mask: np.ndarray,
+    clip_sigma: float,
+    maxiters: int,
+    min_pixels: int = MIN_SKY_PIXELS,
+) -> Sky:
+    """The second pass: sigma-clipped statistics with ``mask`` (the detected sources and invalid
+    pixels) left out, or ``first`` when fewer than ``min_pixels`` are left or their sigma is 0."""
+    masked = sky_background(image, mask=mask, clip_sigma=clip_sigma, maxiters=maxiters)
+    if masked.n_pixels >= min_pixels and masked.sigma > 0:
+        return masked
+    return first

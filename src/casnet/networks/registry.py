@@ -91,7 +91,8 @@ def register_network(
     """Register a trained network, alias it ``challenger``, and promote it if it wins."""
     import mlflow
 
-    from casnet.networks.train import predict_store, scores
+    from casnet.core.scores import scores
+    from casnet.networks.train import predict_store
 
     name = NETWORKS[target]
     client = _client(root)

@@ -23,6 +23,7 @@ import numpy as np
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.layout import EXPERIMENTS, project_root
+from casnet.core.scores import scores
 from casnet.core.tracking import (
     data_inputs,
     ensure_experiment,
@@ -45,7 +46,6 @@ __all__ = [
     "model_requirements",
     "network_signature",
     "predict_store",
-    "scores",
     "train",
 ]
 
@@ -62,17 +62,6 @@ class TrainResult:
     model_uri: str
     metrics: dict[str, float] = field(default_factory=dict)
     epochs: int = 0
-
-
-def scores(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE and Pearson r over a whole set (float64)."""
-    y = np.asarray(labels, dtype=np.float64)
-    p = np.asarray(predictions, dtype=np.float64)
-    if y.size == 0:
-        return {"rmse": float("nan"), "mae": float("nan"), "pearson_r": float("nan"), "n": 0}
-    r = float(np.corrcoef(y, p)[0, 1]) if y.size > 2 and np.std(p) > 0 else float("nan")
-    return {"rmse": float(np.sqrt(np.mean((p - y) ** 2))), "mae": float(np.mean(np.abs(p - y))),
-            "pearson_r": r, "n": int(y.size)}  # fmt: skip
 
 
 def predict_store(model, store: str | Path, target: str, *, batch_size: int = 512):
