@@ -13,9 +13,9 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from casnet.core.errors import CasnetInputError
+from casnet.core.flags import IngestFlag
 from casnet.data import ingest
 from casnet.data.ingest import (
-    INGEST_PADDED,
     Cutout,
     Reject,
     iter_cutout_files,
@@ -109,7 +109,7 @@ def test_broken_wcs_keeps_the_pixels_and_says_why(tmp_path):
     (cutout,) = iter_cutout_files(tmp_path / "g.fits", config=CFG)
     assert isinstance(cutout, Cutout)
     assert cutout.row["wcs"] == ""
-    assert "header WCS unusable" in cutout.row["ingest_reason"]
+    assert "header WCS unusable" in cutout.row["ingest_flag_reasons"]
 
 
 def test_larger_image_is_centre_cropped(tmp_path):
@@ -120,7 +120,7 @@ def test_larger_image_is_centre_cropped(tmp_path):
     y0, x0 = (ny - SIZE) // 2, (nx - SIZE) // 2
     np.testing.assert_array_equal(cutout.image, data[y0 : y0 + SIZE, x0 : x0 + SIZE])
     assert (cutout.row["x"], cutout.row["y"]) == (x0 + CENTRE, y0 + CENTRE)
-    assert "centre-cropped from 40x50" in cutout.row["ingest_reason"]
+    assert "centre-cropped from 40x50" in cutout.row["ingest_flag_reasons"]
 
 
 def _corrupted(path):
@@ -307,9 +307,11 @@ def test_edge_row_is_padded_and_flagged(tmp_path):
     cat = _xy_catalog(tmp_path / "cat.csv", {"edge": (5.0, 60.0)})
     (cutout,) = iter_mosaic(mosaic, cat, config=CFG.model_copy(update={"max_edge_fraction": 0.25}))
     assert isinstance(cutout, Cutout)
-    assert cutout.row["ingest_flag"] == INGEST_PADDED
+    assert cutout.row["ingest_flag"] == IngestFlag.PADDED
     assert cutout.row["edge_fraction"] == pytest.approx(5 / SIZE)
-    assert cutout.row["ingest_reason"] == "padded at the mosaic edge (23.8% of pixels)"
+    assert (
+        cutout.row["ingest_flag_reasons"] == "PADDED: padded at the mosaic edge (23.8% of pixels)"
+    )
     assert np.isnan(cutout.image[:, :5]).all()
     assert np.isfinite(cutout.image[:, 5:]).all()
     _assert_centred(cutout)

@@ -10,6 +10,7 @@ from astropy.table import Table
 from typer.testing import CliRunner
 
 from casnet.cli import app
+from casnet.core.flags import PredictFlag
 from casnet.data.io.store import StoreWriter
 from casnet.data.preprocess import crop_normalise
 from casnet.data.settings import SimulateConfig
@@ -76,12 +77,14 @@ def test_every_input_gets_a_row_and_bad_ones_say_why(model_dir, fits_dir):
         "cube": "",  # a 3-D HDU: read_image refuses it
     }
     for gid, text in reasons.items():
-        assert by_id.loc[gid, "flag"] == 1, gid
-        assert text in by_id.loc[gid, "reason"], (gid, by_id.loc[gid, "reason"])
+        assert by_id.loc[gid, "predict_flag"] == PredictFlag.UNUSABLE, gid
+        got = by_id.loc[gid, "predict_flag_reasons"]
+        assert got.startswith("UNUSABLE: ") and text in got, (gid, got)
         assert np.isnan(by_id.loc[gid, "concentration"]) and np.isnan(by_id.loc[gid, "asymmetry"])
     want = _expected(nets, images)
     for i in range(4):
-        assert by_id.loc[f"gal{i}", "flag"] == 0 and by_id.loc[f"gal{i}", "reason"] == ""
+        assert by_id.loc[f"gal{i}", "predict_flag"] == 0
+        assert by_id.loc[f"gal{i}", "predict_flag_reasons"] == ""
         for target in ("concentration", "asymmetry"):
             assert by_id.loc[f"gal{i}", target] == pytest.approx(float(want[target][i]), abs=1e-6)
 
@@ -110,7 +113,8 @@ def test_store_input_and_conventional_columns(model_dir, tmp_path):
 def test_catalogue_formats_round_trip(tmp_path, suffix):
     table = pd.DataFrame({"galaxy_id": ["a", "b"], "source": ["x", "y"],
                           "concentration": [3.1, np.nan], "asymmetry": [0.1, np.nan],
-                          "flag": [0, 1], "reason": ["", "bad"]})  # fmt: skip
+                          "predict_flag": [0, 1],
+                          "predict_flag_reasons": ["", "UNUSABLE: bad"]})  # fmt: skip
     out = write_catalog(table, tmp_path / f"cat{suffix}")
     back = pd.read_parquet(out) if suffix == ".parquet" else Table.read(out).to_pandas()
     assert list(back["galaxy_id"].astype(str)) == ["a", "b"]

@@ -44,7 +44,7 @@ def test_clean_stage_cleans_images_and_passes_truth_through(simulated, cleaned):
     assert cleaned.array_names == ["image", "replaced", "truth"]
     np.testing.assert_array_equal(cleaned.array("truth")[:], simulated.array("truth")[:])
     cat = cleaned.catalog
-    assert {"clean_replaced_fraction", "clean_flag", "clean_reasons"} <= set(cat.columns)
+    assert {"clean_replaced_fraction", "clean_flag", "clean_flag_reasons"} <= set(cat.columns)
     assert cat["galaxy_id"].tolist() == simulated.catalog["galaxy_id"].tolist()
     # every stamp has neighbours (neighbour_fraction=1): something was replaced in most stamps
     assert (cat["clean_replaced_fraction"] > 0).sum() >= len(cat) // 2

@@ -222,5 +222,5 @@ def predict(
         conventional=load_params(params).morphology if with_conventional else None,
     )  # fmt: skip
     scoring.write_catalog(table, out)
-    bad = int(table["flag"].sum())
+    bad = int((table["predict_flag"] > 0).sum())
     typer.echo(f"{len(table)} galaxies scored with {model} -> {out} ({bad} flagged)")

@@ -1,15 +1,32 @@
-"""Quality flags of the conventional measurement (re-exported by :mod:`casnet.morphology`).
+"""Every quality-flag family of the project, and the catalogue columns each lives in.
 
-Every failure of :func:`casnet.morphology.measure` is a bit in :class:`Flag` plus a human-readable
-reason; the measurement never raises for one bad galaxy. Bits in :data:`FATAL` mean the values are
-NaN; the others are warnings on a value that was measured.
+A stage never raises for one bad galaxy: each problem is a bit of its stage's family plus a
+human-readable reason. :data:`FAMILIES` lists them by stage; :func:`flag_columns` names their
+columns, ``<stage>_flag`` (the bits) and ``<stage>_flag_reasons`` (``'; '``-separated
+``NAME: reason``), except the measurement's own, ``flag`` / ``flag_reasons``: the columns every
+catalogue user filters on, as statmorph and MORFOMETRYKA name theirs.
+
+- :class:`Flag` -- the conventional measurement (:func:`casnet.morphology.measure`); bits in
+  :data:`FATAL` mean the values are NaN, the others are warnings on a value that was measured.
+- :class:`CleanFlag` -- galclean (:func:`casnet.data.clean.galclean`).
+- :class:`IngestFlag` -- reading real FITS (:mod:`casnet.data.ingest`).
+- :class:`PredictFlag` -- ``casnet predict`` (:mod:`casnet.networks.predict`).
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["FATAL", "CleanFlag", "Flag", "FlagCollector"]
+__all__ = [
+    "FAMILIES",
+    "FATAL",
+    "CleanFlag",
+    "Flag",
+    "FlagCollector",
+    "IngestFlag",
+    "PredictFlag",
+    "flag_columns",
+]
 
 
 class Flag(enum.IntFlag):
@@ -54,6 +71,41 @@ class CleanFlag(enum.IntFlag):
     INVALID_PIXELS = 8
     #: nothing could be cleaned (no valid pixel, constant image): the image is returned as is
     FAILED = 16
+
+
+class IngestFlag(enum.IntFlag):
+    """Bitmask of ingest problems (stable numbers: they are stored in catalogues)."""
+
+    NONE = 0
+    #: the stamp extends past the mosaic edge and is NaN-padded there
+    PADDED = 1
+
+
+class PredictFlag(enum.IntFlag):
+    """Bitmask of ``casnet predict`` problems (stable numbers: they are stored in catalogues)."""
+
+    NONE = 0
+    #: the input could not be scored (unreadable, too small for the network's crop, no finite
+    #: positive pixel in it): C and A are NaN
+    UNUSABLE = 1
+
+
+#: the flag family of each stage that raises flags
+FAMILIES: dict[str, type[enum.IntFlag]] = {
+    "measure": Flag,
+    "clean": CleanFlag,
+    "ingest": IngestFlag,
+    "predict": PredictFlag,
+}
+
+
+def flag_columns(stage: str) -> tuple[str, str]:
+    """The catalogue columns of ``stage``'s flags: (bits, reasons)."""
+    if stage not in FAMILIES:
+        raise KeyError(f"no flag family for stage {stage!r}; stages: {', '.join(FAMILIES)}")
+    if stage == "measure":
+        return "flag", "flag_reasons"
+    return f"{stage}_flag", f"{stage}_flag_reasons"
 
 
 class FlagCollector:

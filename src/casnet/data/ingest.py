@@ -41,12 +41,12 @@ from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, NoConvergence
 
 from casnet.core.errors import CasnetInputError
+from casnet.core.flags import IngestFlag
 from casnet.data.io.fits import FITS_SUFFIXES, expand_paths, read_image, select_image_hdu
 from casnet.data.settings import IngestConfig
 
 __all__ = [
     "CATALOG_FORMATS",
-    "INGEST_PADDED",
     "LABEL_ALIASES",
     "Cutout",
     "Reject",
@@ -55,8 +55,6 @@ __all__ = [
     "read_labels",
 ]
 
-#: ``ingest_flag`` bit: the stamp extends past the mosaic edge and is NaN-padded there
-INGEST_PADDED = 1
 
 #: catalogue file suffix (lower case) -> astropy ``Table.read`` format
 CATALOG_FORMATS = {
@@ -109,8 +107,8 @@ class Cutout:
         ``edge_fraction`` (float)
             Fraction of the stamp's pixels that are padding (outside the mosaic).
         ``ingest_flag`` (int)
-            0, or :data:`INGEST_PADDED`.
-        ``ingest_reason`` (str)
+            0, or :attr:`casnet.core.flags.IngestFlag.PADDED`.
+        ``ingest_flag_reasons`` (str)
             Human-readable note (why flagged, what was done); ``''`` when there is nothing to say.
     """
 
@@ -359,7 +357,7 @@ def _cutout_records(
                 "wcs": _wcs_string(stamp_wcs),
                 "edge_fraction": 0.0,
                 "ingest_flag": 0,
-                "ingest_reason": "; ".join(notes),
+                "ingest_flag_reasons": "; ".join(notes),
             },
         )
 
@@ -555,7 +553,7 @@ def iter_mosaic(
       rejected (the first one wins).
     * **Edges**: a stamp reaching past the mosaic edge is padded with NaN. If the padded fraction
       exceeds ``max_edge_fraction`` the row is rejected ("off the mosaic"); otherwise it is kept
-      with ``ingest_flag = INGEST_PADDED``. A position outside the mosaic, or a non-finite one
+      with ``ingest_flag = IngestFlag.PADDED``. A position outside the mosaic, or a non-finite one
       (empty cell, text, a pole-crossing projection), is rejected.
 
     Raises
@@ -699,8 +697,8 @@ def _mosaic_records(
                 continue
             flag, reason = 0, ""
             if edge > 0:
-                flag = INGEST_PADDED
-                reason = f"padded at the mosaic edge ({100 * edge:.1f}% of pixels)"
+                flag = int(IngestFlag.PADDED)
+                reason = f"PADDED: padded at the mosaic edge ({100 * edge:.1f}% of pixels)"
             yield Cutout(
                 galaxy_id,
                 image,
@@ -714,7 +712,7 @@ def _mosaic_records(
                     "wcs": _wcs_string(stamp_wcs),
                     "edge_fraction": float(edge),
                     "ingest_flag": flag,
-                    "ingest_reason": reason,
+                    "ingest_flag_reasons": reason,
                 },
             )
     finally:

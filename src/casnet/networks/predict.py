@@ -4,8 +4,9 @@ Inputs are FITS files, folders of them, or a casnet store. They are read and sco
 (the model is pulled once to a local folder, then loaded once per process), in this process or on
 Dask workers for large inputs, so a cluster can score a survey with the same options as the data
 pipeline. Every input gets a row: a stamp the networks cannot take (unreadable file, not 2-D,
-smaller than 60x60, nothing finite and positive in the central 60x60) has NaN values, ``flag`` 1
-and the reason. The model applies :func:`casnet.data.preprocess.crop_normalise` itself.
+smaller than 60x60, nothing finite and positive in the central 60x60) has NaN values,
+``predict_flag`` :attr:`~casnet.core.flags.PredictFlag.UNUSABLE` and the reason in
+``predict_flag_reasons``. The model applies :func:`casnet.data.preprocess.crop_normalise` itself.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from casnet.core.errors import CasnetInputError
+from casnet.core.flags import PredictFlag
 from casnet.data.io.fits import expand_paths, read_image
 from casnet.data.io.store import CATALOG
 from casnet.data.preprocess import CROP_SIZE, crop_normalise
@@ -113,7 +115,8 @@ def _model(path: str):
 
 def score_chunk(chunk: Chunk, model_path: str, *, hdu: int | str | None = None,
                 conventional: MorphologyConfig | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Rows for one chunk: galaxy_id, source, concentration, asymmetry, flag, reason.
+    """Rows for one chunk: galaxy_id, source, concentration, asymmetry, predict_flag,
+    predict_flag_reasons.
 
     Runs where it is called (a Dask worker or this process); ``model_path`` is a local model
     folder, loaded once per process.
@@ -123,7 +126,9 @@ def score_chunk(chunk: Chunk, model_path: str, *, hdu: int | str | None = None,
         if image is not None and not reason:
             reason = _check(np.asarray(image))
         row = {"galaxy_id": gid, "source": source, "concentration": math.nan,
-               "asymmetry": math.nan, "flag": int(bool(reason)), "reason": reason}  # fmt: skip
+               "asymmetry": math.nan,
+               "predict_flag": int(PredictFlag.UNUSABLE if reason else PredictFlag.NONE),
+               "predict_flag_reasons": f"UNUSABLE: {reason}" if reason else ""}  # fmt: skip
         if conventional is not None:
             row.update(_conventional(image, conventional))
         rows.append(row)

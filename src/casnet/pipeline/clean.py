@@ -30,15 +30,15 @@ def clean_chunk(
     arrays = {n: np.asarray(src.array(n)[start:stop]) for n in src.array_names}
     cleaned = np.empty_like(arrays["image"])
     replaced = np.zeros_like(arrays["image"])
-    extra: dict[str, list] = {k: [] for k in ("replaced_fraction", "flag", "reasons", "sky_mean",
-                                              "sky_sigma")}  # fmt: skip
+    columns = ("replaced_fraction", "flag", "flag_reasons", "sky_mean", "sky_sigma")
+    extra: dict[str, list] = {k: [] for k in columns}
     for k, gid in enumerate(cat["galaxy_id"].astype(str)):
         res = galclean(arrays["image"][k], config=cfg, rng=galaxy_rng(cfg.seed, gid))
         cleaned[k] = res.image
         replaced[k] = res.replaced
         extra["replaced_fraction"].append(res.replaced_fraction)
         extra["flag"].append(res.flag)
-        extra["reasons"].append(res.flag_reasons)
+        extra["flag_reasons"].append(res.flag_reasons)
         extra["sky_mean"].append(res.sky_mean)
         extra["sky_sigma"].append(res.sky_sigma)
     rows = cat.assign(**{f"clean_{k}": v for k, v in extra.items()})
@@ -58,7 +58,7 @@ def run(
 
     Adds the array ``replaced`` (1 where a pixel was replaced: the measure stage leaves those
     pixels out, see :func:`casnet.morphology.measure`) and the catalogue columns
-    ``clean_replaced_fraction``, ``clean_flag``, ``clean_reasons``, ``clean_sky_mean``,
+    ``clean_replaced_fraction``, ``clean_flag``, ``clean_flag_reasons``, ``clean_sky_mean``,
     ``clean_sky_sigma``. Each galaxy's replacement draws come from a stream seeded by
     ``(clean.seed, galaxy_id)``, so the result does not depend on chunking or workers.
     """
