@@ -170,3 +170,10 @@ def test_stage_options_are_validated_like_params(tmp_path, option):
     key = "chunk_size = 0" if option == "--chunk-size" else "workers = -1"
     assert key in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "sim").exists()
+
+
+def test_measure_to_a_missing_folder_fails_before_measuring(tmp_path, stamp_dir):
+    proc = _console("measure", str(stamp_dir), "--format", "csv", "--out",
+                    str(tmp_path / "nowhere" / "x.csv"))  # fmt: skip
+    assert proc.returncode == 3 and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 
 from casnet.cli import app
 from casnet.core.flags import PredictFlag
+from casnet.data.io.catalog import write_catalog
 from casnet.data.io.store import StoreWriter
 from casnet.data.preprocess import crop_normalise
 from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import simulate_galaxy
 from casnet.morphology.settings import MorphologyConfig
 from casnet.networks.architecture import build_model
-from casnet.networks.predict import plan_chunks, predict, write_catalog
+from casnet.networks.predict import plan_chunks, predict
 from casnet.networks.settings import ArchitectureConfig
 
 TINY = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1, dense_units=8,

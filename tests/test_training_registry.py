@@ -34,16 +34,16 @@ EPOCH_METRICS = ("loss", "rmse", "mae", "pearson_r")
 ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CASNET_ROOT")
 
 
-def _store(path, n, seed):
-    """A store of ``n`` random 60x60 stamps; returns (images, {target: labels})."""
+def _store(path, n, seed, size=60):
+    """A store of ``n`` random ``size`` x ``size`` stamps; returns (images, {target: labels})."""
     rng = np.random.default_rng(seed)
-    images = rng.random((n, 60, 60)).astype(np.float32)
+    images = rng.random((n, size, size)).astype(np.float32)
     base = images.mean(axis=(1, 2)) * 3
     labels = {"asymmetry": base.astype(np.float64), "concentration": 0.5 + base.astype(np.float64)}
     rows = [{"galaxy_id": f"g{seed}-{i}", "label_asymmetry": float(labels["asymmetry"][i]),
              "label_concentration": float(labels["concentration"][i])}
             for i in range(n)]  # fmt: skip
-    with StoreWriter(path, stamp_shape=(60, 60), chunk_size=64) as w:
+    with StoreWriter(path, stamp_shape=(size, size), chunk_size=64) as w:
         w.append(rows, {"image": images})
     # what the store holds, as the catalogue holds it (float64 labels)
     labels = {t: np.array([r[f"label_{t}"] for r in rows]) for t in TARGETS}
@@ -158,10 +158,11 @@ def _stamps(n, size, seed):
     return np.stack(out)
 
 
-def _crop(stamp):
-    """60x60 centre crop over its maximum, written out independently of crop_normalise."""
+def _crop(stamp, size=60):
+    """Centre crop over its maximum, written out independently of crop_normalise."""
     h, w = stamp.shape
-    crop = stamp[(h - 60) // 2 : (h - 60) // 2 + 60, (w - 60) // 2 : (w - 60) // 2 + 60]
+    y0, x0 = (h - size) // 2, (w - size) // 2
+    crop = stamp[y0 : y0 + size, x0 : x0 + size]
     return (crop / crop.max()).astype(np.float32)
 
 
@@ -558,3 +559,55 @@ def test_cli_from_tune_without_a_search_fails_clearly(project, tmp_path, monkeyp
     # nothing was trained
     exp = MlflowClient(_uri(tmp_path)).get_experiment_by_name(EXPERIMENT)
     assert exp is None or not MlflowClient(_uri(tmp_path)).search_runs([exp.experiment_id])
+
+
+# --- the network input travels with the model ------------------------------------------------
+
+
+def test_a_64_px_model_trains_registers_and_serves_with_64_px_crops(tmp_path, commit_project,
+                                                                     monkeypatch):  # fmt: skip
+    """select.crop_size = 64 end to end: the networks are built for the stores' 64 px stamps, their
+    signature says so, and the combined model reads the size back from its networks, crops raw
+    101 px stamps to 64 px and refuses stamps smaller than that."""
+    root = tmp_path / "project64"
+    stores = {"train": root / "data" / "augmented", "val": root / "data" / "split" / "val",
+              "test": root / "data" / "split" / "test"}  # fmt: skip
+    for path, n, seed in zip(stores.values(), (32, 16, 16), (3, 4, 5), strict=True):
+        _store(path, n, seed, size=64)
+    commit_project(root)
+    _clean_env(monkeypatch, root)
+    mlflow.set_tracking_uri(_uri(root))  # to read the logged models back (undone by the module)
+    mlflow.set_registry_uri(_uri(root))
+    nets = {}
+    for target in TARGETS:
+        result = train(target, TINY, **stores, budget=BUDGET, root=root, verbose=0, figure=False)
+        registry.register_network(result.run_id, result.model_uri, target,
+                                  val_store=stores["val"],
+                                  val_rmse=result.metrics["final_val_rmse"], root=root)  # fmt: skip
+        info = mlflow.models.get_model_info(result.model_uri)
+        assert info.signature.inputs.inputs[0].shape == (-1, 64, 64, 1)
+        nets[target] = mlflow.keras.load_model(result.model_uri,
+                                               load_model_kwargs={"compile": False})  # fmt: skip
+    registry.register_combined(root=root)
+    model = registry.load("models:/casnet@champion", root=root)
+    assert model.unwrap_python_model().input.size == 64
+    stamps = _stamps(3, 101, seed=6)
+    got = model.predict(stamps)
+    crops = np.stack([_crop(s, 64) for s in stamps])
+    for target in TARGETS:
+        np.testing.assert_allclose(got[target].to_numpy(), _predict(nets[target], crops),
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+    with pytest.raises(MlflowException, match="62x62 px is smaller than 64x64"):
+        model.predict(_stamps(1, 62, seed=7))
+
+
+def test_training_refuses_stores_of_different_sizes(tmp_path, commit_project, monkeypatch):
+    root = tmp_path / "mixed"
+    _store(root / "train", 16, 0, size=64)
+    _store(root / "val", 8, 1, size=60)
+    _store(root / "test", 8, 2, size=64)
+    commit_project(root)
+    _clean_env(monkeypatch, root)
+    with pytest.raises(CasnetInputError, match="different sizes"):
+        train("asymmetry", TINY, train=root / "train", val=root / "val", test=root / "test",
+              budget=BUDGET, root=root, verbose=0)  # fmt: skip

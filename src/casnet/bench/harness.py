@@ -4,7 +4,7 @@
 stamps: statmorph's C and A (when installed; as users run it and restricted to C and A), our
 conventional C and A, and the networks' C and A (the combined model: ``crop_normalise`` and both
 networks); then the data stages with 1 and 2 Dask workers (fresh processes, peak memory at N/10
-and N) and training throughput. It prints one table, checks the goals of the performance issue,
+and N) and training throughput. It prints one table, checks the performance goals (:data:`GOALS`),
 writes ``benchmarks/results.json`` and logs everything to MLflow (experiment ``casnet-benchmark``).
 Speed is reported as medians over repeats; the machine is recorded with the figures.
 """
@@ -30,7 +30,7 @@ __all__ = ["EXPERIMENT", "GOALS", "benchmark_all", "format_report", "log_to_mlfl
 
 EXPERIMENT = EXPERIMENTS["benchmark"]
 
-#: The goals of the performance issue: (description, key in the report, threshold, higher better)
+#: The performance goals: (description, key in the report, threshold; higher is better)
 GOALS = (
     ("conventional >= 20x faster than statmorph (as run)", "conventional_vs_statmorph", 20.0),
     ("conventional >= 20x faster than statmorph (C+A only)", "conventional_vs_statmorph_ca", 20.0),

@@ -8,7 +8,7 @@ cold data stage pays before its first chunk: starting a LocalCluster whose worke
 stage's modules. For each profile it writes the pyinstrument text tree and HTML page and a table
 of the functions with the most *self* time (time inside compiled code the sampler cannot see
 into, numba kernels or NumPy internals, counts towards the Python function that called it;
-built-in functions are listed under their own names): how the performance issue's hotspots were
+built-in functions are listed under their own names): how the hotspots were
 found.
 """
 

@@ -31,7 +31,7 @@ def measure(
     params: ParamsOption = None,
 ) -> None:
     """Measure C, A and companions on FITS stamps (one row per file, bad files flagged)."""
-    from casnet.data.io.catalog import FORMATS, write_rows
+    from casnet.data.io.catalog import FORMATS, check_output, write_rows
     from casnet.data.io.fits import expand_paths
     from casnet.pipeline.measure import measure_files
 
@@ -39,6 +39,8 @@ def measure(
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}", EXIT_USAGE)
     if fmt == "fits" and out is None:
         raise fail("--format fits needs --out FILE", EXIT_USAGE)
+    if out is not None:
+        check_output(out)  # a missing folder fails now, not after measuring every file
     cfg = load_params(params).morphology
     files = expand_paths(paths)
     if not files:

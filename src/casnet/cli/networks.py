@@ -19,6 +19,7 @@ from casnet.cli.common import (
 from casnet.core.config import override, override_from_strings
 from casnet.core.errors import EXIT_USAGE
 from casnet.core.layout import AUGMENTED, COMBINED_MODEL, TEST, VAL
+from casnet.data.io.catalog import SUFFIXES, check_output, write_catalog
 from casnet.params import load_params
 
 commands = typer.Typer()
@@ -206,8 +207,9 @@ def predict(
 
     if chunk_size < 1:
         raise fail(f"--chunk-size must be >= 1, got {chunk_size}", EXIT_USAGE)
-    if out.suffix.lower() not in scoring.OUTPUT_FORMATS:
-        raise fail(f"--out must end in one of {', '.join(scoring.OUTPUT_FORMATS)}", EXIT_USAGE)
+    if out.suffix.lower() not in SUFFIXES:
+        raise fail(f"--out must end in one of {', '.join(SUFFIXES)}", EXIT_USAGE)
+    check_output(out)  # a missing folder fails now, not after scoring everything
     chunks = scoring.plan_chunks(inputs, chunk_size)
     if workers is None and scheduler is None and len(chunks) <= 4:
         workers = 0
@@ -221,6 +223,6 @@ def predict(
         workers=workers, progress=not quiet,
         conventional=load_params(params).morphology if with_conventional else None,
     )  # fmt: skip
-    scoring.write_catalog(table, out)
+    write_catalog(table, out)
     bad = int((table["predict_flag"] > 0).sum())
     typer.echo(f"{len(table)} galaxies scored with {model} -> {out} ({bad} flagged)")

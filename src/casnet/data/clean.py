@@ -6,24 +6,26 @@ asymmetry, and a CNN would learn to react to shapes that are not the galaxy's. g
 
 1. measures the sky with the sources masked,
 2. segments the stamp at ``median + k sigma`` of that sky (k = 4),
-3. keeps the segment at the centre, grown by a margin that protects its faint outskirts,
-4. grows every other segment by a margin that catches the outskirts of the neighbours, and
+3. keeps the whole galaxy at the centre (its knots, arms and detached clumps, as the measurement
+   groups them), grown by a margin that protects its faint outskirts: the target's light is never
+   replaced,
+4. grows every other source, ring by ring, while its light around it is still detectable (so no
+   ring of its outskirts is left), and
 5. replaces those pixels with sky.
 
 The original tool (github.com/astroferreira/galclean) filled the regions with the sky median, which
-leaves flat patches whose outlines are themselves shapes; here each replaced pixel is a value drawn
-at random, with replacement, from the actual sky pixels of the same stamp, so the patch carries the
-stamp's own one-point noise distribution (including any non-Gaussian tail) and no outline. The draws
-come from a generator seeded per galaxy (:func:`galaxy_rng`): cleaning is reproducible, byte for
-byte, from ``(CleanConfig.seed, galaxy_id)``.
+leaves flat patches whose outlines are themselves shapes. Here each region is copied from a
+randomly placed sky region of the same shape in the same stamp, so the patch carries the stamp's
+own noise, its pixel-to-pixel correlation included (drizzled mosaics); only where no sky region
+fits are values drawn independently from the stamp's sky pixels. The draws come from a generator
+seeded per galaxy (:func:`galaxy_rng`): cleaning is reproducible, byte for byte, from
+``(CleanConfig.seed, galaxy_id)``. The replaced pixels are returned (``CleanResult.replaced``) so
+that the measurement can leave them out.
 
 Detection, deblending and the choice of the target reuse :func:`casnet.morphology.segmentation
-.segment`, and the sky statistics :mod:`casnet.morphology.sky`, so that cleaning and measurement
+.segment`, and the two-pass sky :mod:`casnet.morphology.sky`, so that cleaning and measurement
 agree on what a source is. Bad data never raise: they give a :class:`CleanResult` whose ``flag`` and
-``flag_reasons`` say what happened (:class:`CleanFlag`).
-
-Limitation: the drawn values are independent, so where the real noise is correlated (drizzled HST
-mosaics) the replaced patches have white noise of the right amplitude but not the correlation.
+``flag_reasons`` say what happened (:class:`casnet.core.flags.CleanFlag`).
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ _MAX_GROW = 20
 _CLIP_SIGMA = 3.0
 _CLIP_ITERS = 5
 #: Domain-separation prefix of the per-galaxy seed hash (changing it changes every cleaned image).
-_RNG_DOMAIN = b"casnet.data.clean.galaxy_rng/v1"
+#: a fixed string, not the module path: moving the module must not change the draws (stores
+#: cleaned before the move are reproduced byte for byte)
+_RNG_DOMAIN = b"casnet.clean.galaxy_rng/v1"
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ def galaxy_rng(seed: int, galaxy_id: str) -> np.random.Generator:
     The stream must not depend on the order in which galaxies are processed (parallel workers,
     resumed runs) nor on the process: Python's ``hash()`` of a string is salted per process, so the
     seed is derived with SHA-256 instead. Exactly: the 32-byte digest of
-    ``b"casnet.data.clean.galaxy_rng/v1" + b"\\x00" + str(seed).encode() + b"\\x00" +
+    ``b"casnet.clean.galaxy_rng/v1" + b"\\x00" + str(seed).encode() + b"\\x00" +
     galaxy_id.encode("utf-8")``, read as a little-endian integer, is the entropy of a NumPy
     ``SeedSequence`` that seeds ``np.random.default_rng`` (PCG64).
 

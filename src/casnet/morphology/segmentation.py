@@ -4,7 +4,7 @@ Sources are detected with photutils on a Gaussian-smoothed, sky-subtracted image
 the *whole galaxy* at (or nearest to) the stamp centre: its knots, spiral arms, tidal features and
 detached clumps included. A multi-threshold deblender (photutils at contrast 0.001) cuts a galaxy
 into the pieces around each local maximum -- right for a catalogue of a field, wrong for the light
-of one galaxy (design guide Sec. 8: MORFOMETRYKA and statmorph never shred their target) -- so the
+of one galaxy (MORFOMETRYKA and statmorph never shred their target) -- so the
 pieces are only candidates, grouped again by :func:`group_sources`:
 
 1. every deblended piece of the target's detection segment, and every other detection segment, is

@@ -1,9 +1,9 @@
 """Training data from stamp stores as ``tf.data`` pipelines, streamed chunk by chunk.
 
-The stores written by ``select`` / ``split`` / ``augment`` hold 60x60 stamps already cropped and
-normalised by :func:`casnet.data.preprocess.crop_normalise`, and the labels
-``label_concentration`` /
-``label_asymmetry``. Only one store chunk is in memory at a time (plus the shuffle buffer).
+The stores written by ``select`` / ``split`` / ``augment`` hold network-ready stamps (60x60 by
+default, :class:`casnet.data.preprocess.NetworkInput`), already cropped and normalised, and the
+labels ``label_concentration`` / ``label_asymmetry``. Only one store chunk is in memory at a time
+(plus the shuffle buffer).
 """
 
 from __future__ import annotations
@@ -16,8 +16,24 @@ import tensorflow as tf
 from casnet.core.errors import CasnetInputError
 from casnet.core.layout import TARGETS
 from casnet.data.io.store import StampStore
+from casnet.data.preprocess import NetworkInput
 
-__all__ = ["store_dataset"]
+__all__ = ["store_dataset", "store_input"]
+
+
+def store_input(*stores: str | Path) -> NetworkInput:
+    """The network input of stores of network-ready stamps: their stamp side, the same in all.
+
+    Raises
+    ------
+    CasnetInputError
+        When the stores hold stamps of different sizes (a network takes one size).
+    """
+    sides = {str(s): NetworkInput.of_stamps(StampStore(s).stamp_shape) for s in stores}
+    if len(set(sides.values())) > 1:
+        found = ", ".join(f"{s}: {n.size} px" for s, n in sides.items())
+        raise CasnetInputError(f"the stores hold stamps of different sizes ({found})")
+    return next(iter(sides.values()))
 
 
 def store_dataset(

@@ -4,7 +4,8 @@ Inputs are FITS files, folders of them, or a casnet store. They are read and sco
 (the model is pulled once to a local folder, then loaded once per process), in this process or on
 Dask workers for large inputs, so a cluster can score a survey with the same options as the data
 pipeline. Every input gets a row: a stamp the networks cannot take (unreadable file, not 2-D,
-smaller than 60x60, nothing finite and positive in the central 60x60) has NaN values,
+smaller than the networks' crop, 60x60 by default, or nothing finite and positive in it) has NaN
+values,
 ``predict_flag`` :attr:`~casnet.core.flags.PredictFlag.UNUSABLE` and the reason in
 ``predict_flag_reasons``. The model applies :func:`casnet.data.preprocess.crop_normalise` itself.
 """
@@ -24,18 +25,18 @@ from casnet.core.errors import CasnetInputError
 from casnet.core.flags import PredictFlag
 from casnet.data.io.fits import expand_paths, read_image
 from casnet.data.io.store import CATALOG
-from casnet.data.preprocess import CROP_SIZE, crop_normalise
+from casnet.data.preprocess import NetworkInput
 from casnet.morphology.settings import MorphologyConfig
 
-__all__ = ["OUTPUT_FORMATS", "Chunk", "plan_chunks", "predict", "score_chunk", "write_catalog"]
+__all__ = ["WorkUnit", "plan_chunks", "predict", "score_chunk"]
 
-OUTPUT_FORMATS = (".parquet", ".csv", ".fits", ".ecsv")
 _MODELS: dict[str, Any] = {}  # per process: a loaded model per local path
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """A unit of work: FITS paths, or a range of a store."""
+class WorkUnit:
+    """A unit of scoring work: FITS paths, or a range of a store (not a
+    :class:`casnet.data.io.store.Chunk`, which holds a store slice's data)."""
 
     files: tuple[str, ...] = ()
     store: str | None = None
@@ -50,29 +51,29 @@ def _is_store(path: Path) -> bool:
     return path.is_dir() and (path / CATALOG).exists()
 
 
-def plan_chunks(inputs: Sequence[str | Path], chunk_size: int) -> list[Chunk]:
+def plan_chunks(inputs: Sequence[str | Path], chunk_size: int) -> list[WorkUnit]:
     """Split the inputs into chunks of at most ``chunk_size`` galaxies (stores stay whole)."""
     if not inputs:
         raise CasnetInputError("no input given: FITS files, folders of them, or a casnet store")
-    chunks: list[Chunk] = []
+    chunks: list[WorkUnit] = []
     files: list[str] = []
     for item in map(Path, inputs):
         if _is_store(item):
             from casnet.data.io.store import StampStore
 
             n = len(StampStore(item))
-            chunks += [Chunk(store=str(item), start=s, stop=min(s + chunk_size, n))
+            chunks += [WorkUnit(store=str(item), start=s, stop=min(s + chunk_size, n))
                        for s in range(0, n, chunk_size)]  # fmt: skip
         elif item.is_dir() and not expand_paths([item]):
             raise CasnetInputError(f"{item}: no FITS files and not a casnet store")
         else:
             files += [str(p) for p in expand_paths([item])]
-    chunks += [Chunk(files=tuple(files[i : i + chunk_size]))
+    chunks += [WorkUnit(files=tuple(files[i : i + chunk_size]))
                for i in range(0, len(files), chunk_size)]  # fmt: skip
     return chunks
 
 
-def _read(chunk: Chunk, hdu: int | str | None) -> list[tuple[str, str, np.ndarray | None, str]]:
+def _read(chunk: WorkUnit, hdu: int | str | None) -> list[tuple[str, str, np.ndarray | None, str]]:
     """``(galaxy_id, source, image or None, reason)`` for each input of a chunk."""
     if chunk.store is not None:
         from casnet.data.io.store import StampStore
@@ -94,15 +95,34 @@ def _read(chunk: Chunk, hdu: int | str | None) -> list[tuple[str, str, np.ndarra
     return out
 
 
-def _check(image: np.ndarray) -> str:
+def _check(image: np.ndarray, net_input: NetworkInput) -> str:
     """Why the networks cannot take ``image`` ('' when they can)."""
+    side = net_input.size
     if image.ndim != 2:
         return f"not a 2-D image (shape {image.shape})"
-    if min(image.shape) < CROP_SIZE:
-        return f"{image.shape[0]}x{image.shape[1]} px is smaller than {CROP_SIZE}x{CROP_SIZE}"
-    if not crop_normalise(image)[1]:
-        return f"no finite positive pixel in the central {CROP_SIZE}x{CROP_SIZE}"
+    if min(image.shape) < side:
+        return f"{image.shape[0]}x{image.shape[1]} px is smaller than {side}x{side}"
+    if not net_input.prepare(image)[1]:
+        return f"no finite positive pixel in the central {side}x{side}"
     return ""
+
+
+def _network_input(path: str) -> NetworkInput:
+    """The crop of the combined model at ``path`` (read from its networks).
+
+    Raises
+    ------
+    CasnetInputError
+        When ``path`` is not the combined model (a single network, or another model).
+    """
+    try:
+        combined = _model(path).unwrap_python_model()
+        return combined.input
+    except Exception as exc:  # a Keras flavour has no python model; another pyfunc no .input
+        raise CasnetInputError(
+            f"{path} is not casnet's combined model (models:/casnet@champion takes raw stamps; "
+            f"a single network, models:/casnet-<target>, takes crops): {exc}"
+        ) from None
 
 
 def _model(path: str):
@@ -113,7 +133,7 @@ def _model(path: str):
     return _MODELS[path]
 
 
-def score_chunk(chunk: Chunk, model_path: str, *, hdu: int | str | None = None,
+def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = None,
                 conventional: MorphologyConfig | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Rows for one chunk: galaxy_id, source, concentration, asymmetry, predict_flag,
     predict_flag_reasons.
@@ -122,9 +142,11 @@ def score_chunk(chunk: Chunk, model_path: str, *, hdu: int | str | None = None,
     folder, loaded once per process.
     """
     rows, good = [], []
+    # the crop the registered networks were trained on (it travels with the model)
+    net_input = _network_input(model_path)
     for gid, source, image, reason in _read(chunk, hdu):
         if image is not None and not reason:
-            reason = _check(np.asarray(image))
+            reason = _check(np.asarray(image), net_input)
         row = {"galaxy_id": gid, "source": source, "concentration": math.nan,
                "asymmetry": math.nan,
                "predict_flag": int(PredictFlag.UNUSABLE if reason else PredictFlag.NONE),
@@ -188,20 +210,3 @@ def predict(
             rows += part
             bar.update(len(part))
     return pd.DataFrame(rows)
-
-
-def write_catalog(table: pd.DataFrame, out: str | Path) -> Path:
-    """Write the catalogue; the format follows the suffix (.parquet, .csv, .fits, .ecsv)."""
-    out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise CasnetInputError(f"--out must end in one of {', '.join(OUTPUT_FORMATS)}, got {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        table.to_parquet(out, index=False)
-    else:
-        from astropy.table import Table
-
-        fmt = {".csv": "ascii.csv", ".fits": "fits", ".ecsv": "ascii.ecsv"}[suffix]
-        Table.from_pandas(table).write(out, format=fmt, overwrite=True)
-    return out

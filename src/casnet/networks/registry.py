@@ -29,7 +29,7 @@ import pandas as pd
 from casnet.core.errors import CasnetInputError
 from casnet.core.layout import COMBINED_MODEL, EXPERIMENTS, NETWORK_MODELS, TARGETS
 from casnet.core.tracking import tracking_uri, use_store
-from casnet.data.preprocess import CROP_SIZE, crop_normalise
+from casnet.data.preprocess import NetworkInput
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.networks.inference import predict_array
 
@@ -133,7 +133,8 @@ def register_network(
 
 
 def _bad(message: str):
-    """An input error the scoring server answers with HTTP 400 (design guide sec. 7)."""
+    """An input error the scoring server answers with HTTP 400 (an error raised otherwise inside a
+    pyfunc ``predict`` becomes HTTP 500)."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
@@ -152,12 +153,18 @@ def _read_fits_bytes(data: Any) -> np.ndarray:
     raise ValueError("no 2-D image HDU")
 
 
-def parse_stamps(model_input: Any) -> tuple[list[np.ndarray], list[str] | None]:
+#: the paper's 60 px crop: the default where no network says otherwise
+_PAPER_INPUT = NetworkInput()
+
+
+def parse_stamps(
+    model_input: Any, net_input: NetworkInput = _PAPER_INPUT
+) -> tuple[list[np.ndarray], list[str] | None]:
     """Stamps (and galaxy ids) from what a caller or the scoring server hands the model.
 
     Accepted: an array (H, W), (N, H, W) or (N, H, W, 1); a list of 2-D arrays (sizes may
     differ); a dict or DataFrame with ``stamp`` (arrays) or ``fits`` (FITS file bytes, or base64
-    text in JSON) and optionally ``galaxy_id``.
+    text in JSON) and optionally ``galaxy_id``. Each stamp must hold ``net_input``'s crop.
 
     Raises
     ------
@@ -213,25 +220,28 @@ def parse_stamps(model_input: Any) -> tuple[list[np.ndarray], list[str] | None]:
                 s = s.astype(np.float32)
             except (TypeError, ValueError):
                 raise _bad(f"stamp {i}: non-numeric values") from None
-        if min(s.shape) < CROP_SIZE:
+        if min(s.shape) < net_input.size:
             raise _bad(f"stamp {i}: {s.shape[0]}x{s.shape[1]} px is smaller than "
-                       f"{CROP_SIZE}x{CROP_SIZE}")  # fmt: skip
+                       f"{net_input.size}x{net_input.size}")  # fmt: skip
         out.append(s.astype(np.float32))
     if ids is not None and len(ids) != len(out):
         raise _bad(f"{len(ids)} galaxy ids for {len(out)} stamps")
     return out, ids
 
 
-def network_inputs(stamps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """``crop_normalise`` of stamps of any sizes >= 60: (N, 60, 60, 1) float32 and ok flags."""
-    crops = np.empty((len(stamps), CROP_SIZE, CROP_SIZE), dtype=np.float32)
+def network_inputs(
+    stamps: list[np.ndarray], net_input: NetworkInput = _PAPER_INPUT
+) -> tuple[np.ndarray, np.ndarray]:
+    """``net_input.prepare`` of stamps of any sizes >= its side: (N, s, s, 1) float32 and ok
+    flags."""
+    crops = np.empty((len(stamps), net_input.size, net_input.size), dtype=np.float32)
     ok = np.zeros(len(stamps), dtype=bool)
     shapes = {s.shape for s in stamps}
     if len(shapes) == 1:
-        crops, ok = crop_normalise(np.stack(stamps))
+        crops, ok = net_input.prepare(np.stack(stamps))
     else:
         for i, s in enumerate(stamps):
-            crops[i], ok[i] = crop_normalise(s)
+            crops[i], ok[i] = net_input.prepare(s)
     return crops[..., None], ok
 
 
@@ -246,6 +256,22 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         self.networks = networks or {}
         self.batch_size = batch_size
 
+    @property
+    def input(self) -> NetworkInput:
+        """The crop the networks were trained on, read from their input shape (both the same:
+        the size travels with the registered networks, not with this code).
+
+        Raises
+        ------
+        MlflowException
+            INVALID_PARAMETER_VALUE when the two networks take different sizes.
+        """
+        sizes = {t: NetworkInput.of_network(net) for t, net in self.networks.items()}
+        if len(set(sizes.values())) != 1:
+            found = ", ".join(f"{t} {n.size} px" for t, n in sizes.items())
+            raise _bad(f"the networks take different input sizes ({found})")
+        return next(iter(sizes.values()))
+
     def load_context(self, context) -> None:
         import mlflow
 
@@ -256,12 +282,14 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         }
 
     def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
-        stamps, ids = parse_stamps(model_input)
-        x, ok = network_inputs(stamps)
+        net_input = self.input
+        stamps, ids = parse_stamps(model_input, net_input)
+        x, ok = network_inputs(stamps, net_input)
         if not ok.all():
             bad = ", ".join(str(i) for i in np.flatnonzero(~ok)[:10])
+            side = net_input.size
             raise _bad(f"stamps with no finite positive pixel in the central "
-                       f"{CROP_SIZE}x{CROP_SIZE} (NaN-only or empty): {bad}")  # fmt: skip
+                       f"{side}x{side} (NaN-only or empty): {bad}")  # fmt: skip
         raw = (params or {}).get("batch_size", self.batch_size)
         try:
             batch = int(raw)

@@ -2,7 +2,7 @@
 
 Used by ``casnet benchmark predict`` (and usable from scripts). The server runs in its own
 process group with the virtual environment's ``bin`` first on ``PATH`` (MLflow execs ``uvicorn``
-from ``PATH``; design guide sec. 7) and answers ``POST /invocations`` with
+from ``PATH``, or it exits with 127) and answers ``POST /invocations`` with
 ``{"predictions": [...]}``.
 """
 

@@ -32,12 +32,12 @@ from casnet.core.tracking import (
     use_store,
 )
 from casnet.data.io.store import StampStore
+from casnet.data.preprocess import CROP_SIZE
 from casnet.networks.architecture import build_model
-from casnet.networks.dataset import store_dataset
+from casnet.networks.dataset import store_dataset, store_input
 from casnet.networks.inference import predict_array
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
-from casnet.networks.tune import EXPERIMENT as TUNE_EXPERIMENT
-from casnet.networks.tune import EpochLogger, check_inputs
+from casnet.networks.tune import EpochLogger, best_search, check_inputs
 
 __all__ = [
     "EXPERIMENT",
@@ -76,8 +76,9 @@ def predict_store(model, store: str | Path, target: str, *, batch_size: int = 51
     return labels, (np.concatenate(preds) if preds else np.zeros(0))
 
 
-def network_signature(input_size: int = 60):
-    """MLflow signature of one network: (N, 60, 60, 1) float32 in, (N, 1) float32 out."""
+def network_signature(input_size: int = CROP_SIZE):
+    """MLflow signature of one network: (N, s, s, 1) float32 in (s = ``input_size``, the
+    :class:`~casnet.data.preprocess.NetworkInput` size), (N, 1) float32 out."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
@@ -107,23 +108,14 @@ def architecture_from_search(
 
     client = MlflowClient(tracking_uri(root))
     if run == "best":
-        exp = client.get_experiment_by_name(TUNE_EXPERIMENT)
-        query = (f"tags.`casnet.run_kind` = 'search' and tags.`casnet.target` = '{target}' "
-                 "and attributes.status = 'FINISHED' and metrics.best_val_rmse > -1")  # fmt: skip
-        for key, value in lineage_tags(data or {}, root).items():
-            if key.endswith(".dvc_md5") and value != "untracked":
-                query += f" and tags.`{key}` = '{value}'"  # a search of this very data
-        found = [] if exp is None else client.search_runs(
-            [exp.experiment_id], filter_string=query, order_by=["metrics.best_val_rmse ASC"],
-            max_results=1,
-        )  # fmt: skip
-        if not found:
+        found = best_search(target, root=root, data=data)
+        if found is None:
             raise CasnetInputError(
                 f"no finished search for {target}{' on this data' if data else ''} in "
                 f"{tracking_uri(root)}: run `casnet tune --target {target}` first, or train "
                 "from params.yaml"
             )
-        run = found[0].info.run_id
+        run = found
     try:
         parent = client.get_run(run)
     except MlflowException:
@@ -171,6 +163,7 @@ def train(
 
     check_inputs(target, train, val)
     check_inputs(target, test, val)
+    net_input = store_input(train, val, test)
     root = root or project_root()
     keras.utils.set_random_seed(budget.seed)
     data = {"train": str(train), "val": str(val), "test": str(test)}
@@ -182,11 +175,11 @@ def train(
     run_id = client.create_run(exp, run_name=f"train-{target}", tags=tags).info.run_id
     params = {**arch.model_dump(mode="json"), "target": target,
               "max_epochs": budget.max_epochs, "patience": budget.patience,
-              "seed": budget.seed}  # fmt: skip
+              "seed": budget.seed, "input_size": net_input.size}  # fmt: skip
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
     client.log_inputs(run_id, datasets=data_inputs(data, root))
     try:
-        model = build_model(arch, name=f"casnet_{target}")
+        model = build_model(arch, input_size=net_input.size, name=f"casnet_{target}")
         history = model.fit(
             store_dataset(train, target, batch_size=arch.batch_size, shuffle=True,
                           seed=budget.seed),
@@ -222,9 +215,10 @@ def train(
             example.write_text(json.dumps({"inputs": first[..., None].tolist()}))
             client.log_artifact(run_id, str(example))
         with use_store(root), mlflow.start_run(run_id=run_id):
-            # keras flavour with a signature; no input_example (it breaks log_model in MLflow
-            # 3.17, design guide sec. 7): the sample payload is the artifact above
-            info = mlflow.keras.log_model(model, name="model", signature=network_signature(),
+            # keras flavour with a signature; no input_example (log_model then fails with
+            # FileNotFoundError in MLflow 3.17): the sample payload is the artifact above
+            signature = network_signature(net_input.size)
+            info = mlflow.keras.log_model(model, name="model", signature=signature,
                                           pip_requirements=model_requirements())  # fmt: skip
     except BaseException:
         client.set_terminated(run_id, "FAILED")

@@ -44,9 +44,9 @@ import pandas as pd
 
 from casnet.core.errors import CasnetConfigError, CasnetError, CasnetInputError
 from casnet.core.layout import EXPERIMENTS, TARGETS, project_root
-from casnet.core.tracking import data_inputs, lineage_tags
+from casnet.core.tracking import data_inputs, lineage_tags, tracking_uri
 from casnet.data.io.store import CATALOG, StampStore
-from casnet.networks.dataset import store_dataset
+from casnet.networks.dataset import store_dataset, store_input
 from casnet.networks.hypermodel import CasnetHyperModel
 from casnet.networks.settings import SearchConfig
 
@@ -56,6 +56,7 @@ __all__ = [
     "MlflowTuner",
     "TuneResult",
     "baseline_scores",
+    "best_search",
     "search_key",
     "tune",
 ]
@@ -67,6 +68,8 @@ OBJECTIVE = "val_rmse"
 Role = Literal["single", "chief", "worker"]
 
 _SEARCH_TAG = "casnet.search_key"
+_KIND_TAG = "casnet.run_kind"
+_TARGET_TAG = "casnet.target"
 _TRIAL_TAG = "casnet.trial_id"
 _PARENT_TAG = "mlflow.parentRunId"
 
@@ -83,6 +86,28 @@ class TuneResult:
     best_hyperparameters: dict[str, Any] = field(default_factory=dict)
     best_val_rmse: float | None = None
     trials: pd.DataFrame | None = None
+
+
+def best_search(
+    target: str, *, root: Path | None = None, data: dict[str, str | Path] | None = None
+) -> str | None:
+    """The parent run id of the finished search for ``target`` with the lowest best validation
+    RMSE, or None. With ``data`` (role -> path of ``train`` and ``val``), only among searches of
+    the same data (by the DVC hashes of the lineage tags)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(root))
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        return None
+    query = (f"tags.`{_KIND_TAG}` = 'search' and tags.`{_TARGET_TAG}` = '{target}' "
+             "and attributes.status = 'FINISHED' and metrics.best_val_rmse > -1")  # fmt: skip
+    for key, value in lineage_tags(data or {}, root).items():
+        if key.endswith(".dvc_md5") and value != "untracked":
+            query += f" and tags.`{key}` = '{value}'"  # a search of this very data
+    found = client.search_runs([exp.experiment_id], filter_string=query,
+                               order_by=["metrics.best_val_rmse ASC"], max_results=1)  # fmt: skip
+    return found[0].info.run_id if found else None
 
 
 def search_key(target: str, space: SearchConfig, data: dict[str, str]) -> str:
@@ -102,7 +127,7 @@ def _fingerprint(dvc_md5: str, store: str | Path) -> str:
 def baseline_scores(train: str | Path, val: str | Path, target: str) -> dict[str, float]:
     """RMSE and MAE on the validation set of predicting the training mean for every galaxy.
 
-    The trivial model every trial has to beat (design guide: score a baseline first).
+    The trivial model every trial has to beat: a network is only a result if it beats it.
     """
     column = f"label_{target}"
     mean = float(StampStore(train).catalog[column].mean())
@@ -245,7 +270,7 @@ def _flat_params(target: str, space: SearchConfig) -> dict[str, str]:
 def _find_parent(client, experiment_id: str, key: str):
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{_SEARCH_TAG}` = '{key}' and tags.`casnet.run_kind` = 'search'",
+        filter_string=f"tags.`{_SEARCH_TAG}` = '{key}' and tags.`{_KIND_TAG}` = 'search'",
         order_by=["attributes.start_time ASC"],
     )
     return runs[0] if runs else None
@@ -262,7 +287,7 @@ def _parent_run(client, experiment_id: str, key: str, target: str, space: Search
         client.update_run(found.info.run_id, status="RUNNING")
         return found.info.run_id
     run = client.create_run(experiment_id, run_name=f"tune-{target}",
-                            tags={**tags, "casnet.run_kind": "search"})  # fmt: skip
+                            tags={**tags, _KIND_TAG: "search"})  # fmt: skip
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, v) for k, v in _flat_params(target, space).items()],
                      metrics=_metrics(baseline, 0))  # fmt: skip
@@ -429,7 +454,7 @@ def tune(
     tags = lineage_tags(data, root)
     key = search_key(target, space, {k: _fingerprint(tags[f"casnet.data.{k}.dvc_md5"], path)
                                      for k, path in data.items()})  # fmt: skip
-    tags.update({"casnet.target": target, _SEARCH_TAG: key})
+    tags.update({_TARGET_TAG: target, _SEARCH_TAG: key})
     experiment_id = tracking.ensure_experiment(EXPERIMENT, root)
     uri = tracking.tracking_uri(root)
     client = MlflowClient(uri)
@@ -441,7 +466,7 @@ def tune(
     _link_launcher(client, parent)
     directory = root / ".tuning"
     tuner = MlflowTuner(
-        CasnetHyperModel(space),
+        CasnetHyperModel(space, input_size=store_input(train, val).size),
         parent_run_id=parent,
         experiment_id=experiment_id,
         tracking_uri=uri,

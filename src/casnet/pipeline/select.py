@@ -25,7 +25,7 @@ from casnet.core.errors import CasnetInputError
 from casnet.core.flags import CleanFlag
 from casnet.core.progress import progress_bar
 from casnet.data.io.store import Rechunker, StampStore, StoreWriter
-from casnet.data.preprocess import crop_normalise
+from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import SelectConfig, StoreConfig
 from casnet.morphology import Flag
 
@@ -100,7 +100,8 @@ def run(
     meas = pd.read_parquet(meas_path).set_index("galaxy_id")
     if len(src) == 0:
         raise CasnetInputError(f"select: the input store {source} is empty")
-    size = cfg.crop_size
+    net_input = NetworkInput(cfg.crop_size)
+    size = net_input.size
     if min(src.stamp_shape) < size:
         raise CasnetInputError(
             f"select: stamps of {src.stamp_shape} px are smaller than crop_size={size}"
@@ -126,7 +127,7 @@ def run(
             keep = (reasons == "").to_numpy()
             crops, ok = {}, None
             for n in names:
-                crops[n], ok_n = crop_normalise(chunk.arrays[n][keep], size=size)
+                crops[n], ok_n = net_input.prepare(chunk.arrays[n][keep])
                 ok = ok_n if n == "image" else ok
             kept = _labels(joined[keep].reset_index(drop=True))
             if not ok.all():  # a crop with no positive pixel cannot be normalised

@@ -1,19 +1,34 @@
-"""Measurement tables: formatting for the terminal and writing to CSV, JSON or FITS."""
+"""Catalogues out: the one writer of tables (``casnet measure``, ``casnet predict``).
+
+:func:`write_catalog` writes a table in the format its suffix names (:data:`SUFFIXES`);
+:func:`write_rows` renders measurement rows as a terminal table, JSON, CSV or FITS. A file is
+written atomically (a uniquely named temporary file beside it, then renamed): a run that fails,
+or a second run writing the same file, never leaves it truncated or mixed, and its folder must
+exist (or the error says so before anything is written).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import math
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from astropy.table import Table
 
-__all__ = ["FORMATS", "format_table", "write_rows"]
+from casnet.core.errors import CasnetInputError
+
+__all__ = ["FORMATS", "SUFFIXES", "check_output", "format_table", "write_catalog", "write_rows"]
 
 FORMATS = ("table", "json", "csv", "fits")
+#: catalogue file suffix -> astropy ``Table.write`` format (None: Parquet, through pandas)
+SUFFIXES = {".parquet": None, ".csv": "ascii.csv", ".fits": "fits", ".ecsv": "ascii.ecsv"}
 Format = Literal["table", "json", "csv", "fits"]
 
 #: columns shown on the terminal, in order (the files carry every column)
@@ -56,6 +71,53 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def check_output(out: str | Path, suffixes: Sequence[str] | None = None) -> Path:
+    """The output file ``out``, checked before any work: its folder exists, and (with
+    ``suffixes``) it ends in one of them.
+
+    Raises
+    ------
+    CasnetInputError
+        Naming the folder that does not exist, or the suffixes allowed.
+    """
+    out = Path(out)
+    if suffixes is not None and out.suffix.lower() not in suffixes:
+        raise CasnetInputError(f"{out}: the output must end in one of {', '.join(suffixes)}")
+    if not out.parent.is_dir():
+        raise CasnetInputError(f"{out}: the folder {out.parent} does not exist")
+    return out
+
+
+def _atomic(out: Path, write: Callable[[Path], None]) -> Path:
+    """``write(tmp)`` then rename ``tmp`` to ``out`` (same folder: the rename is atomic)."""
+    check_output(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def write_catalog(table: pd.DataFrame, out: str | Path) -> Path:
+    """Write ``table`` to ``out`` in the format of its suffix (:data:`SUFFIXES`), atomically.
+
+    Raises
+    ------
+    CasnetInputError
+        For another suffix, or a folder that does not exist.
+    """
+    out = check_output(out, tuple(SUFFIXES))
+    fmt = SUFFIXES[out.suffix.lower()]
+    if fmt is None:
+        return _atomic(out, lambda tmp: table.to_parquet(tmp, index=False))
+    return _atomic(out, lambda tmp: Table.from_pandas(table).write(tmp, format=fmt,
+                                                                     overwrite=True))  # fmt: skip
+
+
 def write_rows(rows: Sequence[dict[str, Any]], fmt: Format, out: Path | None) -> str | None:
     """Render ``rows`` as ``fmt``; write to ``out`` or return the text (``fits`` needs ``out``).
 
@@ -70,10 +132,8 @@ def write_rows(rows: Sequence[dict[str, Any]], fmt: Format, out: Path | None) ->
         if fmt == "fits":
             if out is None:
                 raise ValueError("the fits format needs an output file (--out)")
-            table.write(out, format="fits", overwrite=True)
+            _atomic(Path(out), lambda tmp: table.write(tmp, format="fits", overwrite=True))
             return None
-        import io
-
         buf = io.StringIO()
         table.write(buf, format="ascii.csv")
         text = buf.getvalue()
@@ -81,5 +141,6 @@ def write_rows(rows: Sequence[dict[str, Any]], fmt: Format, out: Path | None) ->
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if out is None:
         return text
-    Path(out).write_text(text if text.endswith("\n") else text + "\n")
+    ending = text if text.endswith("\n") else text + "\n"
+    _atomic(Path(out), lambda tmp: tmp.write_text(ending))
     return None
