@@ -6,6 +6,10 @@ statmorph is timed twice: as users run it (``SourceMorphology``, which computes 
 diagnostics) and restricted to C and A only (a subclass that evaluates just those two), so the
 ratio is honest either way. Both codes get the same segmentation (casnet's) and the same
 sky-subtracted image.
+
+Why ~490 lines: the three speed benchmarks (conventional vs statmorph, the data stages, scoring in
+process and over REST) with their reports share the machine description, the timing rules and
+the untrained-model fixture; ``casnet benchmark all`` (:mod:`.harness`) runs them together.
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ the records to the stamp store.
 
 :func:`read_labels` reads an optional external catalogue of reference C and A values, validated and
 keyed by the same string ``galaxy_id``, ready to join with the store's catalogue.
+
+Why one module of ~800 lines: both layouts share the WCS handling, the cutting and padding, the
+galaxy ids and the reject rules, and the label catalogue shares the table reading; it is one
+concept (real FITS in, stamp records out), and split it would pass private helpers between
+modules.
 """
 
 from __future__ import annotations

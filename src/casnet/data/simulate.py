@@ -41,10 +41,10 @@ __all__ = [
     "disk_galaxy",
     "flux_from_mag",
     "galaxy_id",
-    "galaxy_rng",
     "sersic_profile",
     "simulate",
     "simulate_galaxy",
+    "simulation_rng",
     "sky_sigma_per_pixel",
     "write_stamps",
 ]
@@ -96,8 +96,9 @@ def galaxy_id(seed: int, index: int) -> str:
     return f"sim{seed}-{index:07d}"
 
 
-def galaxy_rng(seed: int, index: int) -> np.random.Generator:
-    """Independent random stream of galaxy ``index`` (NumPy ``SeedSequence`` of (seed, index))."""
+def simulation_rng(seed: int, index: int) -> np.random.Generator:
+    """Independent random stream of the simulation's galaxy ``index`` (NumPy ``SeedSequence`` of
+    (seed, index)); galaxies with a catalogue id use :func:`casnet.data.clean.galaxy_rng`."""
     return np.random.default_rng([seed, index])
 
 
@@ -218,7 +219,7 @@ def _neighbours(rng, cfg: SimulateConfig) -> list[galsim.GSObject]:
 
 def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
     """Render galaxy ``index`` of the simulation described by ``cfg``."""
-    rng = galaxy_rng(cfg.seed, index)
+    rng = simulation_rng(cfg.seed, index)
     gs_seed = int(rng.integers(1, 2**31 - 1))
     scale, size = cfg.pixel_scale, cfg.stamp_size
     u = rng.random()

@@ -4,6 +4,10 @@
 sky -> segmentation -> shape -> curve of growth -> Petrosian radius -> concentration ->
 asymmetry (with its sky-cell background term) -> SNR_p -> errors. It never raises for a bad
 galaxy: every problem becomes a bit of ``flag`` and a sentence of ``flag_reasons``.
+
+Why ~540 lines: this is the orchestration of the steps (each step's algorithm lives in its own
+module), with the result type, the flags raised between steps and the idealised truth; kept in
+one function so that the order of the steps reads like the paper's Sec. 2.2-2.3.
 """
 
 from __future__ import annotations

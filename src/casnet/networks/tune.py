@@ -22,6 +22,10 @@ ids, never the fluent "active run", so that chief and worker processes of a dist
 A search is identified by its key: a hash of the target, the search space and budget, the early
 stopping settings and the DVC hashes of the data. Rerunning with the same key resumes it (Keras
 Tuner state under ``.tuning/<target>-<key>``, the same parent run); anything else starts anew.
+
+Why ~510 lines: the MLflow-logging tuner, the search's identity and resumption, the distributed
+roles and the trial summary share one vocabulary of run tags and one parent run; split, that
+vocabulary would cross modules.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ the staging folder every Zarr chunk is written exactly once, whole, and a chunk 
 catalogue rows and the progress marker written atomically) only after its arrays are on disk; a
 rerun resumes after the last committed chunk and produces identical bytes. Memory is bounded by
 one chunk: readers iterate chunk by chunk (:meth:`StampStore.iter_chunks`).
+
+Why ~530 lines: the reader, the atomic and resumable writer, the rechunker and the in-place worker
+writes share the on-disk layout (which file holds what, and when it is committed); one module keeps
+that layout in one place.
 """
 
 from __future__ import annotations
