@@ -177,3 +177,21 @@ def test_measure_to_a_missing_folder_fails_before_measuring(tmp_path, stamp_dir)
                     str(tmp_path / "nowhere" / "x.csv"))  # fmt: skip
     assert proc.returncode == 3 and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("benchmark", "measure", "--n", "-5"),
+    ("benchmark", "measure", "--repeats", "0"),
+    ("benchmark", "errors", "--n", "-5"),
+    ("benchmark", "data", "--n", "0"),
+    ("benchmark", "pipeline", "--workers", "1,x"),
+    ("data", "simulate", "--n", "-5"),
+    ("show", "nowhere", "--n", "-5"),
+    ("tune", "--target", "asymmetry", "--max-trials", "0"),
+])  # fmt: skip
+def test_bad_option_values_end_in_one_line_not_a_traceback(tmp_path, args):
+    """Every option value a command refuses ends with `casnet: error: ...` and status 2 (the
+    command refused it) or 3 (the config validation did, naming the key)."""
+    proc = _console(*args, cwd=tmp_path)
+    assert proc.returncode in (2, 3), proc.stderr
+    assert "casnet: error:" in proc.stderr and "Traceback" not in proc.stderr

@@ -30,11 +30,13 @@ def benchmark_measure_cmd(
     from casnet.bench.speed import benchmark_measure, format_measure_report
 
     p = load_params(params)
+    cfg = override(p.benchmark, source="command line", n=n, repeats=repeats,
+                   statmorph_n=statmorph_n)  # fmt: skip
     report = benchmark_measure(
-        n or p.benchmark.n,
-        repeats=repeats or p.benchmark.repeats,
+        cfg.n,
+        repeats=cfg.repeats,
         use_statmorph=statmorph,
-        statmorph_n=statmorph_n or p.benchmark.statmorph_n,
+        statmorph_n=cfg.statmorph_n,
         sim=override(p.simulate, stamp_size=101),
         morph=p.morphology,
         progress=True,
@@ -56,6 +58,8 @@ def benchmark_errors_cmd(
     OUT/error_budget.{md,json,png} and the per-galaxy rows OUT/error_budget_rows.csv)."""
     from casnet.bench.error_budget import budget_table, error_budget, format_budget, plot_budget
 
+    if n < 1:
+        raise fail(f"--n must be >= 1, got {n}", EXIT_USAGE)
     p = load_params(params)
     rows = error_budget(
         n, sim=p.simulate, clean=p.clean, morph=p.morphology, use_statmorph=statmorph,
