@@ -160,11 +160,11 @@ STAGE_ENTRY = {
     "augment": ("casnet.pipeline.augment",),
 }
 #: modules in every closure that cannot change a stage's output: the package docstrings, the
-#: version, the error types, progress bars and the Dask executor (where a stage runs does not
-#: change its outputs, dvc.yaml's header)
+#: version, the error types, progress bars, the output locks and the Dask executor (where a stage
+#: runs does not change its outputs, dvc.yaml's header)
 NO_OUTPUT = {"casnet", "casnet._version", "casnet.core", "casnet.core.errors",
-             "casnet.core.progress", "casnet.core.parallel", "casnet.pipeline",
-             "casnet.pipeline.settings"}  # fmt: skip
+             "casnet.core.progress", "casnet.core.parallel", "casnet.core.locking",
+             "casnet.pipeline", "casnet.pipeline.settings"}  # fmt: skip
 
 
 def _docstring_only(path: Path) -> bool:

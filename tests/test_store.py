@@ -182,3 +182,31 @@ def test_catalog_parts_with_different_column_types_are_reconciled(tmp_path):
     cat = StampStore(tmp_path / "s").catalog
     assert cat["galaxy_id"].tolist() == ["a", "b", "c", "d"]
     assert cat["note"].tolist()[2] == "x"
+
+
+def test_a_second_writer_fails_at_once_and_the_first_store_stays_whole(tmp_path):
+    """One writer per store: while a run writes ``s`` (two chunks committed), a second writer of
+    ``s`` fails with a message naming it and touches nothing; the first run then completes with
+    exactly its own rows, and once it is done the store can be written again."""
+    path = tmp_path / "s"
+    first = StoreWriter(path, stamp_shape=(6, 5), arrays=("image", "truth"), chunk_size=4,
+                        meta={"stage": "test"})  # fmt: skip
+    items = list(_items(8))
+    for lo in (0, 4):
+        rows = [r for r, _ in items[lo : lo + 4]]
+        stack = np.stack([im for _, im in items[lo : lo + 4]])
+        first.append(rows, {"image": stack, "truth": -stack})
+    staged = _digest(Path(f"{path}.partial"))
+    with pytest.raises(CasnetInputError, match="another casnet run is writing it"):
+        StoreWriter(path, stamp_shape=(6, 5), arrays=("image", "truth"), chunk_size=4,
+                    meta={"stage": "other"}, resume=False)  # fmt: skip
+    assert _digest(Path(f"{path}.partial")) == staged  # the second writer removed nothing
+    store = first.close()
+    assert store.catalog["galaxy_id"].tolist() == [f"g{i:03d}" for i in range(8)]
+    assert len(_write(path, 3)) == 3  # the lock is released with the first writer
+
+
+def test_a_failed_writer_releases_its_lock(tmp_path):
+    with pytest.raises(RuntimeError):
+        _write(tmp_path / "s", 10, crash_at=5)
+    assert len(_write(tmp_path / "s", 10)) == 10  # resumes: no stale lock in the way

@@ -163,3 +163,46 @@ def test_cli_bad_store_is_a_clean_error(tmp_path):
     res = runner.invoke(app, ["data", "clean", "--in", str(tmp_path / "nope"), "--out", "x"])
     assert res.exit_code != 0
     assert isinstance(res.exception, CasnetInputError) or "no such store" in res.output
+
+
+def test_a_second_measure_to_one_output_fails_and_the_first_output_stays(cleaned, tmp_path):
+    """One writer per output: while another run holds the table, measure fails at once with a
+    message naming it, and the existing table is untouched (no shared OUT.tmp any more)."""
+    from casnet.core.locking import output_lock
+
+    out = tmp_path / "m.parquet"
+    measure.run(MorphologyConfig(), cleaned.path, out, dask=SERIAL, show_progress=False)
+    before = out.read_bytes()
+    with output_lock(out), pytest.raises(CasnetInputError, match="another casnet run"):
+        measure.run(MorphologyConfig(), cleaned.path, out, dask=SERIAL, show_progress=False)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.parquet.lock", "m.parquet"]
+
+
+def test_two_concurrent_simulate_runs_never_mix_one_store(tmp_path):
+    """The probe's reproduction: two `casnet data simulate` with different seeds to one --out,
+    started together. Whatever the timing, the store holds one run's galaxies only; a run that
+    met the other's lock exits 3 with a one-line message."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "store"
+    cmd = [sys.executable, "-m", "casnet.cli", "data", "simulate", "--out", str(out),
+           "--n", "120", "--workers", "0", "--quiet"]  # fmt: skip
+    procs = [subprocess.Popen([*cmd, "--seed", str(seed)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+             for seed in (1, 2)]  # fmt: skip
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(rc for rc, _ in results)
+    assert codes in ([0, 0], [0, 3]), results
+    for rc, err in results:
+        if rc == 3:
+            assert "another casnet run is writing it" in err and "Traceback" not in err
+    from casnet.data.io.store import StampStore
+
+    store = StampStore(out)
+    assert len(store) == 120
+    ids = store.catalog["galaxy_id"].tolist()
+    assert len(set(ids)) == 120
+    prefixes = {gid.rsplit("-", 1)[0] for gid in ids}  # galaxy ids are sim<seed>-<index>
+    assert len(prefixes) == 1, prefixes  # one run's galaxies only

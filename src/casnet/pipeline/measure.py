@@ -13,6 +13,7 @@ pipeline (noise, sky, cleaning, masks), not only the noise.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casnet.core.errors import CasnetInputError
+from casnet.core.locking import output_lock
 from casnet.core.parallel import executor, map_ordered
 from casnet.core.progress import progress_bar
 from casnet.data.io.store import REPLACED, StampStore
@@ -149,7 +151,17 @@ def run(
     items = [(cfg, where, lo, min(lo + step, n), with_truth) for lo in range(0, n, step)]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    with output_lock(out):  # one writer per output: a second run fails here
+        return _write_measurements(out, items, n, dask, show_progress)
+
+
+def _write_measurements(out: Path, items: list, n: int, dask: DaskConfig,
+                        show_progress: bool) -> MeasureSummary:  # fmt: skip
+    """Stream the chunks' rows into a uniquely named temporary file beside ``out``, then rename
+    it into place (a failed run leaves the previous ``out`` whole)."""
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
     summary = MeasureSummary(out)
     writer = None
     # Streamed to Parquet, a row group per chunk, as the chunks come back: the driver holds one
@@ -167,9 +179,13 @@ def run(
                 writer.write_table(table)
                 summary.add(part)
                 bar.update(len(part))
-    finally:
+    except BaseException:
         if writer is not None:
             writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    if writer is not None:
+        writer.close()
     os.replace(tmp, out)
     return summary
 

@@ -36,6 +36,7 @@ import pandas as pd
 import zarr
 
 from casnet.core.errors import CasnetInputError
+from casnet.core.locking import OutputLock
 
 __all__ = [
     "CATALOG",
@@ -265,9 +266,15 @@ class StoreWriter:
             "arrays": self.names,
         }
         self._closed = False
-        if not resume:
-            shutil.rmtree(self.staging, ignore_errors=True)
-        self._open_staging()
+        # one writer per store: a second run fails here, before it touches the staging folder
+        self._lock = OutputLock(self.path).acquire()
+        try:
+            if not resume:
+                shutil.rmtree(self.staging, ignore_errors=True)
+            self._open_staging()
+        except BaseException:
+            self._lock.release()
+            raise
 
     # -- staging ---------------------------------------------------------------------------
     def _open_staging(self) -> None:
@@ -424,6 +431,7 @@ class StoreWriter:
         else:
             os.replace(self.staging, self.path)
         self._closed = True
+        self._lock.release()
         return StampStore(self.path)
 
     def __enter__(self) -> StoreWriter:
@@ -433,6 +441,8 @@ class StoreWriter:
         # On error the staging folder stays, so that a rerun resumes after the last commit.
         if exc_type is None:
             self.close()
+        else:
+            self._lock.release()
 
 
 def _assemble_catalog(parts: Sequence[Path], dest: Path) -> None:
