@@ -611,3 +611,32 @@ def test_training_refuses_stores_of_different_sizes(tmp_path, commit_project, mo
     with pytest.raises(CasnetInputError, match="different sizes"):
         train("asymmetry", TINY, train=root / "train", val=root / "val", test=root / "test",
               budget=BUDGET, root=root, verbose=0)  # fmt: skip
+
+
+def test_cli_predict_from_the_registry_leaves_no_model_copy(trained, wrapped, project, tmp_path,
+                                                             monkeypatch):  # fmt: skip
+    """`casnet predict --model models:/casnet@champion` pulls the model into a temporary folder
+    and removes it when scoring ends (every run used to leave a 14 MB casnet-model-* copy); the
+    catalogue holds the champion's predictions."""
+    import tempfile
+
+    from astropy.table import Table
+
+    _clean_env(monkeypatch, project["root"])
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    stamps = _stamps(3, 101, seed=8)
+    fits_dir = tmp_path / "fits"
+    fits_dir.mkdir()
+    for i, s in enumerate(stamps):
+        fits.PrimaryHDU(s).writeto(fits_dir / f"g{i}.fits")
+    out = tmp_path / "cat.csv"
+    args = ["predict", str(fits_dir), "--model", "models:/casnet@champion", "--out", str(out),
+            "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert list(scratch.iterdir()) == []  # no casnet-model-* left behind
+    table = Table.read(out).to_pandas().sort_values("source")
+    want = _expected(wrapped, np.stack([_crop(s) for s in stamps]))
+    np.testing.assert_allclose(table["asymmetry"].to_numpy(), want["asymmetry"], atol=1e-5)

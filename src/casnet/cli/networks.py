@@ -213,16 +213,16 @@ def predict(
     chunks = scoring.plan_chunks(inputs, chunk_size)
     if workers is None and scheduler is None and len(chunks) <= 4:
         workers = 0
-    local = Path(model)
-    if not local.exists():
-        import tempfile
+    conventional = load_params(params).morphology if with_conventional else None
+    import tempfile
 
-        local = registry.pull(model, Path(tempfile.mkdtemp(prefix="casnet-model-")))
-    table = scoring.predict(
-        inputs, str(local), chunk_size=chunk_size, hdu=parse_hdu(hdu), scheduler=scheduler,
-        workers=workers, progress=not quiet,
-        conventional=load_params(params).morphology if with_conventional else None,
-    )  # fmt: skip
+    # a registered model is pulled into a temporary folder removed when scoring ends
+    with tempfile.TemporaryDirectory(prefix="casnet-model-") as tmp:
+        local = Path(model) if Path(model).exists() else registry.pull(model, Path(tmp))
+        table = scoring.predict(
+            inputs, str(local), chunk_size=chunk_size, hdu=parse_hdu(hdu), scheduler=scheduler,
+            workers=workers, progress=not quiet, conventional=conventional,
+        )  # fmt: skip
     write_catalog(table, out)
     bad = int((table["predict_flag"] > 0).sum())
     typer.echo(f"{len(table)} galaxies scored with {model} -> {out} ({bad} flagged)")
