@@ -152,3 +152,20 @@ def test_dask_workers_give_the_same_catalogue(model_dir, fits_dir):
     here = predict([d], str(path), chunk_size=2, progress=False)
     there = predict([d], str(path), chunk_size=2, progress=False, workers=2)
     pd.testing.assert_frame_equal(here, there, atol=1e-6)
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_row(model_dir, tmp_path):
+    """The name comes back in the reversible path_text form and the catalogue can be written."""
+    import os
+
+    from astropy.io import fits
+
+    path, _ = model_dir
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    image = np.random.default_rng(0).normal(1.0, 0.1, (64, 64)).astype(np.float32)
+    fits.PrimaryHDU(image).writeto(os.fsdecode(os.path.join(os.fsencode(folder), b"caf\xe9.fits")))
+    table = predict([folder], str(path), progress=False)
+    assert table["galaxy_id"].tolist() == ["caf\\xe9"]
+    assert table["predict_flag"].tolist() == [0]
+    write_catalog(table, tmp_path / "cat.parquet")

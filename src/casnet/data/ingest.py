@@ -47,7 +47,13 @@ from astropy.wcs import WCS, NoConvergence
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.flags import IngestFlag
-from casnet.data.io.fits import FITS_SUFFIXES, expand_paths, read_image, select_image_hdu
+from casnet.data.io.fits import (
+    FITS_SUFFIXES,
+    expand_paths,
+    path_text,
+    read_image,
+    select_image_hdu,
+)
 from casnet.data.settings import IngestConfig
 
 __all__ = [
@@ -140,6 +146,14 @@ class Reject:
     source: str
     galaxy_id: str | None
     reason: str
+
+    def __post_init__(self) -> None:
+        # names the file system gives may not be UTF-8, and a reason may quote them: written as
+        # path_text, or rejects.parquet could not hold them
+        for name in ("source", "galaxy_id", "reason"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, path_text(value))
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,8 +324,8 @@ def _cutout_records(
     size = config.stamp_size
     seen: dict[str, str] = {}
     for path in files:
-        source = str(path)
-        galaxy_id = _galaxy_id_of(path)
+        source = path_text(path)
+        galaxy_id = path_text(_galaxy_id_of(path))
         if galaxy_id in seen:
             yield Reject(
                 source,

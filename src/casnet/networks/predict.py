@@ -23,7 +23,7 @@ import pandas as pd
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.flags import PredictFlag
-from casnet.data.io.fits import expand_paths, read_image
+from casnet.data.io.fits import expand_paths, path_text, read_image
 from casnet.data.io.store import CATALOG
 from casnet.data.preprocess import NetworkInput
 from casnet.morphology.settings import MorphologyConfig
@@ -85,13 +85,14 @@ def _read(chunk: WorkUnit, hdu: int | str | None) -> list[tuple[str, str, np.nda
     out = []
     for name in chunk.files:
         path = Path(name)
-        gid = path.name.split(".fits")[0] if ".fits" in path.name else path.stem
+        gid = path_text(path.name.split(".fits")[0] if ".fits" in path.name else path.stem)
+        source = path_text(path)
         try:
             image, _ = read_image(path, hdu)
         except (CasnetInputError, OSError, ValueError) as exc:
-            out.append((gid, name, None, str(exc)))
+            out.append((gid, source, None, path_text(str(exc))))
             continue
-        out.append((gid, name, image, ""))
+        out.append((gid, source, image, ""))
     return out
 
 

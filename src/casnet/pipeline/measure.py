@@ -211,14 +211,14 @@ def measure_files(
     """
     from casnet.core.errors import CasnetError
     from casnet.core.flags import Flag
-    from casnet.data.io.fits import read_image
+    from casnet.data.io.fits import path_text, read_image
     from casnet.morphology import COLUMNS
 
     rows = []
     bar = progress_bar(len(files), desc="measure", enabled=progress and len(files) >= 20)
     with bar:
         for f in files:
-            row: dict = {"source": str(f)}
+            row: dict = {"source": path_text(f)}
             try:
                 image, _ = read_image(f, hdu)
             except CasnetError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from pathlib import Path
 
@@ -11,7 +13,15 @@ from astropy.utils.exceptions import AstropyWarning
 
 from casnet.core.errors import CasnetInputError
 
-__all__ = ["FITS_SUFFIXES", "expand_paths", "read_image", "select_image_hdu", "write_image"]
+__all__ = [
+    "FITS_SUFFIXES",
+    "expand_paths",
+    "path_bytes",
+    "path_text",
+    "read_image",
+    "select_image_hdu",
+    "write_image",
+]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
 
@@ -121,3 +131,21 @@ def write_image(
     for name, arr in (extra or {}).items():
         hdus.append(fits.ImageHDU(np.asarray(arr, dtype=np.float32), name=name))
     fits.HDUList(hdus).writeto(path, overwrite=True)
+
+
+def path_text(path: str | Path) -> str:
+    r"""A file name as text every catalogue format can hold (``source``, ``galaxy_id`` columns).
+
+    The file system may hand over names that are not UTF-8 (``caf\xe9.fits`` written in
+    Latin-1): Python keeps their bytes as lone surrogates, which Parquet, CSV and FITS refuse, and
+    a whole run was lost on one such name. Here each byte that is not UTF-8 becomes the four
+    characters ``\xNN``; everything else is unchanged. :func:`path_bytes` turns it back (exact
+    unless the name itself holds a literal backslash, x and two hex digits).
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def path_bytes(text: str) -> bytes:
+    r"""The file-system bytes of a :func:`path_text` (``\xNN`` back to the byte ``NN``)."""
+    return re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                  text.encode("utf-8"))  # fmt: skip
