@@ -176,7 +176,7 @@ def test_a_second_measure_to_one_output_fails_and_the_first_output_stays(cleaned
     with output_lock(out), pytest.raises(CasnetInputError, match="another casnet run"):
         measure.run(MorphologyConfig(), cleaned.path, out, dask=SERIAL, show_progress=False)
     assert out.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.parquet.lock", "m.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.parquet"]  # no temporary file left
 
 
 def test_two_concurrent_simulate_runs_never_mix_one_store(tmp_path):
