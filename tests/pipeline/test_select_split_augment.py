@@ -177,12 +177,16 @@ def test_select_external_labels_win_and_nan_falls_back_to_ours(tmp_path):
     assert metrics["labels_external"] == 2
 
 
+def _clean_measurements(path, ids) -> None:
+    """A measurement table in which every galaxy of ``ids`` passes every cut."""
+    table = pd.DataFrame({"galaxy_id": list(ids), "flag": 0, "snr_p": 10.0, "r_petro": 8.0,
+                          "concentration": 3.0, "asymmetry": 0.1})  # fmt: skip
+    table.to_parquet(path, index=False)
+
+
 def test_select_galaxy_missing_from_measurements_is_removed(tmp_path):
     _write_store(tmp_path / "src", [{"galaxy_id": g} for g in ("a", "b", "c")], _blobs(3))
-    pd.DataFrame({
-        "galaxy_id": ["a", "c"], "flag": 0, "snr_p": 10.0, "r_petro": 8.0,
-        "concentration": 3.0, "asymmetry": 0.1,
-    }).to_parquet(tmp_path / "m.parquet", index=False)  # fmt: skip
+    _clean_measurements(tmp_path / "m.parquet", ["a", "c"])
     store, _ = select.run(SelectConfig(), STORE, tmp_path / "src", tmp_path / "m.parquet",
                           tmp_path / "sel", show_progress=False)  # fmt: skip
     assert store.catalog["galaxy_id"].tolist() == ["a", "c"]
@@ -194,10 +198,7 @@ def test_select_crop_without_positive_pixel_is_rejected(tmp_path):
     images = _blobs(3)
     images[1] = -1.0  # passes the cuts, but cannot be normalised
     _write_store(tmp_path / "src", [{"galaxy_id": g} for g in ("a", "b", "c")], images)
-    pd.DataFrame({
-        "galaxy_id": ["a", "b", "c"], "flag": 0, "snr_p": 10.0, "r_petro": 8.0,
-        "concentration": 3.0, "asymmetry": 0.1,
-    }).to_parquet(tmp_path / "m.parquet", index=False)  # fmt: skip
+    _clean_measurements(tmp_path / "m.parquet", ["a", "b", "c"])
     store, metrics = select.run(SelectConfig(), STORE, tmp_path / "src", tmp_path / "m.parquet",
                                 tmp_path / "sel", show_progress=False)  # fmt: skip
     assert store.catalog["galaxy_id"].tolist() == ["a", "c"]

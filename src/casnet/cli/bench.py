@@ -13,6 +13,15 @@ from casnet.core.config import override
 from casnet.core.errors import EXIT_USAGE
 from casnet.params import load_params
 
+
+def _write_report(report: dict, name: str) -> None:
+    """Write a benchmark's report to ``benchmarks/<name>.json`` and say where."""
+    out = Path("benchmarks") / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(f"written to {out}")
+
+
 commands = typer.Typer(help="Speed and agreement benchmarks (print figures).", no_args_is_help=True)
 
 
@@ -104,7 +113,6 @@ def benchmark_pipeline_cmd(
     Throughput both with a LocalCluster started by each stage (cold) and on a running cluster
     (warm, as with --scheduler).
     """
-    from pathlib import Path
 
     from casnet.bench.speed import benchmark_pipeline, format_pipeline_report
 
@@ -113,10 +121,7 @@ def benchmark_pipeline_cmd(
         raise fail(f"--n must be >= 1, got {n}", EXIT_USAGE)
     report = benchmark_pipeline(n, workers=counts, chunk_size=chunk_size, warm=True)
     typer.echo(format_pipeline_report(report))
-    out = Path("benchmarks/pipeline.json")
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    typer.echo(f"written to {out}")
+    _write_report(report, "pipeline")
 
 
 @commands.command("train")
@@ -137,10 +142,7 @@ def benchmark_train_cmd(
     p = load_params(params)
     report = benchmark_train(p.model, n, repeats=repeats, batch_size=batch_size)
     typer.echo(format_train_report(report, p.search))
-    out = Path("benchmarks/train.json")
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    typer.echo(f"written to {out}")
+    _write_report(report, "train")
 
 
 @commands.command("predict")
@@ -169,10 +171,7 @@ def benchmark_predict_cmd(
                                arch_by_target={"concentration": p.model.concentration,
                                                "asymmetry": p.model.asymmetry})  # fmt: skip
     typer.echo(format_predict_report(report))
-    out = Path("benchmarks/predict.json")
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    typer.echo(f"written to {out}")
+    _write_report(report, "predict")
 
 
 @commands.command("all")
