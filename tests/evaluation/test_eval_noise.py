@@ -58,7 +58,10 @@ def test_injected_noise_reaches_the_target_snr(bright):
                 m = measure(noisy.astype(np.float64))
                 ratios.append(m.snr_p / target)
         ratios = np.asarray(ratios)
-        assert np.isfinite(ratios).mean() > 0.9, (target, ratios)
+        # observed 35 of 40 measured at every target: one of the 8 galaxies, an extended faint disk
+        # (H = 26.1, r_half 6 px), falls below the detection threshold once its SNR_p is brought
+        # down to 10 (the suite counts such losses per bin)
+        assert np.isfinite(ratios).mean() > 0.8, (target, ratios)
         assert np.nanmedian(ratios) == pytest.approx(1.0, abs=0.15), (target, ratios)
 
 

@@ -14,7 +14,13 @@ from functools import lru_cache
 import galsim
 import numpy as np
 
-__all__ = ["correlated_noise", "sky_noise"]
+__all__ = [
+    "aperture_noise_std",
+    "circle_weights",
+    "correlated_noise",
+    "sky_noise",
+    "source_noise",
+]
 
 
 #: pixel scale (arcsec) of the COSMOS mosaic the correlation function was measured on
@@ -63,3 +69,41 @@ def sky_noise(
     if correlated_fraction > 0:
         out += correlated_noise(rng, shape, sigma=sigma * np.sqrt(correlated_fraction))
     return out
+
+
+def circle_weights(radius: float, size: int, supersample: int = 8) -> np.ndarray:
+    """Fraction of each pixel of a ``size`` x ``size`` grid inside a circle of ``radius`` px
+    about the grid centre (``supersample``^2 points per pixel)."""
+    n = size * supersample
+    c = (np.arange(n) + 0.5) / supersample - size / 2
+    inside = (c[:, None] ** 2 + c[None, :] ** 2) <= radius**2
+    return inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+
+
+@lru_cache(maxsize=16)
+def aperture_noise_std(radius: float, correlated_fraction: float) -> float:
+    """Standard deviation of the sum over a circular aperture of ``radius`` px of
+    :func:`sky_noise` with per-pixel sigma 1.
+
+    White noise gives sqrt(sum of the squared pixel weights) (~ sqrt(pi r^2)); the correlated
+    share adds the covariance of the pixels (Parseval on the filter's grid: Var = sum_k |A(k)|^2
+    amp(k)^2 / m^2), which is what makes a drizzled mosaic shallower than its per-pixel noise
+    suggests.
+    """
+    size = int(np.ceil(2 * radius)) + 4
+    weights = circle_weights(radius, size)
+    white = float(np.sum(weights**2))
+    amp = _cosmos_filter(size)
+    m = amp.shape[0]
+    grid = np.zeros((m, m))
+    grid[:size, :size] = weights
+    correlated = float(np.sum(np.abs(np.fft.fft2(grid)) ** 2 * amp**2) / m**2)
+    return float(np.sqrt((1 - correlated_fraction) * white + correlated_fraction * correlated))
+
+
+def source_noise(rng: np.random.Generator, image: np.ndarray, exposure_s: float) -> np.ndarray:
+    """The shot noise of the sources in ``image`` (e-/s) over an exposure of ``exposure_s``:
+    Poisson counts of the electrons collected, back in e-/s, minus the image (mean 0: the flux
+    is conserved on average). Negative pixels (none in a noiseless scene) collect nothing."""
+    electrons = np.clip(image, 0.0, None) * exposure_s
+    return rng.poisson(electrons) / exposure_s - electrons / exposure_s

@@ -66,6 +66,10 @@ class SimulateConfig(Section):
     depth_5sigma: float = Field(
         27.7, description="5-sigma point-source limit (AB mag) in a 0.2 arcsec-radius aperture"
     )
+    exposure_time_s: float | None = Field(
+        10_000.0, gt=0.0, description="exposure (s) for the sources' Poisson noise: ~4 orbits of "
+        "F160W, CANDELS/Deep (~12 orbits over Y, J, H; Grogin et al. 2011); null: none"
+    )
     correlated_noise_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="share of the noise variance that is correlated (COSMOS)"
     )
@@ -85,6 +89,19 @@ class SimulateConfig(Section):
     psf_wavelength_nm: float = Field(1545.0, gt=0.0)
     psf_diameter_m: float = Field(2.4, gt=0.0)
     psf_obscuration: float = Field(0.33, ge=0.0, lt=1.0)
+    psf_native_pixel_arcsec: float = Field(
+        0.128,
+        ge=0.0,
+        description='detector pixel the PSF is convolved with (WFC3/IR: 0.128"; '
+        "drizzling keeps its response); 0: none",
+    )
+    psf_kernel_sigma_arcsec: float = Field(
+        0.034,
+        ge=0.0,
+        description="Gaussian for the inter-pixel capacitance, the residual "
+        'wavefront error and drizzling: 0.034" gives FWHM 0.18" on the 0.06" grid (CANDELS '
+        'F160W) and 0.146" before pixelation (WFC3 IHB Table 7.5: 0.151" at 1.6 um)',
+    )
     psf_file: str | None = Field(
         None, description="FITS image of a tabulated PSF (e.g. a TinyTim F160W model) instead"
     )

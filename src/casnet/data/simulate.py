@@ -31,7 +31,7 @@ from pathlib import Path
 import galsim
 import numpy as np
 
-from casnet.data.noise import sky_noise
+from casnet.data.noise import aperture_noise_std, circle_weights, sky_noise, source_noise
 from casnet.data.psf import psf_model
 from casnet.data.settings import SimulateConfig
 
@@ -41,6 +41,7 @@ __all__ = [
     "disk_galaxy",
     "flux_from_mag",
     "galaxy_id",
+    "point_source_fraction",
     "sersic_profile",
     "simulate",
     "simulate_galaxy",
@@ -51,6 +52,8 @@ __all__ = [
 
 #: radius (arcsec) of the aperture in which the 5-sigma point-source depth is quoted
 _DEPTH_APERTURE_ARCSEC = 0.2
+#: half-light radius of a spheroid relative to a disk of the same magnitude
+_SPHEROID_SIZE = 0.6
 #: Sersic indices are drawn on this grid: GalSim caches the (expensive) Hankel tables per n
 _N_STEP = 0.1
 #: population kinds, stored as the ``kind`` column
@@ -110,13 +113,24 @@ def flux_from_mag(mag: float, zero_point: float) -> float:
 def sky_sigma_per_pixel(cfg: SimulateConfig) -> float:
     """Per-pixel sky noise giving a 5-sigma point-source limit of ``depth_5sigma``.
 
-    The limit refers to a 0.2 arcsec-radius aperture (CANDELS convention), so
-    sigma_pix = F_lim / (5 sqrt(N_aperture)) (for white noise; correlated noise of the same
-    per-pixel variance makes the aperture noise a little larger, as in real mosaics).
+    A point source of that (total) magnitude is detected at 5 sigma in a 0.2 arcsec-radius
+    aperture (the CANDELS convention, Grogin et al. 2011): the light of the PSF inside the
+    aperture is 5 times the noise of the sum over it, the correlated share of the noise counted
+    (:func:`casnet.data.noise.aperture_noise_std`). Counting only the per-pixel noise and the
+    total flux, as before 2026-12-01, made the real limit H = 26.9 where the parameter said 27.7.
     """
     f_lim = flux_from_mag(cfg.depth_5sigma, cfg.zero_point)
-    n_pix = math.pi * (_DEPTH_APERTURE_ARCSEC / cfg.pixel_scale) ** 2
-    return f_lim / (5.0 * math.sqrt(n_pix))
+    radius = _DEPTH_APERTURE_ARCSEC / cfg.pixel_scale
+    inside = point_source_fraction(cfg, radius)
+    return inside * f_lim / (5.0 * aperture_noise_std(radius, cfg.correlated_noise_fraction))
+
+
+def point_source_fraction(cfg: SimulateConfig, radius: float) -> float:
+    """Share of a point source's light (the simulation's PSF, drawn centred on a pixel) inside a
+    circle of ``radius`` px."""
+    size = 2 * int(np.ceil(radius)) + 41
+    star = psf_model(cfg).drawImage(nx=size, ny=size, scale=cfg.pixel_scale).array
+    return float(np.sum(star * circle_weights(radius, size)) / np.sum(star))
 
 
 def _draw_mag(rng: np.random.Generator, lo: float, hi: float, slope: float) -> float:
@@ -229,7 +243,11 @@ def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
     median_r = cfg.rhalf_px_at_23 * 10 ** (cfg.rhalf_mag_slope * (mag - 23.0))
     r_half_px = median_r * 10 ** (cfg.rhalf_scatter_dex * float(rng.standard_normal()))
     if kind == "spheroid":
-        r_half_px *= 0.4  # compact
+        # early types are smaller than late types of the same luminosity: 0.2-0.4 dex at fixed
+        # mass in CANDELS (van der Wel et al. 2014); 0.6 (0.22 dex). The 0.4 used before left
+        # them unresolved by the drizzled F160W PSF (median C of the noiseless spheroids 3.18,
+        # bulge+disk 2.98; now 3.41)
+        r_half_px *= _SPHEROID_SIZE
     r_half_px = float(np.clip(r_half_px, *cfg.rhalf_range_px))
     flux = flux_from_mag(mag, cfg.zero_point)
     target, companion, info = _target(rng, kind, flux, r_half_px * scale, gs_seed)
@@ -254,6 +272,9 @@ def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
         sigma=sigma,
         correlated_fraction=cfg.correlated_noise_fraction,
     )
+    if cfg.exposure_time_s:
+        # drawn after the sky noise: the sky realisation does not depend on the exposure
+        noisy += source_noise(rng, scene.array, cfg.exposure_time_s)
     params = {
         "kind": kind,
         "mag": mag,
