@@ -259,19 +259,37 @@ def test_centre_is_sky_when_nothing_is_detected():
 
 def test_touching_neighbour_is_flagged_blended_and_removed():
     target = _target()
-    neighbour = _neighbour(9.0, 3.0)
+    neighbour = _neighbour(11.0, 3.0)
     image = (target + neighbour + _noise(3)).astype(np.float32)
     result = galclean(image)
     assert result.flag & CleanFlag.BLENDED
     assert "BLENDED:" in result.flag_reasons
-    # A heavy blend (9.5 px apart, 3:4 in flux): the neighbour's core is replaced (observed 93%
-    # of its light), its wings on the target's side of the valley are kept, and the galaxy's
-    # light under the neighbour's core goes with it (14%, 4% where the galaxy dominates: the
-    # valley lies where the profiles' slopes match, not their light): hence BLENDED, which
-    # select excludes by default. Bounds: > 80% of the neighbour, < 6% where the galaxy dominates
+    # A heavy blend (11.4 px apart, 2.3 r_half, 3:4 in flux): the neighbour's core is replaced
+    # (observed 94% of its light), its wings on the target's side of the valley are kept, and
+    # the galaxy's light under the neighbour's core goes with it (9%, 2% where the galaxy
+    # dominates: the valley lies where the profiles' slopes match, not their light): hence
+    # BLENDED, which select excludes by default. Bounds: > 80% of the neighbour, < 6% where the
+    # galaxy dominates. At 9.5 px (1.9 r_half) the valley is shallow enough that the pair is one
+    # body, a merger (segmentation.OVERLAP_SADDLE): kept whole, see the next test.
     changed = result.image != image
     assert neighbour[changed].sum() > 0.8 * neighbour.sum()
     assert target[changed & (target > neighbour)].sum() < 0.06 * target.sum()
+
+
+def test_overlapping_companion_is_kept_as_part_of_the_merger():
+    """A companion 8 px (1.6 r_half) from the galaxy, with half its light: the deblender finds
+    it, but the valley between them is shallow, they are one body (a merger, issue 15): nothing
+    of either is replaced, no flag. Without the shallow-valley rule (``overlap_saddle`` > 1) the
+    companion's core is replaced (observed ~107 bright pixels) and the galaxy flagged BLENDED."""
+    target = _target()
+    companion = _draw(galsim.Exponential(half_light_radius=3.0, flux=2000.0), 6.4, 4.8)
+    image = (target + companion + _noise(3)).astype(np.float32)
+    bright = (target + companion) > 5.0
+    result = galclean(image)
+    assert result.flag == CleanFlag.NONE
+    assert result.replaced is None or not result.replaced[bright].any()
+    split = galclean(image, config=CleanConfig(overlap_saddle=10.0))
+    assert split.flag & CleanFlag.BLENDED and split.replaced[bright].sum() > 50
 
 
 def test_few_sky_pixels_fall_back_to_gaussian_draws():

@@ -175,12 +175,15 @@ def test_concentration_invariant_under_flips_rotations_translations(invariance_g
     centre, which the minimiser finds to within the noise along a path that depends on the pixel
     order and on which sky cells the tiling (from the stamp's corner) yields, so C moves with the
     transform: observed |dC| <= 0.29 concentration_err for four of the five galaxies and up to
-    1.38 for the clumpy one (index 69, whose A(c) has several shallow minima). Tolerance 1.5
-    sigma_C; with apertures on the centroid the old 2e-3 (observed 7e-4) still holds."""
+    1.38 for the clumpy one (index 69, whose A(c) has several shallow minima). On the issue-15
+    population bright galaxies with concentration_err ~0.001 move by up to 0.008 (the
+    centre by ~0.05 px): the tolerance is 1.5 sigma_C or 0.01, whichever is larger (the paper's
+    C MAE is 0.15); with apertures on the centroid the old 2e-3 (observed 7e-4) still holds."""
     for gal, m in invariance_galaxies:
         mt = measure(TRANSFORMS[name](gal.image.astype(np.float64)))
         assert mt.flag == 0, (gal.index, mt.flag_reasons)
-        assert mt.concentration == pytest.approx(m.concentration, abs=1.5 * m.concentration_err)
+        tolerance = max(1.5 * m.concentration_err, 0.01)
+        assert mt.concentration == pytest.approx(m.concentration, abs=tolerance)
         cfg = MorphologyConfig(aperture_centre="centroid")
         ref = measure(gal.image.astype(np.float64), config=cfg)
         moved = measure(TRANSFORMS[name](gal.image.astype(np.float64)), config=cfg)

@@ -69,12 +69,12 @@ def test_interrupted_run_resumes_to_identical_store(tmp_path, cfg, monkeypatch):
     calls = []
     killed = []
 
-    def flaky(index, c):
+    def flaky(index, c, *rest):
         calls.append(index)
         if index == 5 and not killed:
             killed.append(index)
             raise _Killed  # a killed run
-        return real(index, c)
+        return real(index, c, *rest)
 
     monkeypatch.setattr(stage, "simulate_galaxy", flaky)
     with pytest.raises(_Killed):

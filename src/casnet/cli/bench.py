@@ -85,6 +85,38 @@ def benchmark_errors_cmd(
     typer.echo(f"rows, table and figure: {out}/error_budget_rows.csv, error_budget.md, {figure}")
 
 
+@commands.command("simulate")
+def benchmark_simulate_cmd(
+    n: Annotated[int, typer.Option(help="Simulated galaxies (before the cuts).")] = 2000,
+    out: Annotated[Path, typer.Option(help="Folder of the report and figure.")] = Path(
+        "benchmarks"
+    ),
+    params: ParamsOption = None,
+) -> None:
+    """The simulated training set against the paper's: survival per cut and kind, label and
+    truth percentiles, the issue-15 targets met or not (writes OUT/simulate.{md,json,png})."""
+    from casnet.bench.population import (
+        format_population,
+        plot_population,
+        population,
+        population_report,
+    )
+
+    if n < 1:
+        raise fail(f"--n must be >= 1, got {n}", EXIT_USAGE)
+    p = load_params(params)
+    rows, metrics = population(n, sim=p.simulate, clean_cfg=p.clean, morph=p.morphology,
+                               select_cfg=p.select, dask=p.dask)  # fmt: skip
+    report = population_report(rows, metrics)
+    out.mkdir(parents=True, exist_ok=True)
+    text = format_population(report)
+    (out / "simulate.md").write_text(text + "\n")
+    (out / "simulate.json").write_text(json.dumps(report, indent=2))
+    figure = plot_population(rows, out / "simulate.png")
+    typer.echo(text)
+    typer.echo(f"report and figure: {out}/simulate.md, simulate.json, {figure}")
+
+
 @commands.command("data")
 def benchmark_data_cmd(
     n: Annotated[int, typer.Option(help="Galaxies of the large run (the small one: N/5).")] = 500,

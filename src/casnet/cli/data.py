@@ -70,8 +70,8 @@ def data_simulate(
     sim = override(p.simulate, seed=seed)
     count = override(p.data, n_galaxies=n).n_galaxies
     dask = dask_settings(p, scheduler, workers)
-    store = stage.run(sim, count, store_settings(p, chunk_size), out, dask=dask,
-                      show_progress=not quiet)  # fmt: skip
+    store = stage.run(sim, count, store_settings(p, chunk_size), out, morphology=p.morphology,
+                      dask=dask, show_progress=not quiet)  # fmt: skip
     typer.echo(f"simulate: {len(store)} galaxies -> {out}", err=True)
 
 
@@ -91,8 +91,8 @@ def data_source(
         from casnet.pipeline import simulate as stage
 
         dask = dask_settings(p, scheduler, workers)
-        store = stage.run(p.simulate, d.n_galaxies, p.store, out, dask=dask,
-                          show_progress=not quiet)  # fmt: skip
+        store = stage.run(p.simulate, d.n_galaxies, p.store, out, morphology=p.morphology,
+                          dask=dask, show_progress=not quiet)  # fmt: skip
     else:
         from casnet.pipeline import ingest as stage
 

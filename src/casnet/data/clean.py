@@ -311,6 +311,7 @@ def galclean(
         mask=invalid,
         deblend=True,
         source_contrast=cfg.source_contrast,
+        overlap_saddle=cfg.overlap_saddle,
         join_fraction=cfg.join_fraction,
     )
     labels = seg.labels

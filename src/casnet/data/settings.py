@@ -10,8 +10,10 @@ from pydantic import Field, model_validator
 from casnet.core.config import Section
 from casnet.morphology.settings import (
     JOIN_FRACTION,
+    OVERLAP_SADDLE,
     SOURCE_CONTRAST,
     JoinFraction,
+    OverlapSaddle,
     SourceContrast,
 )
 
@@ -67,21 +69,56 @@ class SimulateConfig(Section):
         27.7, description="5-sigma point-source limit (AB mag) in a 0.2 arcsec-radius aperture"
     )
     exposure_time_s: float | None = Field(
-        10_000.0, gt=0.0, description="exposure (s) for the sources' Poisson noise: ~4 orbits of "
-        "F160W, CANDELS/Deep (~12 orbits over Y, J, H; Grogin et al. 2011); null: none"
+        10_000.0,
+        gt=0.0,
+        description="exposure (s) for the sources' Poisson noise: ~4 orbits of "
+        "F160W, CANDELS/Deep (~12 orbits over Y, J, H; Grogin et al. 2011); null: none",
     )
     correlated_noise_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="share of the noise variance that is correlated (COSMOS)"
     )
-    mag_range: tuple[float, float] = Field((19.5, 26.5), description="H magnitude range")
-    mag_slope: float = Field(0.1, description="number counts slope: N(m) ~ 10^(slope m)")
-    rhalf_px_at_23: float = Field(8.0, gt=0.0, description="median half-light radius at H=23")
-    rhalf_mag_slope: float = Field(-0.06, description="dex of r_half per magnitude")
+    mag_range: tuple[float, float] = Field(
+        (19.5, 24.5),
+        description="H magnitudes of the targets: to H = 24.5, the limit to which sizes and shapes "
+        "of CANDELS F160W galaxies are measured reliably (van der Wel et al. 2012)",
+    )
+    mag_slope: float = Field(
+        0.3,
+        description="number-count slope, N(m) ~ 10^(slope m): 0.31 for F160W counts fainter than "
+        "H = 20 (Yan et al. 1998); 0.1 before 2026-12-01 over-represented bright galaxies ~5x",
+    )
+    neighbour_mag_range: tuple[float, float] = Field(
+        (21.0, 27.0), description="H magnitudes of unrelated neighbours (drawn with mag_slope)"
+    )
+    rhalf_px_at_23: float = Field(
+        7.0, gt=0.0,
+        description='median half-light radius (px) at H = 23: 0.42", roughly the median of the '
+        "H-band GALFIT sizes of CANDELS (van der Wel et al. 2012; not fitted to the catalogue, "
+        "which cannot be downloaded here)",
+    )  # fmt: skip
+    rhalf_mag_slope: float = Field(
+        -0.08, description="dex of r_half per magnitude (sizes fall with H, Yan et al. 1998)"
+    )
     rhalf_scatter_dex: float = Field(0.2, ge=0.0)
     rhalf_range_px: tuple[float, float] = Field((1.0, 20.0), description="half-light radii (px)")
     clumpy_fraction: float = Field(0.2, ge=0.0, le=1.0, description="RandomKnots star-formers")
-    merger_fraction: float = Field(0.12, ge=0.0, le=1.0, description="close pairs + tidal plume")
+    merger_fraction: float = Field(
+        0.15, ge=0.0, le=1.0, description="mergers: host + overlapping companion + tails/shells"
+    )
     spheroid_fraction: float = Field(0.15, ge=0.0, le=1.0, description="compact spheroids")
+    arms_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="disks (not edge-on) drawn with spiral arms"
+    )
+    lopsided_fraction: float = Field(
+        0.3, ge=0.0, le=1.0, description="disks drawn with an off-centre (m = 1) component"
+    )
+    disk_thickness: float = Field(
+        0.2, gt=0.0, le=1.0, description="intrinsic axis ratio q0 of disks (edge-on q)"
+    )
+    fit_tries: int = Field(
+        8, ge=0, le=50,
+        description="redraws at 0.8x the size of a galaxy that does not fit its stamp",
+    )  # fmt: skip
     neighbour_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="stamps with unrelated neighbours / stars"
     )
@@ -111,7 +148,7 @@ class SimulateConfig(Section):
 
     @model_validator(mode="after")
     def _check_ranges(self) -> SimulateConfig:
-        for name in ("mag_range", "rhalf_range_px"):
+        for name in ("mag_range", "neighbour_mag_range", "rhalf_range_px"):
             lo, hi = getattr(self, name)
             if not lo < hi:
                 raise ValueError(f"{name} must be (low, high) with low < high, got {(lo, hi)}")
@@ -142,6 +179,7 @@ class CleanConfig(Section):
         "on while its light around it is >= 0.15 sigma",
     )
     source_contrast: SourceContrast = SOURCE_CONTRAST
+    overlap_saddle: OverlapSaddle = OVERLAP_SADDLE
     join_fraction: JoinFraction = JOIN_FRACTION
     seed: int = Field(12345, ge=0, description="master seed; each galaxy derives its own")
 

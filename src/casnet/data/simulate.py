@@ -31,9 +31,12 @@ from pathlib import Path
 import galsim
 import numpy as np
 
+from casnet.data import structure
 from casnet.data.noise import aperture_noise_std, circle_weights, sky_noise, source_noise
 from casnet.data.psf import psf_model
 from casnet.data.settings import SimulateConfig
+from casnet.morphology.extent import noiseless_fit
+from casnet.morphology.settings import MorphologyConfig
 
 __all__ = [
     "KINDS",
@@ -53,13 +56,12 @@ __all__ = [
 #: radius (arcsec) of the aperture in which the 5-sigma point-source depth is quoted
 _DEPTH_APERTURE_ARCSEC = 0.2
 #: half-light radius of a spheroid relative to a disk of the same magnitude
-_SPHEROID_SIZE = 0.6
+_SPHEROID_SIZE = 0.8
 #: Sersic indices are drawn on this grid: GalSim caches the (expensive) Hankel tables per n
 _N_STEP = 0.1
 #: population kinds, stored as the ``kind`` column
 KINDS = ("disk", "clumpy", "merger", "spheroid")
-#: limits the FFT size GalSim may use for a 101x101 stamp (accuracy stays well below the noise)
-_GSPARAMS = galsim.GSParams(folding_threshold=5e-3, maximum_fft_size=4096)
+_GSPARAMS = structure.GSPARAMS
 
 
 @dataclass(frozen=True)
@@ -149,67 +151,159 @@ def sersic_profile(n: float, r_half: float, flux: float) -> galsim.GSObject:
     return galsim.Sersic(n=n, half_light_radius=r_half, flux=flux, gsparams=_GSPARAMS)
 
 
-def disk_galaxy(rng, flux: float, r_half: float, *, clumpy: bool, seed: int):
-    """Bulge + disk (optionally clumpy) of total ``flux``, half-light radius ~``r_half`` (")."""
+def _disk_axis_ratio(rng: np.random.Generator, thickness: float) -> float:
+    """Projected axis ratio of a thick disk seen at a random inclination (cos i uniform):
+    q^2 = cos^2 i (1 - q0^2) + q0^2 (Hubble 1926; intrinsic thickness q0)."""
+    cos_i = float(rng.random())
+    return math.sqrt(cos_i**2 * (1.0 - thickness**2) + thickness**2)
+
+
+def disk_galaxy(
+    rng: np.random.Generator,
+    flux: float,
+    r_half: float,
+    *,
+    clumpy: bool,
+    seed: int,
+    arms: float = 0.0,
+    lopsided: float = 0.0,
+    thickness: float = 0.2,
+    pixel_scale: float = 0.06,
+    max_extent: float = 3.0,
+):
+    """Bulge + disk of total ``flux`` and half-light radius ~``r_half`` ("), with structure.
+
+    The bulge has Sersic n 1.5-4.5 (pseudo- to classical bulges) and 0.15-0.45 times the disk's
+    size; bulge-to-total from Beta(0.8, 2). ``clumpy``: 20-50% of the disk's light is in resolved
+    clumps (:func:`casnet.data.structure.clumps`). ``arms`` / ``lopsided``: the chance that the
+    disk has spiral arms (never edge-on, q < 0.35) / an off-centre component. ``seed`` is kept for
+    the callers that pass one (the structure is drawn from ``rng``).
+    """
+    del seed
     bt = float(rng.beta(0.8, 2.0))
-    n_bulge = float(rng.uniform(2.0, 6.0))
-    n_disk = float(rng.uniform(0.5, 1.5))
-    q_disk = float(rng.uniform(0.2, 1.0))
+    n_bulge = float(rng.uniform(1.5, 4.5))
+    n_disk = float(rng.uniform(0.5, 1.3))
+    q_disk = _disk_axis_ratio(rng, thickness)
     q_bulge = float(rng.uniform(0.6, 1.0))
-    beta = float(rng.uniform(0.0, 180.0)) * galsim.degrees
+    beta = float(rng.uniform(0.0, 180.0))
     disk_r = r_half * float(rng.uniform(1.0, 1.3))
-    bulge_r = r_half * float(rng.uniform(0.2, 0.5))
+    bulge_r = disk_r * float(rng.uniform(0.15, 0.45))
     parts = []
-    info = {"bt": bt, "n_bulge": n_bulge, "n_disk": n_disk, "q": q_disk, "pa_deg": beta.deg,
-            "knot_fraction": 0.0}  # fmt: skip
+    info = {"bt": bt, "n_bulge": n_bulge, "n_disk": n_disk, "q": q_disk, "pa_deg": beta,
+            "edge_on": q_disk < 0.35, "clump_fraction": 0.0, "n_clumps": 0, "arm_fraction": 0.0,
+            "n_arms": 0, "arm_pitch_deg": float("nan"), "lopsided_fraction": 0.0}  # fmt: skip
     if bt < 0.98:
         disk_flux = flux * (1 - bt)
-        disk = sersic_profile(n_disk, disk_r, disk_flux)
+        smooth_share = 1.0
+        extra = []
         if clumpy:
-            frac = float(rng.uniform(0.25, 0.6))
-            knots = galsim.RandomKnots(
-                int(rng.integers(10, 60)),
-                half_light_radius=disk_r * 1.2,
-                flux=disk_flux * frac,
-                rng=galsim.BaseDeviate(seed),
-                gsparams=_GSPARAMS,
+            frac = float(rng.uniform(0.2, 0.5))
+            knots, kinfo = structure.clumps(rng, disk_flux * frac, disk_r, q_disk, beta)
+            extra.append(knots)
+            smooth_share -= frac
+            info.update(clump_fraction=frac, n_clumps=kinfo["n_clumps"])
+        if q_disk >= 0.35 and rng.random() < arms:
+            frac = float(rng.uniform(0.15, 0.4))
+            spiral, ainfo = structure.spiral_arms(
+                rng, disk_flux * frac, disk_r, q_disk, beta, pixel_scale, max_extent
             )
-            disk = disk.withFlux(disk_flux * (1 - frac)) + knots
-            info["knot_fraction"] = frac
-        parts.append(disk.shear(q=q_disk, beta=beta))
+            extra.append(spiral)
+            smooth_share -= frac
+            info.update(arm_fraction=frac, **ainfo)
+        if rng.random() < lopsided:
+            frac = float(rng.uniform(0.05, 0.2))
+            blob, _ = structure.lopsided_component(rng, disk_flux * frac, disk_r, q_disk, beta)
+            extra.append(blob)
+            smooth_share -= frac
+            info["lopsided_fraction"] = frac
+        disk = sersic_profile(n_disk, disk_r, disk_flux * smooth_share)
+        parts.append(disk.shear(q=q_disk, beta=beta * galsim.degrees))
+        parts.extend(extra)
     if bt > 0.02:
-        parts.append(sersic_profile(n_bulge, bulge_r, flux * bt).shear(q=q_bulge, beta=beta))
+        bulge = sersic_profile(n_bulge, bulge_r, flux * bt)
+        parts.append(bulge.shear(q=q_bulge, beta=beta * galsim.degrees))
     return (galsim.Add(parts) if len(parts) > 1 else parts[0]), info
 
 
-def _target(rng, kind: str, flux: float, r_half: float, seed: int):
-    """The target (and, for mergers, its companion) in arcsec units."""
-    companion = None
+def _spheroid(rng: np.random.Generator, flux: float, r_half: float):
+    """A single Sersic spheroid: n 3-6 (CANDELS quiescent galaxies cluster at n ~ 3-5, van der
+    Wel et al. 2012), q 0.5-1."""
+    n = float(rng.uniform(3.0, 6.0))
+    q = float(rng.uniform(0.5, 1.0))
+    beta = float(rng.uniform(0.0, 180.0))
+    gal = sersic_profile(n, r_half, flux).shear(q=q, beta=beta * galsim.degrees)
+    info = {"bt": 1.0, "n_bulge": n, "n_disk": float("nan"), "q": q, "pa_deg": beta,
+            "edge_on": False}  # fmt: skip
+    return gal, info
+
+
+def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig):
+    """The target in arcsec units: for a merger the host, its companion and their tidal debris
+    together (the companion overlaps the host; its light is the merger's asymmetry, issue 15)."""
+    extent = cfg.stamp_size * cfg.pixel_scale / 2
+    structure_args = {"arms": cfg.arms_fraction, "lopsided": cfg.lopsided_fraction,
+                      "thickness": cfg.disk_thickness, "pixel_scale": cfg.pixel_scale,
+                      "max_extent": extent}  # fmt: skip
+    merger = {"companion_ratio": 0.0, "companion_sep_rhalf": float("nan"), "n_tails": 0,
+              "tail_fraction": 0.0, "n_shells": 0, "shell_fraction": 0.0}  # fmt: skip
     if kind == "spheroid":
-        n = float(rng.uniform(3.5, 6.0))
-        q = float(rng.uniform(0.6, 1.0))
-        beta = float(rng.uniform(0.0, 180.0))
-        gal = sersic_profile(n, r_half, flux).shear(q=q, beta=beta * galsim.degrees)
-        info = {"bt": 1.0, "n_bulge": n, "n_disk": float("nan"), "q": q, "pa_deg": beta,
-                "knot_fraction": 0.0}  # fmt: skip
+        gal, info = _spheroid(rng, flux, r_half)
+        return gal, {**_NO_DISK_STRUCTURE, **info, **merger}
+    if kind != "merger":
+        gal, info = disk_galaxy(rng, flux, r_half, clumpy=kind == "clumpy", seed=0,
+                                **structure_args)  # fmt: skip
+        return gal, {**info, **merger}
+    # A merger: host (a disk, or for a third a spheroid with shells) + an overlapping companion
+    # 0.6-1.8 r_half away with 0.25-1 of its light (minor to major mergers) + tidal debris.
+    ratio = float(rng.uniform(0.25, 1.0))
+    debris = float(rng.uniform(0.05, 0.2))
+    host_flux = flux * (1 - debris) / (1 + ratio)
+    spheroid_host = rng.random() < 1 / 3
+    if spheroid_host:
+        host, info = _spheroid(rng, host_flux, r_half)
+        info = {**_NO_DISK_STRUCTURE, **info}
     else:
-        gal, info = disk_galaxy(rng, flux, r_half, clumpy=kind == "clumpy", seed=seed)
-    if kind == "merger":
-        # A close pair: companion 1.5-3.5 r_half away and a one-sided tidal plume from the target.
-        angle = float(rng.uniform(0, 2 * np.pi))
-        sep = r_half * float(rng.uniform(1.5, 3.5))
-        ratio = float(rng.uniform(0.2, 0.9))
-        comp, _ = disk_galaxy(rng, flux * ratio, r_half * 0.8, clumpy=False, seed=seed + 1)
-        companion = comp.shift(sep * math.cos(angle), sep * math.sin(angle))
-        plume_flux = flux * float(rng.uniform(0.08, 0.25))
-        plume = galsim.Exponential(half_light_radius=r_half * 1.5, flux=plume_flux)
-        plume = plume.shear(q=0.25, beta=math.degrees(angle) * galsim.degrees)
-        gal = gal.withFlux(flux - plume_flux) + plume.shift(
-            0.7 * sep * math.cos(angle), 0.7 * sep * math.sin(angle)
-        )
-        info["companion_ratio"] = ratio
-    info.setdefault("companion_ratio", 0.0)
-    return gal, companion, info
+        host, info = disk_galaxy(rng, host_flux, r_half, clumpy=rng.random() < 0.3, seed=0,
+                                 **structure_args)  # fmt: skip
+    angle = float(rng.uniform(0, 2 * np.pi))
+    # overlapping: within the 1.8 r_half inside which the segmentation counts a distinct
+    # source as part of the target (casnet.morphology.segmentation.OVERLAP_RHALF)
+    sep = r_half * float(rng.uniform(0.6, 1.8))
+    comp_r = r_half * ratio**0.3  # sizes scale weakly with luminosity
+    if rng.random() < 0.3:
+        comp, _ = _spheroid(rng, host_flux * ratio, comp_r)
+    else:
+        comp, _ = disk_galaxy(rng, host_flux * ratio, comp_r, clumpy=False, seed=0)
+    parts = [host, comp.shift(sep * math.cos(angle), sep * math.sin(angle))]
+    if spheroid_host:
+        # shells: 1-3 concentric arcs 1.5-3.5 r_half out, on alternating sides
+        n_shells = int(rng.integers(1, 4))
+        for k in range(n_shells):
+            rad = r_half * float(rng.uniform(1.5, 3.5))
+            mid = angle + np.pi * k + float(rng.normal(0, 0.3))
+            span = float(rng.uniform(0.6, 1.4))
+            parts.append(structure.arc(flux * debris / n_shells, radius=(rad, rad),
+                                       angle=(mid - span, mid + span),
+                                       width=(0.1 * rad, 0.1 * rad)))  # fmt: skip
+        merger.update(n_shells=n_shells, shell_fraction=debris)
+    else:
+        # tidal tails: 1-2 curved bands from the pair outwards, fading along their length
+        n_tails = int(rng.integers(1, 3))
+        for k in range(n_tails):
+            start = angle + np.pi * k
+            curl = float(rng.choice([-1, 1]) * rng.uniform(0.6, 1.6))
+            parts.append(structure.arc(flux * debris / n_tails,
+                                       radius=(0.8 * r_half, r_half * rng.uniform(3.0, 5.0)),
+                                       angle=(start, start + curl),
+                                       width=(0.3 * r_half, 0.6 * r_half), fade=1.5))  # fmt: skip
+        merger.update(n_tails=n_tails, tail_fraction=debris)
+    merger.update(companion_ratio=ratio, companion_sep_rhalf=sep / r_half)
+    return galsim.Add(parts), {**info, **merger}
+
+
+#: the disk-structure columns of a galaxy without a disk
+_NO_DISK_STRUCTURE = {"clump_fraction": 0.0, "n_clumps": 0, "arm_fraction": 0.0, "n_arms": 0,
+                      "arm_pitch_deg": float("nan"), "lopsided_fraction": 0.0}  # fmt: skip
 
 
 def _neighbours(rng, cfg: SimulateConfig) -> list[galsim.GSObject]:
@@ -220,7 +314,8 @@ def _neighbours(rng, cfg: SimulateConfig) -> list[galsim.GSObject]:
         pos = rng.uniform(-0.9 * half, 0.9 * half, size=2)
         if math.hypot(*pos) < 20 * cfg.pixel_scale:  # keep the centre for the target
             continue
-        flux = flux_from_mag(float(rng.uniform(20.5, 26.0)), cfg.zero_point)
+        mag = _draw_mag(rng, *cfg.neighbour_mag_range, cfg.mag_slope)
+        flux = flux_from_mag(mag, cfg.zero_point)
         if rng.random() < cfg.star_fraction:
             out.append(galsim.DeltaFunction(flux=flux).shift(*pos))
         else:
@@ -231,41 +326,69 @@ def _neighbours(rng, cfg: SimulateConfig) -> list[galsim.GSObject]:
     return out
 
 
-def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
-    """Render galaxy ``index`` of the simulation described by ``cfg``."""
+def _draw_r_half(rng: np.random.Generator, cfg: SimulateConfig, kind: str, mag: float) -> float:
+    """Half-light radius (px) from the log-normal size-magnitude relation."""
+    median_r = cfg.rhalf_px_at_23 * 10 ** (cfg.rhalf_mag_slope * (mag - 23.0))
+    r_half_px = median_r * 10 ** (cfg.rhalf_scatter_dex * float(rng.standard_normal()))
+    if kind == "spheroid":
+        # early types are 0.2-0.3 dex smaller than late types at fixed *mass* (van der Wel et
+        # al. 2014), but at fixed luminosity their higher M/L puts them higher on their steeper
+        # size-mass relation, which cancels most of it: 0.8 (0.1 dex). At 0.4 the drizzled F160W
+        # PSF left them unresolved (C ~ 3.1 whatever n)
+        r_half_px *= _SPHEROID_SIZE
+    return float(np.clip(r_half_px, *cfg.rhalf_range_px))
+
+
+def simulate_galaxy(
+    index: int, cfg: SimulateConfig, morphology: MorphologyConfig | None = None
+) -> SimulatedGalaxy:
+    """Render galaxy ``index`` of the simulation described by ``cfg``.
+
+    The galaxy must fit its stamp as the measurement (``morphology``) needs it: the 1.5 R_p
+    apertures inside and enough sky beyond (:func:`casnet.morphology.extent.noiseless_fit`). One
+    that does not is redrawn with the same structure, smaller by what it lacks (at least 0.8x),
+    up to ``fit_tries``
+    times; the catalogue keeps the drawn size (``r_half_px_drawn``), the redraws and whether it
+    fits in the end (``stamp_fits``), so the truncation of the size distribution is on record.
+    """
+    morphology = morphology or MorphologyConfig()
     rng = simulation_rng(cfg.seed, index)
-    gs_seed = int(rng.integers(1, 2**31 - 1))
     scale, size = cfg.pixel_scale, cfg.stamp_size
     u = rng.random()
     cuts = np.cumsum([cfg.clumpy_fraction, cfg.merger_fraction, cfg.spheroid_fraction])
     kind = ("clumpy", "merger", "spheroid", "disk")[int(np.searchsorted(cuts, u, side="right"))]
     mag = _draw_mag(rng, *cfg.mag_range, cfg.mag_slope)
-    median_r = cfg.rhalf_px_at_23 * 10 ** (cfg.rhalf_mag_slope * (mag - 23.0))
-    r_half_px = median_r * 10 ** (cfg.rhalf_scatter_dex * float(rng.standard_normal()))
-    if kind == "spheroid":
-        # early types are smaller than late types of the same luminosity: 0.2-0.4 dex at fixed
-        # mass in CANDELS (van der Wel et al. 2014); 0.6 (0.22 dex). The 0.4 used before left
-        # them unresolved by the drizzled F160W PSF (median C of the noiseless spheroids 3.18,
-        # bulge+disk 2.98; now 3.41)
-        r_half_px *= _SPHEROID_SIZE
-    r_half_px = float(np.clip(r_half_px, *cfg.rhalf_range_px))
+    r_drawn = _draw_r_half(rng, cfg, kind, mag)
     flux = flux_from_mag(mag, cfg.zero_point)
-    target, companion, info = _target(rng, kind, flux, r_half_px * scale, gs_seed)
     offset = rng.uniform(-0.5, 0.5, size=2) * scale  # cutouts are never centred on a pixel
-    target = target.shift(*offset)
     neighbours = _neighbours(rng, cfg) if rng.random() < cfg.neighbour_fraction else []
     z = float(np.clip(0.5 + 0.45 * (mag - 20.0) + 0.5 * rng.standard_normal(), 0.0, 7.0))
-
+    structure_seed = [cfg.seed, index, 1]  # the same structure at every size tried
+    sigma = sky_sigma_per_pixel(cfg)
     psf = psf_model(cfg)
-    truth = galsim.Convolve(target, psf).drawImage(nx=size, ny=size, scale=scale).array
-    others = [companion.shift(*offset)] if companion is not None else []
-    others += neighbours
+    centre = ((size - 1) / 2 + offset[0] / scale, (size - 1) / 2 + offset[1] / scale)
+
+    r_half_px = r_drawn
+    for redraws in range(cfg.fit_tries + 1):
+        target, info = _target(
+            np.random.default_rng(structure_seed), kind, flux, r_half_px * scale, cfg
+        )
+        target = target.shift(*offset)
+        truth = galsim.Convolve(target, psf).drawImage(nx=size, ny=size, scale=scale).array
+        room = noiseless_fit(truth, centre, sigma, morphology)
+        fits = room.fits
+        if fits or redraws == cfg.fit_tries or r_half_px <= cfg.rhalf_range_px[0]:
+            break
+        # shrink by what the apertures (linear) or the sky (area) lack, at least by 0.8x
+        lack = 0.8  # no Petrosian radius inside the stamp: the light runs off it
+        if np.isfinite(room.r_petro):
+            lack = min(room.r_inside / room.aperture, math.sqrt(room.sky_pixels / room.sky_needed))
+        r_half_px = max(min(0.8, 0.95 * lack) * r_half_px, cfg.rhalf_range_px[0])
+
     scene = galsim.ImageD(size, size, scale=scale)
     scene.array[:] = truth
-    if others:
-        galsim.Convolve(galsim.Add(others), psf).drawImage(scene, add_to_image=True)
-
-    sigma = sky_sigma_per_pixel(cfg)
+    if neighbours:
+        galsim.Convolve(galsim.Add(neighbours), psf).drawImage(scene, add_to_image=True)
     noisy = scene.array + sky_noise(
         rng,
         scene.array.shape,
@@ -279,6 +402,9 @@ def simulate_galaxy(index: int, cfg: SimulateConfig) -> SimulatedGalaxy:
         "kind": kind,
         "mag": mag,
         "r_half_px": r_half_px,
+        "r_half_px_drawn": r_drawn,
+        "size_redraws": redraws,
+        "stamp_fits": bool(fits),
         "z": z,
         "n_neighbours": len(neighbours),
         "x_offset_px": float(offset[0] / scale),

@@ -26,6 +26,7 @@ from casnet.morphology.asymmetry import (
     smooth_signal,
 )
 from casnet.morphology.concentration import concentration, light_radii
+from casnet.morphology.extent import sky_pixels_needed
 from casnet.morphology.growth import fill_masked, growth_curve
 from casnet.morphology.petrosian import petrosian_radius
 from casnet.morphology.rotate import rotate180
@@ -33,7 +34,6 @@ from casnet.morphology.segmentation import Segmentation, segment, smooth
 from casnet.morphology.settings import MorphologyConfig
 from casnet.morphology.shape import elliptical_radius, second_moments
 from casnet.morphology.sky import (
-    MIN_SKY_PIXELS,
     Sky,
     first_guess_sky,
     masked_sky,
@@ -163,6 +163,7 @@ def detect_target(
         contrast=cfg.deblend_contrast,
         max_distance=cfg.target_radius,
         source_contrast=cfg.source_contrast,
+        overlap_saddle=cfg.overlap_saddle,
         join_fraction=cfg.join_fraction,
     )
 
@@ -311,7 +312,7 @@ def measure(
     if not known:
         outer = (radius > cfg.sky_exclude_rp * r_p) & ~invalid & ~sources
         n_outer = int(np.count_nonzero(outer))
-        needed = max(MIN_SKY_PIXELS, int(np.pi * shape.q * (cfg.aperture_rp * r_p) ** 2))
+        needed = sky_pixels_needed(r_p, shape.q, cfg)
         if n_outer < needed:
             flags.add(
                 Flag.STAMP_FILLED,

@@ -14,9 +14,11 @@ from casnet.core.config import Section
 
 __all__ = [
     "JOIN_FRACTION",
+    "OVERLAP_SADDLE",
     "SOURCE_CONTRAST",
     "JoinFraction",
     "MorphologyConfig",
+    "OverlapSaddle",
     "SourceContrast",
 ]
 
@@ -39,6 +41,16 @@ JoinFraction = Annotated[
     Field(gt=0.0, le=1.0, description="pieces join down to this fraction of the threshold"),
 ]
 
+OverlapSaddle = Annotated[
+    float,
+    Field(
+        gt=0.0,
+        description="a distinct source joined to the target by a saddle at least this fraction "
+        "of the fainter peak is part of it (one body: a merging companion, a giant clump); "
+        "> 1: never",
+    ),
+]
+
 #: a region away from the centre is a distinct source when its light above the saddle by which it
 #: joins the rest holds at least this fraction of the target detection segment's light
 #: (segmentation's module docstring: 1 of 219 target pieces lost on 600 simulated stamps at 0.03,
@@ -48,6 +60,13 @@ SOURCE_CONTRAST = 0.03
 #: detached clump joins its galaxy at a lower threshold (half: 0.75 sky sigma on the smoothed image
 #: at the default 1.5 sigma detection, ~2 sigma of the smoothed noise, where noise rarely bridges)
 JOIN_FRACTION = 0.5
+#: a *distinct* source is the target's too when the saddle by which it joins the target is at
+#: least this fraction of the fainter of the two peaks (smoothed image): the valley between them
+#: is shallow, the light never falls towards the sky, they are one body -- a merging companion or
+#: a giant clump, whose light is the merger's asymmetry (issue 15). Measured on simulated stamps
+#: (2026-12-01): resolved clumps and overlapping companions join at 0.25-0.83 of the fainter peak
+#: (8 of 10 above 0.3), touching neighbours 2.3-3.2 half-light radii out at 0.11-0.23
+OVERLAP_SADDLE = 0.3
 
 
 class MorphologyConfig(Section):
@@ -98,6 +117,7 @@ class MorphologyConfig(Section):
         0.001, ge=0.0, le=1.0, description="photutils contrast of the candidate pieces"
     )
     source_contrast: SourceContrast = SOURCE_CONTRAST
+    overlap_saddle: OverlapSaddle = OVERLAP_SADDLE
     join_fraction: JoinFraction = JOIN_FRACTION
     mask_dilate: int = Field(
         3, ge=0, le=50, description="dilation (px) of source masks for sky statistics and cells"
