@@ -123,6 +123,17 @@ class SimulateConfig(Section):
         0.5, ge=0.0, le=1.0, description="stamps with unrelated neighbours / stars"
     )
     star_fraction: float = Field(0.3, ge=0.0, le=1.0, description="neighbours that are stars")
+    cosmos_dir: str | None = Field(
+        None,
+        description="folder of a GalSim COSMOS catalogue (galsim_download_cosmos): real "
+        "morphologies convolved to the F160W-like PSF (casnet.data.cosmos); null: none",
+    )
+    cosmos_file: str = Field(
+        "real_galaxy_catalog_25.2.fits", min_length=1, description="the catalogue in cosmos_dir"
+    )
+    cosmos_fraction: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of the galaxies drawn from COSMOS (with cosmos_dir)"
+    )
     psf_wavelength_nm: float = Field(1545.0, gt=0.0)
     psf_diameter_m: float = Field(2.4, gt=0.0)
     psf_obscuration: float = Field(0.33, ge=0.0, lt=1.0)

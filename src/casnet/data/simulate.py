@@ -32,6 +32,7 @@ import galsim
 import numpy as np
 
 from casnet.data import structure
+from casnet.data.cosmos import cosmos_catalog, cosmos_galaxy
 from casnet.data.noise import aperture_noise_std, circle_weights, sky_noise, source_noise
 from casnet.data.psf import psf_model
 from casnet.data.settings import SimulateConfig
@@ -60,7 +61,7 @@ _SPHEROID_SIZE = 0.8
 #: Sersic indices are drawn on this grid: GalSim caches the (expensive) Hankel tables per n
 _N_STEP = 0.1
 #: population kinds, stored as the ``kind`` column
-KINDS = ("disk", "clumpy", "merger", "spheroid")
+KINDS = ("disk", "clumpy", "merger", "spheroid", "cosmos")
 _GSPARAMS = structure.GSPARAMS
 
 
@@ -301,6 +302,15 @@ def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig):
     return galsim.Add(parts), {**info, **merger}
 
 
+#: the structure columns of a COSMOS galaxy (its structure is real, not drawn): unknown
+_COSMOS_DEFAULTS = {"bt": float("nan"), "n_bulge": float("nan"), "n_disk": float("nan"),
+                    "q": float("nan"), "edge_on": False, "clump_fraction": float("nan"),
+                    "n_clumps": -1, "arm_fraction": float("nan"), "n_arms": -1,
+                    "arm_pitch_deg": float("nan"), "lopsided_fraction": float("nan"),
+                    "companion_ratio": float("nan"), "companion_sep_rhalf": float("nan"),
+                    "n_tails": -1, "tail_fraction": float("nan"), "n_shells": -1,
+                    "shell_fraction": float("nan")}  # fmt: skip
+
 #: the disk-structure columns of a galaxy without a disk
 _NO_DISK_STRUCTURE = {"clump_fraction": 0.0, "n_clumps": 0, "arm_fraction": 0.0, "n_arms": 0,
                       "arm_pitch_deg": float("nan"), "lopsided_fraction": 0.0}  # fmt: skip
@@ -346,8 +356,8 @@ def simulate_galaxy(
 
     The galaxy must fit its stamp as the measurement (``morphology``) needs it: the 1.5 R_p
     apertures inside and enough sky beyond (:func:`casnet.morphology.extent.noiseless_fit`). One
-    that does not is redrawn with the same structure, smaller by what it lacks (at least 0.8x),
-    up to ``fit_tries``
+    that does not is redrawn with the same structure, smaller by what it lacks (0.5-0.8x a
+    step), up to ``fit_tries``
     times; the catalogue keeps the drawn size (``r_half_px_drawn``), the redraws and whether it
     fits in the end (``stamp_fits``), so the truncation of the size distribution is on record.
     """
@@ -357,8 +367,10 @@ def simulate_galaxy(
     u = rng.random()
     cuts = np.cumsum([cfg.clumpy_fraction, cfg.merger_fraction, cfg.spheroid_fraction])
     kind = ("clumpy", "merger", "spheroid", "disk")[int(np.searchsorted(cuts, u, side="right"))]
+    if cfg.cosmos_dir and rng.random() < cfg.cosmos_fraction:
+        kind = "cosmos"  # a real COSMOS morphology at its own size (casnet.data.cosmos)
     mag = _draw_mag(rng, *cfg.mag_range, cfg.mag_slope)
-    r_drawn = _draw_r_half(rng, cfg, kind, mag)
+    r_drawn = _draw_r_half(rng, cfg, kind, mag) if kind != "cosmos" else float("nan")
     flux = flux_from_mag(mag, cfg.zero_point)
     offset = rng.uniform(-0.5, 0.5, size=2) * scale  # cutouts are never centred on a pixel
     neighbours = _neighbours(rng, cfg) if rng.random() < cfg.neighbour_fraction else []
@@ -368,22 +380,31 @@ def simulate_galaxy(
     psf = psf_model(cfg)
     centre = ((size - 1) / 2 + offset[0] / scale, (size - 1) / 2 + offset[1] / scale)
 
-    r_half_px = r_drawn
+    shrink = 1.0
     for redraws in range(cfg.fit_tries + 1):
-        target, info = _target(
-            np.random.default_rng(structure_seed), kind, flux, r_half_px * scale, cfg
-        )
+        structure_rng = np.random.default_rng(structure_seed)
+        if kind == "cosmos":
+            catalog = cosmos_catalog(cfg.cosmos_dir, cfg.cosmos_file)
+            target, info = cosmos_galaxy(catalog, structure_rng, flux)
+            target, info = target.dilate(shrink), {**_COSMOS_DEFAULTS, **info}
+        else:
+            target, info = _target(structure_rng, kind, flux, r_drawn * shrink * scale, cfg)
         target = target.shift(*offset)
         truth = galsim.Convolve(target, psf).drawImage(nx=size, ny=size, scale=scale).array
         room = noiseless_fit(truth, centre, sigma, morphology)
         fits = room.fits
-        if fits or redraws == cfg.fit_tries or r_half_px <= cfg.rhalf_range_px[0]:
+        smallest = kind != "cosmos" and r_drawn * shrink <= cfg.rhalf_range_px[0]
+        if fits or redraws == cfg.fit_tries or smallest:
             break
-        # shrink by what the apertures (linear) or the sky (area) lack, at least by 0.8x
+        # shrink by what the apertures (linear) or the sky (area) lack: 0.5-0.8x a step (a
+        # stamp with no sky left beyond 2 R_p says it lacks everything, not by how much)
         lack = 0.8  # no Petrosian radius inside the stamp: the light runs off it
         if np.isfinite(room.r_petro):
             lack = min(room.r_inside / room.aperture, math.sqrt(room.sky_pixels / room.sky_needed))
-        r_half_px = max(min(0.8, 0.95 * lack) * r_half_px, cfg.rhalf_range_px[0])
+        shrink *= float(np.clip(0.95 * lack, 0.5, 0.8))
+        if kind != "cosmos":
+            shrink = max(shrink, cfg.rhalf_range_px[0] / r_drawn)
+    r_half_px = r_drawn * shrink
 
     scene = galsim.ImageD(size, size, scale=scale)
     scene.array[:] = truth
@@ -404,6 +425,7 @@ def simulate_galaxy(
         "r_half_px": r_half_px,
         "r_half_px_drawn": r_drawn,
         "size_redraws": redraws,
+        "size_factor": shrink,
         "stamp_fits": bool(fits),
         "z": z,
         "n_neighbours": len(neighbours),
@@ -411,6 +433,8 @@ def simulate_galaxy(
         "y_offset_px": float(offset[1] / scale),
         **info,
     }
+    if cfg.cosmos_dir:  # one schema for the whole store
+        params.setdefault("cosmos_index", -1)
     return SimulatedGalaxy(
         index,
         galaxy_id(cfg.seed, index),
