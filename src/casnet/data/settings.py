@@ -36,7 +36,7 @@ class DataConfig(Section):
         "simulate", description="GalSim simulator (default) or real FITS ingest"
     )
     n_galaxies: int = Field(
-        1000, ge=1, description="galaxies simulated (paper scale: ~150,000 before the cuts)"
+        500, ge=1, description="galaxies simulated (paper scale: ~150,000 before the cuts)"
     )
     input: tuple[str, ...] = Field(
         (), description="ingest: FITS cutouts (files, folders, globs) or one mosaic"
