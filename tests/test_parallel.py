@@ -29,7 +29,8 @@ from casnet.pipeline.settings import DaskConfig
 SERIAL = DaskConfig(workers=0)
 N, STORE = 12, StoreConfig(chunk_size=4)  # three chunks
 #: small stamps: the stages' arithmetic is the same, the simulation 4x cheaper
-SIM = SimulateConfig(stamp_size=51)
+# neighbours in every stamp: cleaning has pixels to replace (merger companions are the target's)
+SIM = SimulateConfig(stamp_size=51, neighbour_fraction=1.0)
 
 
 def _images_digest(store_path: Path) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pearson", "scores"]
+__all__ = ["DEGENERATE_MIN_R", "DEGENERATE_MIN_SPREAD", "degenerate_reason", "pearson", "scores"]
 
 
 def pearson(a, b) -> float:
@@ -27,3 +27,31 @@ def scores(labels, predictions) -> dict[str, float]:
         return {"rmse": float("nan"), "mae": float("nan"), "pearson_r": float("nan"), "n": 0}
     return {"rmse": float(np.sqrt(np.mean((p - y) ** 2))), "mae": float(np.mean(np.abs(p - y))),
             "pearson_r": pearson(y, p), "n": int(y.size)}  # fmt: skip
+
+
+#: a network whose predictions correlate with the labels below this Pearson r is degenerate ...
+DEGENERATE_MIN_R = 0.3
+#: ... or whose predictions spread (standard deviation) less than this fraction of the labels'
+#: (issue 16: the demo's asymmetry network predicted ~0.020 for every galaxy, r = 0.22)
+DEGENERATE_MIN_SPREAD = 0.2
+
+
+def degenerate_reason(labels, predictions) -> str | None:
+    """Why ``predictions`` are not a result (None when they are one).
+
+    Degenerate: Pearson r with the labels below :data:`DEGENERATE_MIN_R` (or undefined: a
+    constant), or a spread below :data:`DEGENERATE_MIN_SPREAD` of the labels' spread.
+    """
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(predictions, dtype=np.float64)
+    ok = np.isfinite(y) & np.isfinite(p)
+    y, p = y[ok], p[ok]
+    if y.size < 3:
+        return f"{y.size} test galaxies"
+    r = pearson(y, p)
+    spread = float(np.std(p) / np.std(y)) if np.std(y) > 0 else float("nan")
+    if not r >= DEGENERATE_MIN_R:
+        return f"Pearson r {r:.2f} < {DEGENERATE_MIN_R:g} with the labels"
+    if not spread >= DEGENERATE_MIN_SPREAD:
+        return f"spread {spread:.0%} of the labels' (< {DEGENERATE_MIN_SPREAD:.0%})"
+    return None

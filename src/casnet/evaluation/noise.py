@@ -162,6 +162,7 @@ PAPER = {
 
 def _metrics(result: SuiteResult, summary: pd.DataFrame) -> None:
     values: dict[str, dict[str, float]] = {}
+    meta: dict[str, dict] = {}  # quantity -> target and sample size (of the network's rows)
     for method in METHODS:
         s = summary[summary["method"] == method]
         for t in TARGETS:
@@ -178,12 +179,21 @@ def _metrics(result: SuiteResult, summary: pd.DataFrame) -> None:
             result.metrics[f"{method}_{t}_bias_snr3"] = bias3
             values.setdefault(f"{t[0].upper()} scatter (SNR_p >= 5)", {})[method] = scatter
             values.setdefault(f"{t[0].upper()} bias at SNR_p = 3", {})[method] = bias3
+            if method == "network":
+                meta[f"{t[0].upper()} scatter (SNR_p >= 5)"] = {
+                    "target": t,
+                    "n": int(st["n"].sum()),
+                }
+                meta[f"{t[0].upper()} bias at SNR_p = 3"] = {"target": t,
+                                                            "n": int(at3["n"].sum())}  # fmt: skip
         sa = s[s["target"] == "asymmetry"]
         cat = float(np.average(sa["catastrophic"], weights=sa["n"])) if sa["n"].sum() else np.nan
         result.metrics[f"{method}_asymmetry_catastrophic"] = cat
         values.setdefault("catastrophic fraction", {})[method] = cat
+        if method == "network":
+            meta["catastrophic fraction"] = {"target": "asymmetry", "n": int(sa["n"].sum())}
     for quantity, by_method in values.items():
         paper = PAPER.get(quantity, (np.nan, np.nan))
-        result.summary.append({"quantity": f"{quantity} (noise)", **by_method,
+        result.summary.append({"quantity": f"{quantity} (noise)", **by_method, **meta[quantity],
                                "paper": f"{paper[0]:g} / {paper[1]:g}"
                                if np.isfinite(paper[0]) else ""})  # fmt: skip

@@ -292,8 +292,13 @@ def _metrics(result: SuiteResult, summary: pd.DataFrame, grid: list[float]) -> N
             result.metrics[f"{method}_{t}_std_dev_zmax"] = float(far["std"].iloc[0])
             result.metrics[f"{method}_{t}_outliers"] = float((st["catastrophic"] * st["n"]).sum())
     for t in ("concentration", "asymmetry"):
-        row = {"quantity": f"{t[0].upper()} mean deviation at z = {max(grid):g} (redshift)"}
-        row2 = {"quantity": f"{t[0].upper()} scatter at z = {max(grid):g} (redshift)"}
+        far = summary[(summary["method"] == "network") & (summary["target"] == t)
+                      & (summary["z"] == max(grid))]  # fmt: skip
+        n = int(far["n"].iloc[0]) if len(far) else 0
+        row = {"quantity": f"{t[0].upper()} mean deviation at z = {max(grid):g} (redshift)",
+               "target": t, "n": n}  # fmt: skip
+        row2 = {"quantity": f"{t[0].upper()} scatter at z = {max(grid):g} (redshift)",
+                "target": t, "n": n}  # fmt: skip
         for method in ("network", "conventional"):
             row[method] = result.metrics[f"{method}_{t}_mean_dev_zmax"]
             row2[method] = result.metrics[f"{method}_{t}_std_dev_zmax"]

@@ -25,7 +25,12 @@ class SuiteResult:
     figures : list of Path
         PNG files written by the suite (logged as artifacts).
     summary : list of dict
-        Rows of the summary table: ``quantity``, ``network``, ``conventional`` (and ``paper``).
+        Rows of the summary table: ``quantity``, ``network``, ``conventional`` (and ``paper``),
+        ``target`` (the quantity's network: ``concentration`` / ``asymmetry``) and ``n`` (the
+        sample size behind the number).
+    degenerate : dict
+        ``target -> reason`` for a network whose test predictions are not a result
+        (:func:`casnet.core.scores.degenerate_reason`; the test suite fills it).
     """
 
     name: str
@@ -33,3 +38,4 @@ class SuiteResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     summary: list[dict] = field(default_factory=list)
+    degenerate: dict[str, str] = field(default_factory=dict)

@@ -26,7 +26,7 @@ from casnet.evaluation.result import SuiteResult
 from casnet.evaluation.settings import EvaluateConfig
 from casnet.morphology.settings import MorphologyConfig
 
-__all__ = ["EXPERIMENT", "SUITES", "Evaluation", "evaluate", "summary_markdown"]
+__all__ = ["DEGENERATE", "EXPERIMENT", "SUITES", "Evaluation", "evaluate", "summary_markdown"]
 
 EXPERIMENT = EXPERIMENTS["evaluate"]
 SUITES = ("test", "noise", "redshift")
@@ -41,19 +41,43 @@ class Evaluation:
     summary: str
 
 
+#: what a degenerate network's lines say instead of a number
+DEGENERATE = "degenerate (not a result)"
+
+
 def summary_markdown(results: Sequence[SuiteResult]) -> str:
-    """The networks and the conventional measurement side by side, one row per quantity."""
+    """The networks and the conventional measurement side by side, one row per quantity.
+
+    Every row says its sample size (``n``). A network the test suite finds degenerate
+    (:func:`casnet.core.scores.degenerate_reason`: Pearson r < 0.3 with the labels, or a spread
+    below 20% of theirs) is reported as such: its lines say "degenerate (not a result)" instead
+    of a number and are not set beside the paper's, and a line above the table says why. The
+    conventional measurement's numbers stand.
+    """
     rows = [r for res in results for r in res.summary]
     if not rows:
         return "no results"
+    degenerate = {t: why for res in results for t, why in res.degenerate.items()}
     table = pd.DataFrame(rows)
-    for col in ("network", "conventional"):
+    for col in ("network", "conventional", "target", "n"):
         if col not in table:
             table[col] = np.nan
-    cols = ["quantity", "network", "conventional"] + (["paper"] if "paper" in table else [])
-    table = table[cols].rename(columns={"paper": "paper (net / MFMTK)"})
     table = table.astype(object).where(table.notna(), None)  # blanks, not "nan"
-    return table.to_markdown(index=False, floatfmt=".4f", missingval="")
+    bad = table["target"].isin(list(degenerate)).to_numpy()
+    # the column mixes numbers and words: numbers formatted here as tabulate would (.4f)
+    table["network"] = [
+        DEGENERATE if b else (f"{v:.4f}" if isinstance(v, (int, float)) else v)
+        for b, v in zip(bad, table["network"], strict=True)
+    ]
+    if "paper" in table:
+        table.loc[bad, "paper"] = None
+    table["n"] = [None if v is None else int(v) for v in table["n"]]
+    cols = ["quantity", "n", "network", "conventional"] + (["paper"] if "paper" in table else [])
+    table = table[cols].rename(columns={"paper": "paper (net / MFMTK)"})
+    text = table.to_markdown(index=False, floatfmt=".4f", missingval="")
+    notes = [f"**The {t} network is degenerate (not a result)**: {why} on the test set."
+             for t, why in sorted(degenerate.items())]  # fmt: skip
+    return "\n".join([*notes, "", text]) if notes else text
 
 
 def evaluate(

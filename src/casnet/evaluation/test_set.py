@@ -14,7 +14,7 @@ import pandas as pd
 
 from casnet.core.figures import predicted_vs_label
 from casnet.core.layout import TARGETS
-from casnet.core.scores import scores
+from casnet.core.scores import degenerate_reason, scores
 from casnet.data.io.store import StampStore
 from casnet.evaluation.figures import residuals_vs_snr
 from casnet.evaluation.predictor import Predictor
@@ -43,13 +43,19 @@ def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteR
         table[f"conventional_{t}"] = cat[t].to_numpy(float) if t in cat else np.nan
         if has_truth:
             table[f"true_{t}"] = cat[f"{t}_true"].to_numpy(float)
-        net = scores(table[f"label_{t}"], table[f"net_{t}"])
+        labelled = np.isfinite(table[f"label_{t}"]) & np.isfinite(table[f"net_{t}"])
+        net = scores(table.loc[labelled, f"label_{t}"], table.loc[labelled, f"net_{t}"])
         for k in ("mae", "rmse", "pearson_r"):
             result.metrics[f"{t}_{k}"] = net[k]
-        result.summary.append({"quantity": f"{t[0].upper()} RMSE vs label (test)",
-                               "network": net["rmse"], "conventional": np.nan})  # fmt: skip
-        result.summary.append({"quantity": f"{t[0].upper()} Pearson r vs label (test)",
-                               "network": net["pearson_r"], "conventional": np.nan})  # fmt: skip
+        reason = degenerate_reason(table[f"label_{t}"], table[f"net_{t}"])
+        result.metrics[f"{t}_degenerate"] = float(reason is not None)
+        if reason is not None:
+            result.degenerate[t] = reason
+        for name in ("rmse", "pearson_r"):
+            label = "RMSE" if name == "rmse" else "Pearson r"
+            result.summary.append({"quantity": f"{t[0].upper()} {label} vs label (test)",
+                                   "network": net[name], "conventional": np.nan,
+                                   "target": t, "n": net["n"]})  # fmt: skip
         if has_truth:
             ok = np.isfinite(table[f"true_{t}"]) & np.isfinite(table[f"conventional_{t}"])
             vs = {m: scores(table.loc[ok, f"true_{t}"], table.loc[ok, f"{m}_{t}"])
@@ -59,7 +65,8 @@ def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteR
                     result.metrics[f"{t}_{m}_vs_truth_{k}"] = s[k]
             result.summary.append({"quantity": f"{t[0].upper()} RMSE vs truth (test)",
                                    "network": vs["net"]["rmse"],
-                                   "conventional": vs["conventional"]["rmse"]})  # fmt: skip
+                                   "conventional": vs["conventional"]["rmse"],
+                                   "target": t, "n": vs["net"]["n"]})  # fmt: skip
     result.metrics["n"] = len(table)
     out = Path(out)
     for t in TARGETS:
