@@ -165,7 +165,6 @@ def disk_galaxy(
     r_half: float,
     *,
     clumpy: bool,
-    seed: int,
     arms: float = 0.0,
     lopsided: float = 0.0,
     thickness: float = 0.2,
@@ -177,10 +176,9 @@ def disk_galaxy(
     The bulge has Sersic n 1.5-4.5 (pseudo- to classical bulges) and 0.15-0.45 times the disk's
     size; bulge-to-total from Beta(0.8, 2). ``clumpy``: 20-50% of the disk's light is in resolved
     clumps (:func:`casnet.data.structure.clumps`). ``arms`` / ``lopsided``: the chance that the
-    disk has spiral arms (never edge-on, q < 0.35) / an off-centre component. ``seed`` is kept for
-    the callers that pass one (the structure is drawn from ``rng``).
+    disk has spiral arms (never edge-on, q < 0.35) / an off-centre component. Every random
+    number comes from ``rng``.
     """
-    del seed
     bt = float(rng.beta(0.8, 2.0))
     n_bulge = float(rng.uniform(1.5, 4.5))
     n_disk = float(rng.uniform(0.5, 1.3))
@@ -251,7 +249,7 @@ def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig):
         gal, info = _spheroid(rng, flux, r_half)
         return gal, {**_NO_DISK_STRUCTURE, **info, **merger}
     if kind != "merger":
-        gal, info = disk_galaxy(rng, flux, r_half, clumpy=kind == "clumpy", seed=0,
+        gal, info = disk_galaxy(rng, flux, r_half, clumpy=kind == "clumpy",
                                 **structure_args)  # fmt: skip
         return gal, {**info, **merger}
     # A merger: host (a disk, or for a third a spheroid with shells) + an overlapping companion
@@ -264,7 +262,7 @@ def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig):
         host, info = _spheroid(rng, host_flux, r_half)
         info = {**_NO_DISK_STRUCTURE, **info}
     else:
-        host, info = disk_galaxy(rng, host_flux, r_half, clumpy=rng.random() < 0.3, seed=0,
+        host, info = disk_galaxy(rng, host_flux, r_half, clumpy=rng.random() < 0.3,
                                  **structure_args)  # fmt: skip
     angle = float(rng.uniform(0, 2 * np.pi))
     # overlapping: within the 1.8 r_half inside which the segmentation counts a distinct
@@ -274,7 +272,7 @@ def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig):
     if rng.random() < 0.3:
         comp, _ = _spheroid(rng, host_flux * ratio, comp_r)
     else:
-        comp, _ = disk_galaxy(rng, host_flux * ratio, comp_r, clumpy=False, seed=0)
+        comp, _ = disk_galaxy(rng, host_flux * ratio, comp_r, clumpy=False)
     parts = [host, comp.shift(sep * math.cos(angle), sep * math.sin(angle))]
     if spheroid_host:
         # shells: 1-3 concentric arcs 1.5-3.5 r_half out, on alternating sides

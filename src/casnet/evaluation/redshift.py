@@ -158,8 +158,7 @@ def nearby_sample(cfg: RedshiftSuiteConfig) -> list[NearbyGalaxy]:
             gal = sersic_profile(float(rng.uniform(3.0, 5.5)), r_e, 1.0).shear(
                 q=q, beta=float(rng.uniform(0, 180)) * galsim.degrees)  # fmt: skip
         else:
-            gal, _ = disk_galaxy(rng, 1.0, r_e, clumpy=kind == "irregular",
-                                  seed=cfg.seed * 1000 + i)  # fmt: skip
+            gal, _ = disk_galaxy(rng, 1.0, r_e, clumpy=kind == "irregular")
         image = galsim.Convolve(gal, seeing).drawImage(
             nx=cfg.native_size, ny=cfg.native_size, scale=cfg.native_pixel_scale).array  # fmt: skip
         out.append(NearbyGalaxy(f"nearby-{i:04d}", image / image.sum(),
