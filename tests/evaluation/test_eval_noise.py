@@ -13,7 +13,8 @@ import pytest
 
 from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import simulate_galaxy
-from casnet.evaluation.noise import deviation_summary, inject_noise
+from casnet.evaluation.noise import agreeing, deviation_summary, inject_noise, pooled_deviation
+from casnet.evaluation.settings import NoiseSuiteConfig
 from casnet.morphology import FATAL, measure
 
 TARGETS = (10.0, 5.0, 3.0)
@@ -190,3 +191,71 @@ def test_deviation_summary_against_numpy():
                 assert got["catastrophic"] == pytest.approx(cat)
     n4 = summary[(summary["snr_target"] == 4.0) & (summary["method"] == "network")]["n"]
     assert (n4 == 28).all()
+
+
+# --- pooled figures at SNR_p >= 5 (Sec. 4.2) and the sample condition -----------------------
+
+
+def _two_bin_table() -> pd.DataFrame:
+    """4 galaxies at SNR_p 10 (reference), 7, 5 and 3. Network A deviations: +0.1 at 7 for all,
+    -0.1 at 5 for all, +1 at 3 for all; truth A = reference A + 0.05."""
+    rows = []
+    for k in range(4):
+        base = 0.1 * k
+        for snr, dev in ((10.0, 0.0), (7.0, 0.1), (5.0, -0.1), (3.0, 1.0)):
+            rows.append({"galaxy_id": f"g{k}", "snr_target": snr,
+                         "net_concentration": 3.0, "net_asymmetry": base + dev,
+                         "conv_concentration": 3.0, "conv_asymmetry": base,
+                         "true_concentration": 3.0, "true_asymmetry": base + 0.05})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_pooled_deviation_leaves_the_reference_out():
+    table = _two_bin_table()
+    pooled = pooled_deviation(table, "snr_target", 10.0, table["snr_target"] >= 5)
+    net = pooled[(pooled["method"] == "network") & (pooled["target"] == "asymmetry")].iloc[0]
+    # the 8 rows at SNR_p 7 and 5: deviations +-0.1, mean 0, std 0.1 (with the 4 reference rows,
+    # at 0, it would be 0.0816: the bias the issue found)
+    assert net["n"] == 8
+    assert net["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert net["std"] == pytest.approx(0.1, abs=1e-12)
+    assert net["catastrophic"] == 0.0  # every deviation is 1 sigma from the mean
+    # against the truth: -0.05 + 0.1 and -0.05 - 0.1
+    assert net["truth_mean"] == pytest.approx(-0.05, abs=1e-12)
+    assert net["truth_std"] == pytest.approx(0.1, abs=1e-12)
+    conv = pooled[(pooled["method"] == "conventional") & (pooled["target"] == "asymmetry")].iloc[0]
+    assert conv["std"] == 0.0 and conv["truth_mean"] == pytest.approx(-0.05)
+    # even if the caller keeps the reference rows, they are not pooled
+    again = pooled_deviation(table, "snr_target", 10.0, table["snr_target"] > 0)
+    net_all = again[(again["method"] == "network") & (again["target"] == "asymmetry")].iloc[0]
+    assert net_all["n"] == 12
+
+
+def test_pooled_catastrophic_fraction_is_outside_two_sigma_of_the_pooled_mean():
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in range(200):
+        for snr in (10.0, 8.0, 5.0):
+            rows.append({"galaxy_id": f"g{k}", "snr_target": snr,
+                         "net_concentration": 3 + (rng.standard_t(3) * 0.05 if snr < 10 else 0),
+                         "net_asymmetry": 0.1, "conv_concentration": 3.0,
+                         "conv_asymmetry": 0.1})  # fmt: skip
+    table = pd.DataFrame(rows)
+    pooled = pooled_deviation(table, "snr_target", 10.0, table["snr_target"] >= 5)
+    got = pooled[(pooled["method"] == "network") & (pooled["target"] == "concentration")].iloc[0]
+    dev = table.loc[table["snr_target"] < 10, "net_concentration"].to_numpy() - 3.0
+    expected = np.mean(np.abs(dev - dev.mean()) > 2 * dev.std())
+    assert got["catastrophic"] == pytest.approx(expected)
+    assert 0.01 < got["catastrophic"] < 0.2  # heavy tails: some, not all
+    assert "truth_mean" not in pooled
+
+
+def test_sample_needs_both_a_and_c_to_agree():
+    catalog = pd.DataFrame({"asymmetry": [0.10, 0.10, 0.10, 0.10],
+                            "concentration": [3.0, 3.0, 3.0, 3.0]})  # fmt: skip
+    predicted = pd.DataFrame({"asymmetry": [0.105, 0.13, 0.105, 0.13],
+                              "concentration": [3.05, 3.05, 3.4, 3.4]})  # fmt: skip
+    cfg = NoiseSuiteConfig(max_delta_a=0.01, max_delta_c=0.1)
+    assert agreeing(catalog, predicted, cfg).tolist() == [True, False, False, False]
+    loose = NoiseSuiteConfig(max_delta_a=0.01, max_delta_c=None)
+    assert agreeing(catalog, predicted, loose).tolist() == [True, False, True, False]

@@ -125,9 +125,10 @@ def _own_store(root):
 def project(root, model_dir, raw_stamps):
     """A project root with a dvc.lock and the test, val and raw stores.
 
-    Validation galaxies: three bright ones on which the network and the 'conventional' A agree
-    (the catalogue's A is set to the network's own prediction) -- the noise sample; a bright one
-    on which they disagree; one with a fatal flag; a faint one; one missing from the raw store.
+    Validation galaxies: three bright ones on which the network and the 'conventional' C and A
+    agree (the catalogue's C and A are set to the network's own predictions) -- the noise sample;
+    a bright one on which they disagree; one with a fatal flag; a faint one; one missing from the
+    raw store.
     """
     (root / "dvc.lock").write_text(LOCK)
     rng = np.random.default_rng(0)
@@ -153,12 +154,13 @@ def project(root, model_dir, raw_stamps):
     raw = root / "data" / "cleaned"
     _write_store(raw, [{"galaxy_id": f"v{i}"} for i in ids], raw_images)
 
-    net_a = Predictor(str(model_dir[0])).predict(raw_images)["asymmetry"].to_numpy()
+    net = Predictor(str(model_dir[0])).predict(raw_images)
+    net_c, net_a = net["concentration"].to_numpy(), net["asymmetry"].to_numpy()
     val_rows = []
     for k, i in enumerate(ids):
         m = measure(raw_stamps[i].astype(np.float64))
         val_rows.append({"galaxy_id": f"v{i}", "snr_p": m.snr_p, "flag": int(m.flag),
-                         "concentration": m.concentration, "asymmetry": float(net_a[k]),
+                         "concentration": float(net_c[k]), "asymmetry": float(net_a[k]),
                          "label_concentration": m.concentration, "label_asymmetry": m.asymmetry,
                          "concentration_true": m.concentration,
                          "asymmetry_true": m.asymmetry})  # fmt: skip
@@ -238,7 +240,8 @@ def test_test_suite_metrics_equal_numpy(evaluated, project, model_dir, tmp_path)
     for t in TARGETS:
         np.testing.assert_allclose(table[f"net_{t}"], pred[t], rtol=1e-5, atol=1e-6)
     assert _artifacts(client, run.info.run_id, "figures/test") == [
-        "test_asymmetry.png", "test_concentration.png", "test_residuals_vs_snr.png"]  # fmt: skip
+        "test_asymmetry.png", "test_concentration.png", "test_residuals_vs_snr.png",
+        "test_residuals_vs_truth.png"]  # fmt: skip
 
 
 def test_noise_suite_selects_and_degrades(evaluated, tmp_path):
@@ -246,6 +249,8 @@ def test_noise_suite_selects_and_degrades(evaluated, tmp_path):
     metrics = run.data.metrics
     # only the three bright, unflagged galaxies with a raw stamp on which the methods agree
     assert metrics["noise_n_galaxies"] == 3
+    # v3, v4, v5, v22 are bright, unflagged and have a raw stamp; v3's A disagrees
+    assert (metrics["noise_n_bright"], metrics["noise_n_agree"]) == (4, 3)
     table = _table(client, run.info.run_id, "tables/noise/noise_galaxies.parquet", tmp_path)
     assert set(table["galaxy_id"]) == {f"v{i}" for i in BRIGHT}
     assert len(table) == 3 * 3  # every galaxy reaches every SNR_p of the grid
@@ -256,10 +261,20 @@ def test_noise_suite_selects_and_degrades(evaluated, tmp_path):
     assert set(summary["method"]) == {"network", "conventional"}
     assert (summary.loc[summary["snr_target"] == 10.0, "mean"] == 0).all()  # the reference
     for key in ("noise_network_asymmetry_scatter_snr_ge5", "noise_conventional_asymmetry_bias_snr3",
-                "noise_network_asymmetry_catastrophic"):  # fmt: skip
+                "noise_network_asymmetry_catastrophic",
+                "noise_conventional_concentration_catastrophic",
+                "noise_network_asymmetry_truth_bias_snr3",
+                "noise_conventional_concentration_truth_scatter_snr_ge5"):  # fmt: skip
         assert np.isfinite(metrics[key]), key
+    # the pooled scatter is over the SNR_p = 5 rows alone (the reference is left out)
+    for method, prefix in (("network", "net"), ("conventional", "conv")):
+        wide = table.pivot(index="galaxy_id", columns="snr_target", values=f"{prefix}_asymmetry")
+        expected = float(np.std(wide[5.0] - wide[10.0]))
+        got = metrics[f"noise_{method}_asymmetry_scatter_snr_ge5"]
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), method
     assert _artifacts(client, run.info.run_id, "figures/noise") == [
-        "noise_deviation.png", "noise_examples.png"]  # fmt: skip
+        "noise_deviation.png", "noise_examples.png", "noise_histograms.png",
+        "noise_vs_truth.png"]  # fmt: skip
 
 
 def test_redshift_suite_keeps_galaxies_and_logs_figures(evaluated, tmp_path):
@@ -293,7 +308,8 @@ def test_summary_markdown_logged_and_returned(evaluated, tmp_path):
     assert logged.read_text() == ev.summary + "\n"
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"figures", "tables", "summary.md"} <= names
-    assert _artifacts(client, run.info.run_id, "tables/test") == ["test_galaxies.parquet"]
+    assert _artifacts(client, run.info.run_id, "tables/test") == [
+        "test_by_snr.parquet", "test_galaxies.parquet"]  # fmt: skip
 
 
 # --- served == in-process -------------------------------------------------------------------

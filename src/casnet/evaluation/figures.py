@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from casnet.core.figures import save_figure
 
-__all__ = ["deviation_vs_grid", "residuals_vs_snr"]
+__all__ = ["deviation_histograms", "deviation_vs_grid", "residuals_vs_snr"]
 
 
 def _binned(x: np.ndarray, y: np.ndarray, edges: np.ndarray):
@@ -25,35 +25,49 @@ def _binned(x: np.ndarray, y: np.ndarray, edges: np.ndarray):
     return np.array(centres), np.array(mean), np.array(std)
 
 
-def residuals_vs_snr(table: pd.DataFrame, out: str | Path) -> Path:
-    """Network minus label against SNR_p, with the binned mean and 1 and 2 sigma bands (Fig. 7)."""
-    fig = Figure(figsize=(9, 3.8))
-    axes = fig.subplots(1, 2)
+def residuals_vs_snr(table: pd.DataFrame, out: str | Path, *, reference: str = "label",
+                     methods: tuple[str, ...] = ("net",)) -> Path:  # fmt: skip
+    """Residuals against SNR_p with the binned mean and 1 and 2 sigma bands (Fig. 7).
+
+    C residuals are fractions of the reference value (``(C - C_ref) / C_ref``), A residuals
+    absolute, as the paper draws them. ``reference``: the columns' prefix to subtract
+    (``label`` or ``true``); ``methods``: column prefixes drawn (``net``, ``conventional``).
+    """
+    fig = Figure(figsize=(9, 3.8 * len(methods)))
+    axes = np.atleast_2d(fig.subplots(len(methods), 2))
     snr = table["snr_p"].to_numpy(float)
     good = np.isfinite(snr) & (snr > 0)
     edges = np.geomspace(max(snr[good].min(initial=1.0), 0.5), snr[good].max(initial=10.0) * 1.01,
                          9) if good.any() else np.array([1.0, 10.0])  # fmt: skip
-    for ax, target in zip(axes, ("concentration", "asymmetry"), strict=True):
-        res = (table[f"net_{target}"] - table[f"label_{target}"]).to_numpy(float)
-        ax.scatter(snr, res, s=5, alpha=0.5, color="0.3")
-        c, m, s = _binned(snr, res, edges)
-        if len(c):
-            ax.plot(c, m, color="C0", label="mean")
-            ax.fill_between(c, m - s, m + s, color="C0", alpha=0.3, label="1 sigma")
-            ax.fill_between(c, m - 2 * s, m + 2 * s, color="C0", alpha=0.12, label="2 sigma")
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("SNR_p")
-        ax.set_ylabel(f"{target}: network - label")
-        ax.legend(fontsize=7)
+    names = {"net": "network", "conventional": "conventional", "label": "label", "true": "truth"}
+    for row, method in zip(axes, methods, strict=True):
+        for ax, target in zip(row, ("concentration", "asymmetry"), strict=True):
+            ref = table[f"{reference}_{target}"].to_numpy(float)
+            res = table[f"{method}_{target}"].to_numpy(float) - ref
+            if target == "concentration":
+                res = res / ref
+            ax.scatter(snr, res, s=5, alpha=0.5, color="0.3")
+            c, m, s = _binned(snr, res, edges)
+            if len(c):
+                ax.plot(c, m, color="C0", label="mean")
+                ax.fill_between(c, m - s, m + s, color="C0", alpha=0.3, label="1 sigma")
+                ax.fill_between(c, m - 2 * s, m + 2 * s, color="C0", alpha=0.12, label="2 sigma")
+            ax.axhline(0, color="k", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_xlabel("SNR_p")
+            what = f"{names[method]} - {names[reference]}"
+            ax.set_ylabel(f"C: ({what}) / {names[reference]}" if target == "concentration"
+                          else f"A: {what}")  # fmt: skip
+            ax.legend(fontsize=7)
     return save_figure(fig, out)
 
 
-def deviation_vs_grid(summary: pd.DataFrame, grid: str, out: str | Path) -> Path:
+def deviation_vs_grid(summary: pd.DataFrame, grid: str, out: str | Path,
+                      what: str = "deviation") -> Path:  # fmt: skip
     """Mean and 1 sigma of the deviation per grid value, network and conventional side by side.
 
     ``summary``: rows per (method, target, grid value) with ``mean`` and ``std`` (Figs. 9-10,
-    12-13).
+    12-13); ``what`` names the deviation on the y axis.
     """
     fig = Figure(figsize=(9, 3.8))
     axes = fig.subplots(1, 2)
@@ -66,6 +80,33 @@ def deviation_vs_grid(summary: pd.DataFrame, grid: str, out: str | Path) -> Path
                         label=method)  # fmt: skip
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel(grid.replace("_", " "))
-        ax.set_ylabel(f"delta {target}")
+        ax.set_ylabel(f"{target}: {what}")
+        ax.legend(fontsize=7)
+    return save_figure(fig, out)
+
+
+def deviation_histograms(deviations: dict[tuple[str, str], np.ndarray], out: str | Path) -> Path:
+    """Distributions of the pooled deviations, network and conventional overlaid, with the 2 sigma
+    bounds of each (the catastrophic limits of Sec. 4.2), one panel per target.
+
+    ``deviations``: ``(method, target) -> values``.
+    """
+    fig = Figure(figsize=(9, 3.8))
+    axes = fig.subplots(1, 2)
+    for ax, target in zip(axes, ("concentration", "asymmetry"), strict=True):
+        values = {m: np.asarray(v, float) for (m, t), v in deviations.items() if t == target}
+        values = {m: v[np.isfinite(v)] for m, v in values.items()}
+        both = np.concatenate([v for v in values.values() if v.size] or [np.zeros(1)])
+        lo, hi = np.percentile(both, [0.5, 99.5]) if both.size > 1 else (-1.0, 1.0)
+        bins = np.linspace(lo, hi if hi > lo else lo + 1e-3, 31)
+        for i, (method, v) in enumerate(sorted(values.items(), reverse=True)):
+            if not v.size:
+                continue
+            colour = f"C{i}"
+            ax.hist(v, bins=bins, histtype="step", color=colour, label=f"{method} (N = {v.size})")
+            for sign in (-1, 1):
+                ax.axvline(v.mean() + sign * 2 * v.std(), color=colour, ls=":", lw=0.8)
+        ax.set_xlabel(f"delta {target}")
+        ax.set_ylabel("galaxies x noise draws")
         ax.legend(fontsize=7)
     return save_figure(fig, out)

@@ -16,6 +16,12 @@ class NoiseSuiteConfig(Section):
     max_delta_a: float = Field(
         0.01, gt=0, description="... whose network and conventional A agree this well"
     )
+    max_delta_c: float | None = Field(
+        0.1,
+        gt=0,
+        description="... and C this well (the paper's 'low C residual'; 0.1 is half its test-set "
+        "C RMSE; None: no condition on C)",
+    )
     snr_grid: tuple[float, ...] = Field(
         (10, 9, 8, 7, 6, 5, 4, 3, 2), description="target SNR_p values; the first is the reference"
     )

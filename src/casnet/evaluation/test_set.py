@@ -7,6 +7,7 @@ truth (our measurement of the noiseless image), which the paper could not do.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,57 @@ from casnet.evaluation.result import SuiteResult
 __all__ = ["test_set"]
 
 
+#: the paper's test-set figures (Sec. 4.1): network against MORFOMETRYKA's labels
+PAPER = {
+    ("concentration", "mae"): 0.15,
+    ("concentration", "rmse"): 0.21,
+    ("concentration", "pearson_r"): 0.75,
+    ("asymmetry", "mae"): 0.045,
+    ("asymmetry", "rmse"): 0.065,
+    ("asymmetry", "pearson_r"): 0.76,
+}
+NAMES = {"mae": "MAE", "rmse": "RMSE", "pearson_r": "Pearson r"}
+#: SNR_p bins of the per-bin scores (the selection keeps SNR_p > 2)
+SNR_EDGES = (2.0, 3.0, 5.0, 10.0, 20.0, np.inf)
+
+
+def _scored(table: pd.DataFrame, reference: str, column: str) -> dict[str, float]:
+    ok = np.isfinite(table[reference]) & np.isfinite(table[column])
+    return scores(table.loc[ok, reference], table.loc[ok, column])
+
+
+def scores_by_snr(table: pd.DataFrame, reference: str = "true") -> pd.DataFrame:
+    """MAE, RMSE, Pearson r and mean residual of the network and the conventional measurement
+    against ``reference`` (``true``: the simulator's truth; ``label``) per SNR_p bin
+    (:data:`SNR_EDGES`) and target; C residuals also as fractions of the reference."""
+    rows = []
+    snr = table["snr_p"].to_numpy(float)
+    for lo, hi in itertools.pairwise(SNR_EDGES):
+        part = table[(snr > lo) & (snr <= hi)]
+        for t in TARGETS:
+            for method in ("net", "conventional"):
+                ref, col = f"{reference}_{t}", f"{method}_{t}"
+                ok = np.isfinite(part[ref]) & np.isfinite(part[col])
+                res = (part.loc[ok, col] - part.loc[ok, ref]).to_numpy(float)
+                s = scores(part.loc[ok, ref], part.loc[ok, col])
+                frac = res / part.loc[ok, ref].to_numpy(float) if t == "concentration" else res
+                rows.append({"snr_lo": lo, "snr_hi": hi, "target": t,
+                             "method": "network" if method == "net" else "conventional",
+                             **s, "bias": float(res.mean()) if res.size else np.nan,
+                             "fractional_rmse": float(np.sqrt(np.mean(frac**2)))
+                             if t == "concentration" and res.size else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteResult:
-    """Score ``predictor`` on the test store; figures go to folder ``out``."""
+    """Score ``predictor`` on the test store; figures go to folder ``out``.
+
+    Against the labels (what the network learnt; the paper's Sec. 4.1 figures stand beside
+    these) and, where the data are simulated, against the truth for both the network and the
+    conventional measurement, overall and per SNR_p bin. The conventional measurement against
+    the labels is reported only for external labels (ours are that measurement: 0 by
+    construction).
+    """
     src = StampStore(store)
     cat = src.catalog
     images = src.array("image")
@@ -37,36 +87,43 @@ def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteR
     table["snr_p"] = cat["snr_p"] if "snr_p" in cat else np.nan
     result = SuiteResult("test")
     has_truth = all(f"{t}_true" in cat for t in TARGETS)
+    external = (cat["label_source"] == "external").to_numpy() if "label_source" in cat else None
     for t in TARGETS:
         table[f"label_{t}"] = cat[f"label_{t}"].to_numpy(float)
         table[f"net_{t}"] = preds[t].to_numpy(float)
         table[f"conventional_{t}"] = cat[t].to_numpy(float) if t in cat else np.nan
         if has_truth:
             table[f"true_{t}"] = cat[f"{t}_true"].to_numpy(float)
-        labelled = np.isfinite(table[f"label_{t}"]) & np.isfinite(table[f"net_{t}"])
-        net = scores(table.loc[labelled, f"label_{t}"], table.loc[labelled, f"net_{t}"])
+        net = _scored(table, f"label_{t}", f"net_{t}")
+        conv = None  # our labels are the conventional measurement: nothing to score
+        if external is not None and external.any():
+            conv = _scored(table[external], f"label_{t}", f"conventional_{t}")
         for k in ("mae", "rmse", "pearson_r"):
             result.metrics[f"{t}_{k}"] = net[k]
+            if conv is not None:
+                result.metrics[f"{t}_conventional_vs_label_{k}"] = conv[k]
         reason = degenerate_reason(table[f"label_{t}"], table[f"net_{t}"])
         result.metrics[f"{t}_degenerate"] = float(reason is not None)
         if reason is not None:
             result.degenerate[t] = reason
-        for name in ("rmse", "pearson_r"):
-            label = "RMSE" if name == "rmse" else "Pearson r"
+        for k, label in NAMES.items():
             result.summary.append({"quantity": f"{t[0].upper()} {label} vs label (test)",
-                                   "network": net[name], "conventional": np.nan,
-                                   "target": t, "n": net["n"]})  # fmt: skip
+                                   "network": net[k],
+                                   "conventional": conv[k] if conv is not None else np.nan,
+                                   "target": t, "n": net["n"],
+                                   "paper": f"{PAPER[(t, k)]:g}"})  # fmt: skip
         if has_truth:
-            ok = np.isfinite(table[f"true_{t}"]) & np.isfinite(table[f"conventional_{t}"])
-            vs = {m: scores(table.loc[ok, f"true_{t}"], table.loc[ok, f"{m}_{t}"])
-                  for m in ("net", "conventional")}  # fmt: skip
+            # both methods on the same galaxies: those the conventional measurement did not fail on
+            common = table[np.isfinite(table[f"conventional_{t}"]) & np.isfinite(table[f"net_{t}"])]
+            vs = {m: _scored(common, f"true_{t}", f"{m}_{t}") for m in ("net", "conventional")}
             for m, s in vs.items():
                 for k in ("mae", "rmse", "pearson_r"):
                     result.metrics[f"{t}_{m}_vs_truth_{k}"] = s[k]
-            result.summary.append({"quantity": f"{t[0].upper()} RMSE vs truth (test)",
-                                   "network": vs["net"]["rmse"],
-                                   "conventional": vs["conventional"]["rmse"],
-                                   "target": t, "n": vs["net"]["n"]})  # fmt: skip
+            for k, label in NAMES.items():
+                result.summary.append({"quantity": f"{t[0].upper()} {label} vs truth (test)",
+                                       "network": vs["net"][k],
+                                       "conventional": vs["conventional"][k],
+                                       "target": t, "n": vs["net"]["n"]})  # fmt: skip
     result.metrics["n"] = len(table)
     out = Path(out)
     for t in TARGETS:
@@ -74,4 +131,9 @@ def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteR
         result.figures.append(predicted_vs_label(panel, t, out / f"test_{t}.png"))
     result.figures.append(residuals_vs_snr(table, out / "test_residuals_vs_snr.png"))
     result.tables["test_galaxies"] = table
+    if has_truth:
+        result.tables["test_by_snr"] = scores_by_snr(table, "true")
+        result.figures.append(residuals_vs_snr(table, out / "test_residuals_vs_truth.png",
+                                               reference="true",
+                                               methods=("net", "conventional")))  # fmt: skip
     return result
