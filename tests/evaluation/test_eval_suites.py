@@ -290,7 +290,15 @@ def test_redshift_suite_keeps_galaxies_and_logs_figures(evaluated, tmp_path):
     assert (table["snr_p"] > 2).all()
     assert np.isfinite(table[["net_concentration", "net_asymmetry"]]).all(axis=None)
     assert _artifacts(client, run.info.run_id, "figures/redshift") == [
-        "redshift_deviation.png", "redshift_examples.png", "redshift_tracks.png"]  # fmt: skip
+        "redshift_deviation.png", "redshift_examples.png", "redshift_tracks.png",
+        "redshift_vs_truth.png"]  # fmt: skip
+    # every galaxy is accounted for: kept, or left out for a reason
+    parts = ("n_kept", "n_reference_flagged", "n_reference_too_large", "n_faint")
+    assert sum(metrics[f"redshift_{k}"] for k in parts) == metrics["redshift_n_galaxies"]
+    books = _table(client, run.info.run_id, "tables/redshift/redshift_bookkeeping.parquet",
+                   tmp_path)  # fmt: skip
+    assert list(books["z"]) == [0.2, 1.0, 2.0]
+    assert (books["dimming_mag"].diff().dropna() > 0).all()
     for key in ("redshift_network_concentration_mean_dev_zmax",
                 "redshift_conventional_asymmetry_std_dev_zmax"):  # fmt: skip
         assert np.isfinite(metrics[key]), key
@@ -303,6 +311,7 @@ def test_summary_markdown_logged_and_returned(evaluated, tmp_path):
         assert col in header
     assert "RMSE vs label (test)" in ev.summary
     assert "(noise)" in ev.summary and "(redshift)" in ev.summary
+    assert "net SB change" in ev.summary  # the redshift suite's bookkeeping, below the table
     assert "nan" not in ev.summary.lower()  # blanks, not 'nan'
     logged = Path(client.download_artifacts(run.info.run_id, "summary.md", str(tmp_path)))
     assert logged.read_text() == ev.summary + "\n"

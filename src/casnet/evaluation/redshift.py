@@ -25,7 +25,6 @@ from the first grid value (z = 0.2) per z, individual tracks and outliers are re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import galsim
@@ -33,11 +32,20 @@ import numpy as np
 import pandas as pd
 
 from casnet.core.figures import save_figure, stamp_grid
+from casnet.core.flags import Flag
 from casnet.data.noise import sky_noise
+from casnet.data.preprocess import CROP_SIZE
 from casnet.data.psf import psf_model
 from casnet.data.settings import SimulateConfig
-from casnet.data.simulate import disk_galaxy, flux_from_mag, sersic_profile, sky_sigma_per_pixel
+from casnet.data.simulate import sky_sigma_per_pixel
+from casnet.evaluation.cosmology import (
+    angular_scale,
+    apparent_flux,
+    cosmology,
+    sb_evolution_mag,
+)
 from casnet.evaluation.figures import deviation_vs_grid
+from casnet.evaluation.nearby import NearbyGalaxy, nearby_sample, user_sample
 from casnet.evaluation.noise import deviation_summary
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
@@ -46,9 +54,11 @@ from casnet.morphology import FATAL, measure
 from casnet.morphology.settings import MorphologyConfig
 
 __all__ = [
+    "REFERENCE_EXCLUDE",
     "NearbyGalaxy",
     "angular_scale",
     "apparent_flux",
+    "bookkeeping",
     "cosmology",
     "half_light_radius",
     "nearby_sample",
@@ -58,41 +68,6 @@ __all__ = [
 ]
 
 STAMP = 101
-
-
-@dataclass(frozen=True)
-class NearbyGalaxy:
-    """A nearby galaxy: noiseless image (sum 1), its absolute magnitude and kind."""
-
-    galaxy_id: str
-    image: np.ndarray
-    abs_mag: float
-    kind: str
-
-
-def cosmology(cfg: RedshiftSuiteConfig):
-    """Flat LambdaCDM of the suite's params."""
-    from astropy.cosmology import FlatLambdaCDM
-
-    return FlatLambdaCDM(H0=cfg.h0, Om0=cfg.om0)
-
-
-def angular_scale(z: float, cfg: RedshiftSuiteConfig) -> float:
-    """``a(z)``: angular size at z over angular size at the native redshift (step 1)."""
-    cosmo = cosmology(cfg)
-    z0 = cfg.native_redshift
-    geometric = float(cosmo.angular_diameter_distance(z0) / cosmo.angular_diameter_distance(z))
-    return geometric * ((1 + z) / (1 + z0)) ** cfg.size_evolution
-
-
-def apparent_flux(abs_mag: float, mu0: float, z: float, cfg: RedshiftSuiteConfig,
-                  zero_point: float) -> float:  # fmt: skip
-    """Counts/s of the galaxy at z (step 3), K-correction ignored."""
-    cosmo = cosmology(cfg)
-    m = abs_mag + float(cosmo.distmod(z).value)
-    z0 = cfg.native_redshift
-    dmu = mu0 * ((1 + z) ** cfg.sb_evolution - (1 + z0) ** cfg.sb_evolution)
-    return flux_from_mag(m + dmu, zero_point)
 
 
 def half_light_radius(image: np.ndarray) -> float:
@@ -142,47 +117,6 @@ def rebin(image: np.ndarray, *, scale_in: float, scale_out: float, size: int,
     return profile.drawImage(nx=size, ny=size, scale=scale_out).array.astype(np.float64)
 
 
-def nearby_sample(cfg: RedshiftSuiteConfig) -> list[NearbyGalaxy]:
-    """A Frei-like nearby sample, simulated noiseless at the native scale: ellipticals, bulge +
-    disk spirals and clumpy irregulars (concentrations ~2.4-5, asymmetries ~0.01-0.5)."""
-    rng = np.random.default_rng(cfg.seed)
-    seeing = galsim.Gaussian(fwhm=2 * cfg.native_pixel_scale)  # a ground-based nearby survey
-    kinds = rng.choice(["elliptical", "spiral", "irregular"], size=cfg.n_galaxies,
-                       p=[0.3, 0.5, 0.2])  # fmt: skip
-    out = []
-    for i, kind in enumerate(kinds):
-        # half-light radius 1/40 to 1/10 of the image: the galaxy and its wings fit
-        r_e = float(rng.uniform(0.025, 0.1)) * cfg.native_size * cfg.native_pixel_scale
-        if kind == "elliptical":
-            q = float(rng.uniform(0.6, 1.0))
-            gal = sersic_profile(float(rng.uniform(3.0, 5.5)), r_e, 1.0).shear(
-                q=q, beta=float(rng.uniform(0, 180)) * galsim.degrees)  # fmt: skip
-        else:
-            gal, _ = disk_galaxy(rng, 1.0, r_e, clumpy=kind == "irregular")
-        image = galsim.Convolve(gal, seeing).drawImage(
-            nx=cfg.native_size, ny=cfg.native_size, scale=cfg.native_pixel_scale).array  # fmt: skip
-        out.append(NearbyGalaxy(f"nearby-{i:04d}", image / image.sum(),
-                                float(rng.uniform(-23.0, -20.5)), str(kind)))  # fmt: skip
-    return out
-
-
-def _user_sample(cfg: RedshiftSuiteConfig) -> list[NearbyGalaxy]:
-    """Nearby FITS images from ``cfg.input`` (sky-subtracted; header ABSMAG optional)."""
-    from casnet.data.io.fits import expand_paths, read_image
-
-    out = []
-    for path in expand_paths([cfg.input]):
-        image, header = read_image(path)
-        image = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        image = image - np.median(image)
-        total = image[image > 0].sum()
-        if total <= 0:
-            continue
-        out.append(NearbyGalaxy(path.stem, np.clip(image, 0, None) / total,
-                                float(header.get("ABSMAG", -22.0)), "user"))  # fmt: skip
-    return out
-
-
 def _sky_image(path: str) -> np.ndarray:
     """A real sky image, background-subtracted (median), NaN where masked."""
     from casnet.core.errors import CasnetInputError
@@ -213,6 +147,47 @@ def sky_cutout(sky: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
     raise ValueError(f"no {h}x{w} region of the sky image without masked pixels")
 
 
+#: a reference (z = z_grid[0]) measurement with one of these flags is no reference: the galaxy
+#: or its sky does not fit the stamp, or the measurement failed; such galaxies are left out and
+#: counted (issue 16: at z = 0.2 large ellipticals filled the stamp and C came out 0.3-0.5 low)
+REFERENCE_EXCLUDE = FATAL | Flag.EDGE | Flag.APERTURE_CLIPPED | Flag.STAMP_FILLED
+#: the paper's mean dC (fractional) between these redshifts (Sec. 4.3): 15% network, 26% MFMTK
+PAPER_DC_RANGE = (1.0, 3.0)
+PAPER_DC = (0.15, 0.26)
+
+
+def bookkeeping(sample: list[NearbyGalaxy], grid: list[float], cfg: RedshiftSuiteConfig,
+                zero_point: float) -> pd.DataFrame:  # fmt: skip
+    """What moving the sample to each z does, term by term (median over the galaxies, mag; a
+    positive number dims): cosmological surface-brightness dimming 10 log10[(1+z)/(1+z0)], the
+    size evolution at fixed luminosity -5 log10[((1+z)/(1+z0))^beta], the surface-brightness
+    evolution term, their sum (the change of the mean surface brightness), the angular size
+    factor a(z) and the apparent magnitude."""
+    z0 = cfg.native_redshift
+    mus = np.array([mean_surface_brightness(g, cfg) for g in sample])
+    mags = np.array([g.abs_mag for g in sample])
+    rows = []
+    for z in grid:
+        ratio = (1 + z) / (1 + z0)
+        dimming = 10 * math.log10(ratio)
+        size = 5 * cfg.size_evolution * math.log10(ratio)  # smaller at fixed L: brighter
+        evolution = float(np.median([sb_evolution_mag(mu, z, cfg) for mu in mus]))
+        pairs = zip(mags, mus, strict=True)
+        flux = np.array([apparent_flux(m, mu, z, cfg, zero_point) for m, mu in pairs])
+        rows.append(
+            {
+                "z": z,
+                "angular_factor": angular_scale(z, cfg),
+                "dimming_mag": dimming,
+                "size_evolution_mag": size,
+                "sb_evolution_mag": evolution,
+                "surface_brightness_change_mag": dimming + size + evolution,
+                "apparent_mag": float(np.median(zero_point - 2.5 * np.log10(flux))),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def redshift_suite(
     predictor: Predictor,
     cfg: RedshiftSuiteConfig,
@@ -221,9 +196,15 @@ def redshift_suite(
     out: str | Path,
 ) -> SuiteResult:
     """Run the redshift suite (``cfg``: params ``evaluate.redshift``) with the simulator's PSF,
-    pixel scale, zero point and noise (``sim``) and the conventional measurement's settings."""
+    pixel scale, zero point and noise (``sim``) and the conventional measurement's settings.
+
+    A galaxy is kept when its reference measurement is unflagged (:data:`REFERENCE_EXCLUDE`), its
+    noiseless 1.5 R_p aperture fits the network's crop at the reference, and SNR_p > ``snr_min``
+    at every z with no fatal flag (the paper's selection). Deviations per z from the reference,
+    for both methods, and from the truth (the noiseless image at that z).
+    """
     result = SuiteResult("redshift")
-    sample = _user_sample(cfg) if cfg.input else nearby_sample(cfg)
+    sample = user_sample(cfg) if cfg.input else nearby_sample(cfg, sim.pixel_scale)
     psf = psf_model(sim)
     sky = _sky_image(cfg.sky_image) if cfg.sky_image else None
     sigma = sky_sigma_per_pixel(sim) if sky is None else float(np.nanstd(sky))
@@ -246,17 +227,28 @@ def redshift_suite(
             rows.append({"galaxy_id": gal.galaxy_id, "kind": gal.kind, "z": z,
                          "snr_p": m.snr_p, "conv_flag": int(m.flag),
                          "conv_concentration": m.concentration, "conv_asymmetry": m.asymmetry,
-                         "true_concentration": t.concentration,
-                         "true_asymmetry": t.asymmetry})  # fmt: skip
+                         "true_concentration": t.concentration, "true_asymmetry": t.asymmetry,
+                         "true_aperture_px": t.r_petro * morphology.aperture_rp})  # fmt: skip
             stamps.append(noisy.astype(np.float32))
     table = pd.DataFrame(rows)
+    ref = table[table["z"] == grid[0]].set_index("galaxy_id")
+    flagged = set(ref.index[(ref["conv_flag"] & int(REFERENCE_EXCLUDE)) != 0])
+    too_large = set(ref.index[~(ref["true_aperture_px"] <= CROP_SIZE / 2)]) - flagged
     fatal = (table["conv_flag"] & int(FATAL)) != 0
     ok = (table["snr_p"] > cfg.snr_min) & ~fatal
     kept = table.loc[ok].groupby("galaxy_id")["z"].count() == len(grid)
-    keep_ids = set(kept[kept].index)
+    keep_ids = set(kept[kept].index) - flagged - too_large
     mask = table["galaxy_id"].isin(keep_ids).to_numpy()
-    result.metrics["n_galaxies"] = len(sample)
-    result.metrics["n_kept"] = len(keep_ids)
+    result.metrics.update({"n_galaxies": len(sample), "n_reference_flagged": len(flagged),
+                           "n_reference_too_large": len(too_large),
+                           "n_faint": len(sample) - len(flagged) - len(too_large) - len(keep_ids),
+                           "n_kept": len(keep_ids)})  # fmt: skip
+    books = bookkeeping(sample, grid, cfg, sim.zero_point)
+    snr = table.loc[mask].groupby("z")["snr_p"].median()
+    books["snr_p_median_kept"] = books["z"].map(snr)
+    books["snr_p_median_all"] = books["z"].map(table.groupby("z")["snr_p"].median())
+    result.tables["redshift_bookkeeping"] = books
+    result.notes.append(_bookkeeping_note(books, cfg, result.metrics))
     if not keep_ids:
         result.summary.append({"quantity": f"redshift suite: no galaxy above SNR_p "
                                            f"{cfg.snr_min:g} at every z"})  # fmt: skip
@@ -270,9 +262,13 @@ def redshift_suite(
     summary = deviation_summary(table, "z", grid[0])
     result.tables["redshift_galaxies"] = table
     result.tables["redshift_summary"] = summary
-    _metrics(result, summary, grid)
+    _metrics(result, table, summary, grid)
     out = Path(out)
     result.figures.append(deviation_vs_grid(summary, "z", out / "redshift_deviation.png"))
+    vs_truth = summary.drop(columns=["mean", "std"]).rename(
+        columns={"truth_mean": "mean", "truth_std": "std"})  # fmt: skip
+    png = out / "redshift_vs_truth.png"
+    result.figures.append(deviation_vs_grid(vs_truth, "z", png, "minus truth"))
     result.figures.append(_tracks(table, grid[0], out / "redshift_tracks.png"))
     first = table.index[table["galaxy_id"] == table["galaxy_id"].iloc[0]]
     result.figures.append(stamp_grid([kept_stamps[j] for j in first],
@@ -281,27 +277,61 @@ def redshift_suite(
     return result
 
 
-def _metrics(result: SuiteResult, summary: pd.DataFrame, grid: list[float]) -> None:
-    for method in ("network", "conventional"):
+def _bookkeeping_note(books: pd.DataFrame, cfg: RedshiftSuiteConfig, counts: dict) -> str:
+    """The dimming / evolution bookkeeping and the sample's funnel, as markdown."""
+    cols = {"z": "z", "angular_factor": "a(z)", "dimming_mag": "dimming",
+            "size_evolution_mag": "size evol.", "sb_evolution_mag": "SB evol.",
+            "surface_brightness_change_mag": "net SB change", "apparent_mag": "median mag",
+            "snr_p_median_all": "median SNR_p (all)",
+            "snr_p_median_kept": "median SNR_p (kept)"}  # fmt: skip
+    text = books[list(cols)].rename(columns=cols).to_markdown(index=False, floatfmt=".3g")
+    return (f"Redshift suite: {counts['n_galaxies']} galaxies; {counts['n_reference_flagged']} "
+            f"with a flagged reference and {counts['n_reference_too_large']} too large for the "
+            f"crop at z = {cfg.z_grid[0]:g} (left out), {counts['n_faint']} below SNR_p "
+            f"{cfg.snr_min:g} at some z, {counts['n_kept']} kept. Surface-brightness terms in "
+            f"mag (positive dims; SB evolution exponent {cfg.sb_evolution:g}, size evolution "
+            f"{cfg.size_evolution:g}):\n\n{text}")  # fmt: skip
+
+
+def _metrics(result: SuiteResult, table: pd.DataFrame, summary: pd.DataFrame,
+             grid: list[float]) -> None:  # fmt: skip
+    lo, hi = PAPER_DC_RANGE
+    for method, prefix in (("network", "net"), ("conventional", "conv")):
         s = summary[summary["method"] == method]
         for t in ("concentration", "asymmetry"):
             st = s[s["target"] == t]
             far = st[st["z"] == max(grid)]
             result.metrics[f"{method}_{t}_mean_dev_zmax"] = float(far["mean"].iloc[0])
             result.metrics[f"{method}_{t}_std_dev_zmax"] = float(far["std"].iloc[0])
+            result.metrics[f"{method}_{t}_truth_mean_dev_zmax"] = float(far["truth_mean"].iloc[0])
             result.metrics[f"{method}_{t}_outliers"] = float((st["catastrophic"] * st["n"]).sum())
+        # the paper's figure: the mean fractional change of C between z = 1 and 3
+        col = f"{prefix}_concentration"
+        ref = table[table["z"] == grid[0]].set_index("galaxy_id")[col]
+        part = table[(table["z"] >= lo) & (table["z"] <= hi) & (table["z"] != grid[0])]
+        frac = (part[col] / ref.reindex(part["galaxy_id"]).to_numpy(float) - 1).to_numpy(float)
+        frac = frac[np.isfinite(frac)]
+        result.metrics[f"{method}_concentration_mean_frac_dev_z1_3"] = (
+            float(frac.mean()) if frac.size else np.nan)  # fmt: skip
+        result.metrics[f"{method}_concentration_n_z1_3"] = float(frac.size)
+    n13 = int(result.metrics["network_concentration_n_z1_3"])
+    result.summary.append({"quantity": f"C mean fractional deviation, z = {lo:g}-{hi:g} (redshift)",
+                           "network": result.metrics["network_concentration_mean_frac_dev_z1_3"],
+                           "conventional":
+                               result.metrics["conventional_concentration_mean_frac_dev_z1_3"],
+                           "target": "concentration", "n": n13,
+                           "paper": f"{PAPER_DC[0]:g} / {PAPER_DC[1]:g}"})  # fmt: skip
     for t in ("concentration", "asymmetry"):
         far = summary[(summary["method"] == "network") & (summary["target"] == t)
                       & (summary["z"] == max(grid))]  # fmt: skip
         n = int(far["n"].iloc[0]) if len(far) else 0
-        row = {"quantity": f"{t[0].upper()} mean deviation at z = {max(grid):g} (redshift)",
-               "target": t, "n": n}  # fmt: skip
-        row2 = {"quantity": f"{t[0].upper()} scatter at z = {max(grid):g} (redshift)",
-                "target": t, "n": n}  # fmt: skip
-        for method in ("network", "conventional"):
-            row[method] = result.metrics[f"{method}_{t}_mean_dev_zmax"]
-            row2[method] = result.metrics[f"{method}_{t}_std_dev_zmax"]
-        result.summary += [row, row2]
+        x = t[0].upper()
+        for what, key in (("mean deviation", "mean_dev_zmax"), ("scatter", "std_dev_zmax"),
+                          ("mean minus truth", "truth_mean_dev_zmax")):  # fmt: skip
+            row = {"quantity": f"{x} {what} at z = {max(grid):g} (redshift)", "target": t, "n": n}
+            for method in ("network", "conventional"):
+                row[method] = result.metrics[f"{method}_{t}_{key}"]
+            result.summary.append(row)
 
 
 def _tracks(table: pd.DataFrame, reference: float, out: Path) -> Path:

@@ -28,6 +28,9 @@ class SuiteResult:
         Rows of the summary table: ``quantity``, ``network``, ``conventional`` (and ``paper``),
         ``target`` (the quantity's network: ``concentration`` / ``asymmetry``) and ``n`` (the
         sample size behind the number).
+    notes : list of str
+        Markdown paragraphs printed below the summary table (e.g. the redshift suite's
+        dimming / evolution bookkeeping).
     degenerate : dict
         ``target -> reason`` for a network whose test predictions are not a result
         (:func:`casnet.core.scores.degenerate_reason`; the test suite fills it).
@@ -38,4 +41,5 @@ class SuiteResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     summary: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     degenerate: dict[str, str] = field(default_factory=dict)

@@ -77,7 +77,9 @@ def summary_markdown(results: Sequence[SuiteResult]) -> str:
     text = table.to_markdown(index=False, floatfmt=".4f", missingval="")
     notes = [f"**The {t} network is degenerate (not a result)**: {why} on the test set."
              for t, why in sorted(degenerate.items())]  # fmt: skip
-    return "\n".join([*notes, "", text]) if notes else text
+    below = [note for res in results for note in res.notes]
+    text = "\n".join([*notes, "", text]) if notes else text
+    return "\n\n".join([text, *below])
 
 
 def evaluate(

@@ -43,6 +43,11 @@ class RedshiftSuiteConfig(Section):
         description="redshifts; the first is the reference",
     )
     n_galaxies: int = Field(100, ge=1, description="simulated nearby (Frei-like) sample")
+    reference_rhalf_px: tuple[float, float] = Field(
+        (3.0, 8.0),
+        description="half-light radii (px of the F160W grid) of the simulated nearby galaxies "
+        "at the reference z: the whole galaxy fits the stamp and 1.5 R_p the 60x60 crop",
+    )
     native_redshift: float = Field(0.01, gt=0, description="redshift of the nearby images")
     native_pixel_scale: float = Field(
         1.0, gt=0, description="arcsec/px of the nearby images (Frei et al. 1996: ~1.2-1.4)"
