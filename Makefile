@@ -13,7 +13,7 @@ DEMO_TRAIN := -P epochs=40 -P patience=8
 # the conventional A only to ~0.05 and C to ~0.3 (the paper's 0.01 selects almost nothing here)
 DEMO_EVAL := redshift.n_galaxies=20;noise.max_delta_a=0.05;noise.max_delta_c=0.3
 
-.PHONY: install demo test lint bench profile ui clean
+.PHONY: install demo science test lint bench profile ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ demo: $(STAMP)
 	@echo "catalogue: $(DEMO)/catalog.csv"; head -5 $(DEMO)/catalog.csv | cut -c1-160
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e evaluate -P suite=all \
 	    -P "set=$(DEMO_EVAL)" --env-manager local
+
+## science: the science run (issue 17; ~2 h on 2 cores, in science/, report in reports/science/):
+## nohup make science > science.log 2>&1 &  (tail -f science/science.log); rerun to continue
+science: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/casnet science
 
 ## test: lint, format check and the test suite
 test: $(STAMP) lint

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "casnet"
 
 #: lowest first; a module may import from its own layer and those before it
-LAYERS = ("core", "morphology", "data", "pipeline", "networks", "evaluation", "bench", "params",
-          "cli")  # fmt: skip
+LAYERS = ("core", "morphology", "data", "pipeline", "networks", "evaluation", "bench", "science",
+          "params", "cli")  # fmt: skip
 #: modules outside the layers (imported by anything, importing nothing of casnet's but these)
 BASE = ("casnet", "casnet._version")
 

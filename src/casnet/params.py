@@ -34,6 +34,7 @@ from casnet.evaluation.settings import EvaluateConfig
 from casnet.morphology.settings import MorphologyConfig
 from casnet.networks.settings import ModelConfig, SearchConfig
 from casnet.pipeline.settings import DaskConfig
+from casnet.science.settings import ScienceConfig
 
 __all__ = ["Params", "load_params", "parse_params"]
 
@@ -55,6 +56,7 @@ class Params(Section):
     dask: DaskConfig = DaskConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    science: ScienceConfig = ScienceConfig()
 
     @model_validator(mode="after")
     def _check_crop_fits(self) -> Params:

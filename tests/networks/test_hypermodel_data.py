@@ -68,6 +68,27 @@ def test_shuffled_dataset_is_a_new_permutation_each_epoch(store):
     assert not np.array_equal(first, second)
 
 
+def test_dataset_learns_the_truth_and_leaves_out_galaxies_without_one(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.random((20, 60, 60)).astype(np.float32)
+    truth = images.mean(axis=(1, 2))
+    truth[[3, 11]] = np.nan  # the noiseless measurement failed for two galaxies
+    with StoreWriter(tmp_path / "t", stamp_shape=(60, 60), chunk_size=8) as w:
+        for lo in range(0, 20, 8):
+            rows = [{"galaxy_id": f"g{i}", "label_asymmetry": 9.0, "label_concentration": 9.0,
+                     "asymmetry_true": float(truth[i]), "concentration_true": 3.0}
+                    for i in range(lo, min(lo + 8, 20))]  # fmt: skip
+            w.append(rows, {"image": images[lo : lo + 8]})
+    ds = store_dataset(tmp_path / "t", "asymmetry", batch_size=5, labels="truth")
+    xs, ys = zip(*ds, strict=True)
+    keep = np.isfinite(truth)
+    np.testing.assert_allclose(np.concatenate(ys), truth[keep], rtol=1e-6)
+    np.testing.assert_array_equal(np.concatenate(xs)[..., 0], images[keep])
+    assert ds.cardinality().numpy() == 4  # 18 galaxies in batches of 5
+    with pytest.raises(CasnetInputError, match="labels must be"):
+        store_dataset(tmp_path / "t", "asymmetry", batch_size=5, labels="physics")
+
+
 def test_dataset_errors(store, tmp_path):
     path, _, _ = store
     with pytest.raises(CasnetInputError, match="target"):

@@ -109,6 +109,13 @@ def train(
     promote_if: Annotated[
         str | None, typer.Option(hidden=True, help="true|false: --promote for MLproject.")
     ] = None,
+    labels: Annotated[
+        str,
+        typer.Option(
+            help="What to learn: label (the training labels, the paper's) or truth (the "
+            "simulator's idealised truth; such a network is logged, not registered)."
+        ),
+    ] = "label",
     quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
     params: ParamsOption = None,
 ) -> None:
@@ -119,6 +126,11 @@ def train(
     `casnet` is re-registered around the two champions.
     """
     check_target(target)
+    if labels not in ("label", "truth"):
+        raise fail(f"--labels must be label or truth, got {labels!r}", EXIT_USAGE)
+    if labels == "truth" and register:
+        typer.echo("labels=truth: the network is logged to MLflow, not registered")
+        register = False
     if from_tune in ("", "none", "params"):
         from_tune = None
     if promote_if is not None:
@@ -144,7 +156,7 @@ def train(
     typer.echo(f"{target}: {arch.model_dump()} (from {source})")
     done = train_and_register(target, arch, train_store=train_store, val=val, test=test,
                               budget=limits, source=source, register=register, promote=promote,
-                              verbose=0 if quiet else 1)  # fmt: skip
+                              verbose=0 if quiet else 1, labels=labels)  # fmt: skip
     result, m = done.result, done.result.metrics
     summary = "; ".join(
         f"{name} RMSE {m[f'{key}_rmse']:.4f}, MAE {m[f'{key}_mae']:.4f}, "

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from casnet.cli import bench, data, evaluate, measure, networks
+from casnet.cli import bench, data, evaluate, measure, networks, science
 from casnet.cli.common import ParamsOption
 from casnet.core.errors import CasnetError, exit_status
 from casnet.params import load_params
@@ -33,6 +33,7 @@ app.add_typer(networks.commands)
 app.add_typer(evaluate.commands)
 app.add_typer(data.commands, name="data")
 app.add_typer(bench.commands, name="benchmark")
+app.add_typer(science.commands)
 
 
 @app.command("params")

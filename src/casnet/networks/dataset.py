@@ -18,7 +18,27 @@ from casnet.core.layout import TARGETS
 from casnet.data.io.store import StampStore
 from casnet.data.preprocess import NetworkInput
 
-__all__ = ["store_dataset", "store_input"]
+__all__ = ["LABEL_SOURCES", "label_column", "store_dataset", "store_input"]
+
+#: what a network can learn (issue 17): ``label``, the training labels (the conventional
+#: measurement or external labels: the paper's choice), or ``truth``, the simulator's idealised
+#: truth (C and A of the noiseless image: the physics rather than the algorithm)
+LABEL_SOURCES = {"label": "label_{}", "truth": "{}_true"}
+
+
+def label_column(target: str, labels: str = "label") -> str:
+    """The catalogue column a network for ``target`` learns from ``labels`` (:data:`LABEL_SOURCES`).
+
+    Raises
+    ------
+    CasnetInputError
+        For an unknown target or label source.
+    """
+    if target not in TARGETS:
+        raise CasnetInputError(f"target must be one of {TARGETS}, got {target!r}")
+    if labels not in LABEL_SOURCES:
+        raise CasnetInputError(f"labels must be one of {', '.join(LABEL_SOURCES)}, got {labels!r}")
+    return LABEL_SOURCES[labels].format(target)
 
 
 def store_input(*stores: str | Path) -> NetworkInput:
@@ -43,6 +63,7 @@ def store_dataset(
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
+    labels: str = "label",
 ) -> tf.data.Dataset:
     """Batches of ``(stamps[..., None], labels)`` from ``store``.
 
@@ -57,16 +78,17 @@ def store_dataset(
         Shuffle chunk order and, within a buffer of two chunks, the galaxies (seeded; a new order
         each epoch).
     """
-    if target not in TARGETS:
-        raise CasnetInputError(f"target must be one of {TARGETS}, got {target!r}")
+    column = label_column(target, labels)
     src = StampStore(store)
-    column = f"label_{target}"
     if column not in src.catalog.columns:
         raise CasnetInputError(f"{store}: no {column} column (not a selected/split store?)")
     if len(src) == 0:
         raise CasnetInputError(f"{store}: the store is empty")
     h, w = src.stamp_shape
-    labels = src.catalog[column].to_numpy(dtype=np.float32)
+    values = src.catalog[column].to_numpy(dtype=np.float32)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise CasnetInputError(f"{store}: no finite {column}")
     starts = np.arange(0, len(src), src.chunk_size)
     epoch = [0]
 
@@ -78,7 +100,8 @@ def store_dataset(
         images = src.array("image")
         for start in order:
             stop = min(start + src.chunk_size, len(src))
-            yield np.asarray(images[start:stop])[..., None], labels[start:stop]
+            keep = finite[start:stop]
+            yield np.asarray(images[start:stop])[keep][..., None], values[start:stop][keep]
 
     ds = tf.data.Dataset.from_generator(
         chunks,
@@ -90,6 +113,6 @@ def store_dataset(
     if shuffle:
         ds = ds.shuffle(2 * src.chunk_size, seed=seed, reshuffle_each_iteration=True)
     # a generator's length is unknown to tf.data: stating it lets Keras count steps per epoch
-    n_batches = -(-len(src) // batch_size)
+    n_batches = -(-int(finite.sum()) // batch_size)
     ds = ds.batch(batch_size).apply(tf.data.experimental.assert_cardinality(n_batches))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -34,7 +34,7 @@ from casnet.core.tracking import (
 from casnet.data.io.store import StampStore
 from casnet.data.preprocess import CROP_SIZE
 from casnet.networks.architecture import build_model
-from casnet.networks.dataset import store_dataset, store_input
+from casnet.networks.dataset import label_column, store_dataset, store_input
 from casnet.networks.inference import predict_array
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.tune import EpochLogger, best_search, check_inputs
@@ -64,16 +64,18 @@ class TrainResult:
     epochs: int = 0
 
 
-def predict_store(model, store: str | Path, target: str, *, batch_size: int = 512):
-    """``(labels, predictions)`` of ``model`` on a store of network-ready stamps, chunk by chunk."""
+def predict_store(model, store: str | Path, target: str, *, batch_size: int = 512,
+                  labels: str = "label"):  # fmt: skip
+    """``(labels, predictions)`` of ``model`` on a store of network-ready stamps, chunk by chunk;
+    ``labels``: which values to return beside the predictions (``label`` or ``truth``)."""
     src = StampStore(store)
-    labels = src.catalog[f"label_{target}"].to_numpy(dtype=np.float64)
+    values = src.catalog[label_column(target, labels)].to_numpy(dtype=np.float64)
     images = src.array("image")
     preds = []
     for start in range(0, len(src), src.chunk_size):
         chunk = np.asarray(images[start : start + src.chunk_size], dtype=np.float32)[..., None]
         preds.append(predict_array(model, chunk, batch_size).reshape(-1))
-    return labels, (np.concatenate(preds) if preds else np.zeros(0))
+    return values, (np.concatenate(preds) if preds else np.zeros(0))
 
 
 def network_signature(input_size: int = CROP_SIZE):
@@ -147,6 +149,8 @@ def train(
     source: str = "params.yaml",
     figure: bool = True,
     verbose: int = 1,
+    labels: str = "label",
+    backup: Path | None = None,
 ) -> TrainResult:
     """Train ``arch`` for ``target`` and log the run, its metrics, figure and model.
 
@@ -156,6 +160,12 @@ def train(
         ``max_epochs``, ``patience`` and ``seed`` are used.
     source : str
         Where the hyperparameters came from (``params.yaml`` or a search run id), a tag.
+    labels : {"label", "truth"}
+        What the network learns (:data:`casnet.networks.dataset.LABEL_SOURCES`); its scores are
+        against the same values. A tag and a param of the run.
+    backup : Path, optional
+        Keras ``BackupAndRestore`` folder: a training killed midway and started again with the
+        same folder continues from its last finished epoch (the folder is removed at the end).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -171,23 +181,26 @@ def train(
     client = MlflowClient(uri)
     exp = ensure_experiment(EXPERIMENT, root)
     tags = {**lineage_tags(data, root), "casnet.target": target,
-            "casnet.hyperparameters_from": source}  # fmt: skip
+            "casnet.hyperparameters_from": source, "casnet.labels": labels}  # fmt: skip
     run_id = client.create_run(exp, run_name=f"train-{target}", tags=tags).info.run_id
     params = {**arch.model_dump(mode="json"), "target": target,
               "max_epochs": budget.max_epochs, "patience": budget.patience,
-              "seed": budget.seed, "input_size": net_input.size}  # fmt: skip
+              "seed": budget.seed, "input_size": net_input.size, "labels": labels}  # fmt: skip
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
     client.log_inputs(run_id, datasets=data_inputs(data, root))
     try:
         model = build_model(arch, input_size=net_input.size, name=f"casnet_{target}")
+        resume = [keras.callbacks.BackupAndRestore(str(backup))] if backup is not None else []
         history = model.fit(
             store_dataset(train, target, batch_size=arch.batch_size, shuffle=True,
-                          seed=budget.seed),
-            validation_data=store_dataset(val, target, batch_size=arch.batch_size),
+                          seed=budget.seed, labels=labels),
+            validation_data=store_dataset(val, target, batch_size=arch.batch_size,
+                                          labels=labels),
             epochs=budget.max_epochs,
             shuffle=False,  # the dataset shuffles itself
             verbose=2 if verbose else 0,
             callbacks=[
+                *resume,
                 EpochLogger(run_id, uri),
                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=budget.patience,
                                               restore_best_weights=True),
@@ -199,9 +212,10 @@ def train(
             metrics["best_epoch"] = int(np.nanargmin(val_loss)) + 1
         panels = {}
         for split, store in (("val", val), ("test", test)):
-            labels, preds = predict_store(model, store, target)
-            panels[split] = (labels, preds)
-            for key, value in scores(labels, preds).items():
+            values, preds = predict_store(model, store, target, labels=labels)
+            ok = np.isfinite(values)
+            panels[split] = (values[ok], preds[ok])
+            for key, value in scores(values[ok], preds[ok]).items():
                 metrics[f"{'final_val' if split == 'val' else 'test'}_{key}"] = value
         client.log_batch(run_id, metrics=_metric_list(metrics))
         with tempfile.TemporaryDirectory() as tmp:

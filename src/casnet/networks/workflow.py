@@ -8,10 +8,13 @@ notebook, the science run) get the same chain as the command line.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from casnet.core.errors import CasnetError
+from casnet.core.layout import project_root
 from casnet.networks.registry import Promotion, register_combined, register_network
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.train import TrainResult, train
@@ -46,6 +49,7 @@ def train_and_register(
     promote: bool = False,
     root: Path | None = None,
     verbose: int = 1,
+    labels: str = "label",
 ) -> Trained:
     """Train ``arch`` for ``target``, register it and, when it becomes champion, the combined
     model.
@@ -60,9 +64,24 @@ def train_and_register(
         False: train and log only.
     promote : bool
         Make the new version champion even if it does not beat the champion.
+    labels : {"label", "truth"}
+        What the network learns. Only ``label`` networks are registered: the registry's models
+        are the ones that reproduce the labels (the paper's networks).
+
+    The training is resumable: killed midway, the same call continues from the last finished
+    epoch (a Keras ``BackupAndRestore`` folder under ``<root>/.training``, keyed by the target,
+    the labels, the architecture and the budget; removed when the training ends).
     """
+    if labels != "label" and register:
+        raise CasnetError("only networks trained on the labels are registered: use register=False")
+    key = hashlib.sha256(
+        json.dumps([target, labels, arch.model_dump(mode="json"),
+                    budget.model_dump(mode="json"), str(train_store)]).encode()
+    ).hexdigest()[:12]  # fmt: skip
+    backup = (root or project_root()) / ".training" / f"{target}-{labels}-{key}"
     result = train(target, arch, train=train_store, val=val, test=test, budget=budget,
-                   source=source, root=root, verbose=verbose)  # fmt: skip
+                   source=source, root=root, verbose=verbose, labels=labels,
+                   backup=backup)  # fmt: skip
     if not register:
         return Trained(result, None, None)
     promotion = register_network(result.run_id, result.model_uri, target, val_store=val,

@@ -1,0 +1,257 @@
+"""The science run's committed report (issue 17): ``reports/science/`` with ``metrics.json``, the
+figures, ``report.md`` and the per-galaxy test table, everything recomputable from that table.
+
+Read from the run's own MLflow store (the evaluation run, the training runs, the searches) and
+its DVC lock; the networks trained on the truth (``--labels truth``, not registered) are scored
+here on the same test galaxies as the registered ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from casnet.core.layout import TARGETS, TEST
+from casnet.core.scores import degenerate_reason, scores
+from casnet.core.tracking import git_commit, tracking_uri, use_store
+from casnet.data.io.store import StampStore
+
+__all__ = ["PAPER", "paper_table", "galaxy_table", "write_report"]
+
+#: the paper's headline numbers (Tohill et al. 2021 Secs. 4.1-4.4) as issue 17 lists them:
+#: quantity -> (network, MORFOMETRYKA or None), and the metric of the evaluation run beside it
+PAPER = {
+    "C MAE vs label (test)": ((0.15, None), ("test_concentration_mae", None)),
+    "C RMSE vs label (test)": ((0.21, None), ("test_concentration_rmse", None)),
+    "C Pearson r vs label (test)": ((0.75, None), ("test_concentration_pearson_r", None)),
+    "A MAE vs label (test)": ((0.045, None), ("test_asymmetry_mae", None)),
+    "A RMSE vs label (test)": ((0.065, None), ("test_asymmetry_rmse", None)),
+    "A Pearson r vs label (test)": ((0.76, None), ("test_asymmetry_pearson_r", None)),
+    "C scatter, SNR_p >= 5 (noise)": (
+        (0.04, 0.07),
+        (
+            "noise_network_concentration_scatter_snr_ge5",
+            "noise_conventional_concentration_scatter_snr_ge5",
+        ),
+    ),
+    "A scatter, SNR_p >= 5 (noise)": (
+        (0.025, 0.037),
+        ("noise_network_asymmetry_scatter_snr_ge5", "noise_conventional_asymmetry_scatter_snr_ge5"),
+    ),
+    "A bias at SNR_p = 3 (noise)": (
+        (0.016, 0.028),
+        ("noise_network_asymmetry_bias_snr3", "noise_conventional_asymmetry_bias_snr3"),
+    ),
+    "A catastrophic fraction, SNR_p >= 5 (noise)": (
+        (0.033, 0.043),
+        ("noise_network_asymmetry_catastrophic", "noise_conventional_asymmetry_catastrophic"),
+    ),
+    "C mean fractional dC, z = 1-3 (redshift)": (
+        (0.15, 0.26),
+        (
+            "redshift_network_concentration_mean_frac_dev_z1_3",
+            "redshift_conventional_concentration_mean_frac_dev_z1_3",
+        ),
+    ),
+}
+
+
+def paper_table(metrics: dict[str, float], degenerate: dict[str, str]) -> pd.DataFrame:
+    """The headline quantities, ours (network, conventional) beside the paper's. A degenerate
+    network's number is not set beside the paper's."""
+    rows = []
+    for quantity, ((p_net, p_conv), (k_net, k_conv)) in PAPER.items():
+        target = "concentration" if quantity.startswith("C ") else "asymmetry"
+        net = metrics.get(k_net, np.nan)
+        rows.append({"quantity": quantity,
+                     "network": "degenerate" if target in degenerate else net,
+                     "conventional": metrics.get(k_conv, np.nan) if k_conv else np.nan,
+                     "paper network": p_net,
+                     "paper MFMTK": p_conv if p_conv is not None else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def galaxy_table(evaluated: pd.DataFrame, truth_nets: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The committed per-galaxy test table: ``galaxy_id``, ``snr_p`` and per quantity the label,
+    the truth, the registered network's prediction (``pred_*``), the truth-trained network's
+    (``pred_truthnet_*``, when trained) and the conventional value."""
+    out = evaluated[["galaxy_id", "snr_p"]].copy()
+    for t in TARGETS:
+        out[f"label_{t}"] = evaluated[f"label_{t}"]
+        if f"true_{t}" in evaluated:
+            out[f"true_{t}"] = evaluated[f"true_{t}"]
+        out[f"pred_{t}"] = evaluated[f"net_{t}"]
+        if t in truth_nets:
+            out[f"pred_truthnet_{t}"] = truth_nets[t]
+        out[f"conventional_{t}"] = evaluated[f"conventional_{t}"]
+    return out
+
+
+def _by_snr(table: pd.DataFrame) -> pd.DataFrame:
+    """RMSE and bias against the truth per SNR_p bin: each network and the conventional value."""
+    from casnet.evaluation.test_set import SNR_EDGES
+
+    rows = []
+    snr = table["snr_p"].to_numpy(float)
+    for lo, hi in itertools.pairwise(SNR_EDGES):
+        part = table[(snr > lo) & (snr <= hi)]
+        for t in TARGETS:
+            if f"true_{t}" not in part:
+                continue
+            row = {"SNR_p": f"{lo:g}-{hi:g}", "quantity": t, "n": len(part)}
+            for name, col in (("network (labels)", f"pred_{t}"),
+                              ("network (truth)", f"pred_truthnet_{t}"),
+                              ("conventional", f"conventional_{t}")):  # fmt: skip
+                if col not in part:
+                    continue
+                ok = np.isfinite(part[col]) & np.isfinite(part[f"true_{t}"])
+                s = scores(part.loc[ok, f"true_{t}"], part.loc[ok, col])
+                res = (part.loc[ok, col] - part.loc[ok, f"true_{t}"]).to_numpy(float)
+                row[f"{name} RMSE"] = s["rmse"]
+                row[f"{name} bias"] = float(res.mean()) if res.size else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _speed(model: str, root: Path, test: Path, n: int = 200) -> dict[str, float]:
+    """Galaxies/s of the registered combined model and of the conventional measurement on the
+    same machine (the test set's stamps; the conventional one on as many raw stamps)."""
+    from casnet.evaluation.predictor import Predictor
+    from casnet.morphology import measure
+
+    images = np.asarray(StampStore(test).array("image")[:n], dtype=np.float32)
+    predictor = Predictor(model, root=root)
+    predictor.predict(images[:8])  # warm-up
+    start = time.perf_counter()
+    predictor.predict(images)
+    net = len(images) / (time.perf_counter() - start)
+    raw = StampStore(root / "data" / "cleaned")
+    stamps = np.asarray(raw.array("image")[: min(n, 100)], dtype=np.float64)
+    start = time.perf_counter()
+    for stamp in stamps:
+        measure(stamp)
+    conv = len(stamps) / (time.perf_counter() - start)
+    return {"network_galaxies_per_s": net, "conventional_galaxies_per_s": conv,
+            "speed_up": net / conv}  # fmt: skip
+
+
+def _truth_network_predictions(client, done: dict, root: Path, test: Path) -> dict:
+    import mlflow
+
+    from casnet.networks.train import predict_store
+
+    out = {}
+    for t in TARGETS:
+        run_id = (done.get(f"train-{t}-truth") or {}).get("run_id")
+        if not run_id:
+            continue
+        with use_store(root):
+            model = mlflow.keras.load_model(f"runs:/{run_id}/model")
+        out[t] = predict_store(model, test, t, labels="truth")[1]
+    return out
+
+
+def write_report(params, project: Path, root: Path, done: dict) -> Path:
+    """Write ``params.science.report`` from the run in ``root``; returns the folder."""
+    from mlflow import MlflowClient
+
+    out = project / params.science.report
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri(root), registry_uri=tracking_uri(root))
+    eval_id = done["evaluate"]["run_id"]
+    run = client.get_run(eval_id)
+    metrics = dict(run.data.metrics)
+    test = root / TEST
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(client.download_artifacts(eval_id, "", tmp))
+        for png in sorted(local.glob("figures/*/*.png")):
+            shutil.copy(png, figures / png.name)
+        summary = (local / "summary.md").read_text()
+        evaluated = pd.read_parquet(local / "tables" / "test" / "test_galaxies.parquet")
+    truth_nets = _truth_network_predictions(client, done, root, test)
+    table = galaxy_table(evaluated, truth_nets)
+    table.to_csv(out / "test_galaxies.csv", index=False, float_format="%.6g")
+    reasons = {t: degenerate_reason(table[f"label_{t}"], table[f"pred_{t}"]) for t in TARGETS}
+    degenerate = {t: why for t, why in reasons.items() if why}
+    for t, pred in truth_nets.items():
+        ok = np.isfinite(table[f"true_{t}"]) & np.isfinite(pred)
+        for k, v in scores(table.loc[ok, f"true_{t}"], pred[ok]).items():
+            metrics[f"test_{t}_truthnet_vs_truth_{k}"] = v
+    by_snr = _by_snr(table)
+    by_snr.to_csv(out / "test_by_snr.csv", index=False, float_format="%.6g")
+    speed = _speed("models:/casnet@champion", root, test)
+    trainings = {}
+    for name, record in done.items():
+        if name.startswith("train-") and isinstance(record, dict) and record.get("run_id"):
+            r = client.get_run(record["run_id"])
+            trainings[name] = {"run_id": record["run_id"], "params": dict(r.data.params),
+                               "metrics": dict(r.data.metrics)}  # fmt: skip
+    lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").exists() else {}
+    data_hashes = {o["path"]: o.get("md5") for st in (lock.get("stages") or {}).values()
+                   for o in st.get("outs", [])}  # fmt: skip
+    record = {
+        "git_commit": git_commit(project),
+        "evaluation_run": eval_id,
+        "params": yaml.safe_load((root / "params.yaml").read_text()),
+        "data_md5": data_hashes,
+        "steps": {k: v for k, v in done.items() if k != "params_hash"},
+        "params_hash": done.get("params_hash"),
+        "metrics": metrics,
+        "trainings": trainings,
+        "speed": speed,
+        "degenerate": degenerate,
+    }
+    (out / "metrics.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+    paper = paper_table(metrics, degenerate)
+    seconds = sum(v.get("seconds", 0) for k, v in done.items() if isinstance(v, dict))
+    lines = [
+        "# Science run (issue 17)",
+        "",
+        f"git commit `{record['git_commit']}`, evaluation run `{eval_id}` (store "
+        f"`{params.science.root}/mlflow.db`), params `{params.science.root}/params.yaml` "
+        f"(hash {done.get('params_hash')}); {len(table)} test galaxies; compute "
+        f"{seconds / 3600:.2f} h on this machine. Regenerate: `make science`.",
+        "",
+        *[
+            f"**The {t} network is degenerate (not a result)**: {why}."
+            for t, why in degenerate.items()
+        ],
+        "",
+        "## Beside the paper",
+        "",
+        paper.to_markdown(index=False, floatfmt=".4g", missingval=""),
+        "",
+        f"Speed on this machine: combined model {speed['network_galaxies_per_s']:.0f} galaxies/s, "
+        f"conventional measurement {speed['conventional_galaxies_per_s']:.1f} galaxies/s "
+        f"({speed['speed_up']:.0f}x).",
+        "",
+        "## Against the truth, by SNR_p (test set)",
+        "",
+        by_snr.to_markdown(index=False, floatfmt=".4g", missingval=""),
+        "",
+        "## The evaluation's summary",
+        "",
+        summary,
+        "",
+        "## Steps",
+        "",
+        pd.DataFrame([{"step": k, **v} for k, v in record["steps"].items()]).to_markdown(
+            index=False
+        ),
+        "",
+        "## Figures",
+        "",
+        *[f"![{p.stem}](figures/{p.name})" for p in sorted(figures.glob("*.png"))],
+        "",
+    ]
+    (out / "report.md").write_text("\n".join(lines))
+    return out

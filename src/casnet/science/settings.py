@@ -1,0 +1,46 @@
+"""Settings of the science run (``params.yaml`` section ``science``; issue 17)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from casnet.core.config import Section
+
+__all__ = ["ScienceConfig"]
+
+
+class ScienceConfig(Section):
+    """The science run: the project's params with ``set`` applied, in its own folder.
+
+    The run's folder (``root``) is a DVC project of its own (``dvc init --subdir``) with its own
+    MLflow store, so the demo's data and registry are never touched.
+    """
+
+    root: str = Field("science", description="folder of the run, relative to the project root")
+    report: str = Field("reports/science", description="where the committed report goes")
+    set: tuple[str, ...] = Field(
+        (
+            "data.n_galaxies=20000",
+            "search.max_trials=6",
+            "search.num_initial_points=3",
+            "search.filters=[8,16]",
+            "search.blocks=[2,3]",
+            "search.dense_layers=[1,2]",
+            "search.dense_units=[64,256]",
+            "search.batch_sizes=[64,128]",
+            "search.optimizers=[adam,adamax,rmsprop]",
+            "search.learning_rates=[0.001,0.005]",
+            "search.max_epochs=40",
+            "search.patience=6",
+            "evaluate.noise.max_galaxies=300",
+        ),
+        description="KEY=VALUE overrides (YAML values, dotted keys) of the other sections: a "
+        "budget that fits ~2 h on 2 CPU cores (params.yaml says why each)",
+    )
+    label_sources: tuple[Literal["label", "truth"], ...] = Field(
+        ("label", "truth"),
+        description="networks trained on the conventional labels (label: the paper's) and/or "
+        "on the simulator's idealised truth (truth)",
+    )

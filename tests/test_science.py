@@ -1,0 +1,150 @@
+"""The science run's machinery (issue 17): its params, its DVC project, its steps and how it
+resumes, and the committed report's tables. The run itself is hours of compute: its outputs
+are committed under reports/science/ (make science)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from casnet.core.errors import CasnetError
+from casnet.params import Params, parse_params
+from casnet.science import run as science_run
+from casnet.science.report import PAPER, paper_table, galaxy_table
+from casnet.science.run import Step, plan, science_params
+from casnet.science.settings import ScienceConfig
+
+
+def _params(*overrides: str, **science) -> Params:
+    return Params().model_copy(update={"science": ScienceConfig(set=overrides, **science)})
+
+
+def test_science_params_apply_the_overrides_validated():
+    data = science_params(_params("data.n_galaxies=20000", "search.filters=[8,16]",
+                                  "evaluate.noise.max_galaxies=300"))  # fmt: skip
+    assert data["data"]["n_galaxies"] == 20000
+    assert data["search"]["filters"] == [8, 16]
+    assert data["evaluate"]["noise"]["max_galaxies"] == 300
+    assert data["simulate"] == Params().simulate.model_dump(mode="json")  # the rest unchanged
+    parse_params(data)  # a valid params file
+    with pytest.raises(CasnetError, match="n_galaxy"):
+        science_params(_params("data.n_galaxy=5"))
+    with pytest.raises(CasnetError, match=r"SECTION\.KEY"):
+        science_params(_params("n_galaxies=5"))
+    with pytest.raises(CasnetError):
+        science_params(_params("data.n_galaxies=-3"))
+
+
+def test_the_projects_science_set_is_valid():
+    from casnet.params import load_params
+
+    p = load_params()
+    data = science_params(p)
+    assert 20000 <= data["data"]["n_galaxies"] <= 30000  # issue 17: 20,000-30,000 before cuts
+    parse_params(data)
+
+
+def test_the_runs_dvc_yaml_is_the_projects_with_code_paths_rerooted(tmp_path):
+    from casnet.core.layout import project_root
+
+    project = project_root()
+    root = project / "science-test-reroot"
+    spec = science_run._reroot_dvc(project, root)
+    original = yaml.safe_load((project / "dvc.yaml").read_text())
+    assert list(spec["stages"]) == list(original["stages"])
+    for name, stage in spec["stages"].items():
+        assert stage["cmd"] == original["stages"][name]["cmd"]
+        assert stage.get("outs") == original["stages"][name].get("outs")
+        for dep, before in zip(stage["deps"], original["stages"][name]["deps"], strict=True):
+            if before.startswith("data/"):
+                assert dep == before  # the run's own data
+            else:
+                assert dep == f"../{before}" and (root / dep).resolve() == project / before
+
+
+def test_plan_trains_on_the_truth_only_when_asked():
+    names = [s.name for s in plan(_params())]
+    assert names[:3] == ["data", "tune-concentration", "tune-asymmetry"]
+    assert "train-asymmetry-truth" in names and names[-1] == "evaluate"
+    only = [s.name for s in plan(_params(label_sources=("label",)))]
+    assert not any(n.endswith("-truth") for n in only)
+    truth = next(s for s in plan(_params()) if s.name == "train-asymmetry-truth")
+    assert "--labels" in truth.command and "--no-register" in truth.command
+
+
+def _fake_plan(tmp_path, fail_at: str | None = None):
+    marker = tmp_path / "ran.txt"
+
+    def steps(params):
+        out = []
+        for name in ("data", "one", "two"):
+            code = f"open({str(marker)!r}, 'a').write({name!r} + '\\n'); print('run abc{name}:')"
+            if name == fail_at:
+                code += "; raise SystemExit(3)"
+            out.append(Step(name, (sys.executable, "-c", code), run_id=r"^run (\w+):"))
+        return out
+
+    return steps, marker
+
+
+def test_a_killed_run_continues_where_it_stopped(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setattr(science_run, "_dvc", lambda args, cwd: (cwd / ".dvc").mkdir())
+    params = _params(root="run")
+    steps, marker = _fake_plan(tmp_path, fail_at="two")
+    monkeypatch.setattr(science_run, "plan", steps)
+    with pytest.raises(CasnetError, match="step two failed"):
+        science_run.run_science(params, project, report=False)
+    assert marker.read_text().split() == ["data", "one", "two"]
+    done = json.loads((project / "run" / "steps.json").read_text())
+    assert set(done) == {"params_hash", "data", "one"} and done["one"]["run_id"] == "abcone"
+    # again, with the failure gone: "one" is not redone; "data" (dvc repro) always runs
+    steps, _ = _fake_plan(tmp_path)
+    monkeypatch.setattr(science_run, "plan", steps)
+    science_run.run_science(params, project, report=False)
+    assert marker.read_text().split() == ["data", "one", "two", "data", "two"]
+    log = (project / "run" / "science.log").read_text()
+    assert "== one: done" in log and "skipped" in log
+    # new params void the records: everything runs again
+    science_run.run_science(_params("data.n_galaxies=123", root="run"), project, report=False)
+    assert marker.read_text().split()[-3:] == ["data", "one", "two"]
+    assert (
+        yaml.safe_load((project / "run" / "params.yaml").read_text())["data"]["n_galaxies"] == 123
+    )
+
+
+def test_until_must_name_a_step(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setattr(science_run, "_dvc", lambda args, cwd: (cwd / ".dvc").mkdir())
+    with pytest.raises(CasnetError, match="--until"):
+        science_run.run_science(_params(root="run"), project, until="nothing", report=False)
+
+
+def test_test_table_has_every_column_issue_17_names():
+    ev = pd.DataFrame({"galaxy_id": ["a", "b"], "snr_p": [3.0, 30.0],
+                       **{f"{k}_{t}": [1.0, 2.0] for k in ("label", "true", "net", "conventional")
+                          for t in ("concentration", "asymmetry")}})  # fmt: skip
+    table = galaxy_table(ev, {"asymmetry": np.array([0.5, 0.6])})
+    for t in ("concentration", "asymmetry"):
+        for col in (f"label_{t}", f"true_{t}", f"pred_{t}", f"conventional_{t}"):
+            assert col in table, col
+    assert list(table["pred_truthnet_asymmetry"]) == [0.5, 0.6]
+    assert "pred_truthnet_concentration" not in table
+
+
+def test_paper_table_sets_a_degenerate_network_apart():
+    metrics = {"test_asymmetry_rmse": 0.07, "test_concentration_rmse": 0.2}
+    table = paper_table(metrics, {"asymmetry": "Pearson r 0.1"}).set_index("quantity")
+    assert table.loc["A RMSE vs label (test)", "network"] == "degenerate"
+    assert table.loc["C RMSE vs label (test)", "network"] == 0.2
+    assert table.loc["C RMSE vs label (test)", "paper network"] == 0.21
+    assert len(table) == len(PAPER)
