@@ -15,7 +15,7 @@ import yaml
 from casnet.core.errors import CasnetError
 from casnet.params import Params, parse_params
 from casnet.science import run as science_run
-from casnet.science.report import PAPER, paper_table, galaxy_table
+from casnet.science.report import PAPER, galaxy_table, paper_table
 from casnet.science.run import Step, plan, science_params
 from casnet.science.settings import ScienceConfig
 

@@ -24,7 +24,7 @@ from casnet.core.scores import degenerate_reason, scores
 from casnet.core.tracking import git_commit, tracking_uri, use_store
 from casnet.data.io.store import StampStore
 
-__all__ = ["PAPER", "paper_table", "galaxy_table", "write_report"]
+__all__ = ["PAPER", "galaxy_table", "paper_table", "write_report"]
 
 #: the paper's headline numbers (Tohill et al. 2021 Secs. 4.1-4.4) as issue 17 lists them:
 #: quantity -> (network, MORFOMETRYKA or None), and the metric of the evaluation run beside it
@@ -228,7 +228,9 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         "",
         "## Beside the paper",
         "",
-        paper.to_markdown(index=False, floatfmt=".4g", missingval=""),
+        paper.astype(object)
+        .where(paper.notna(), None)
+        .to_markdown(index=False, floatfmt=".4g", missingval=""),
         "",
         f"Speed on this machine: combined model {speed['network_galaxies_per_s']:.0f} galaxies/s, "
         f"conventional measurement {speed['conventional_galaxies_per_s']:.1f} galaxies/s "
@@ -236,7 +238,9 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         "",
         "## Against the truth, by SNR_p (test set)",
         "",
-        by_snr.to_markdown(index=False, floatfmt=".4g", missingval=""),
+        by_snr.astype(object)
+        .where(by_snr.notna(), None)
+        .to_markdown(index=False, floatfmt=".4g", missingval=""),
         "",
         "## The evaluation's summary",
         "",

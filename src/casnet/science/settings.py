@@ -23,17 +23,17 @@ class ScienceConfig(Section):
     set: tuple[str, ...] = Field(
         (
             "data.n_galaxies=20000",
-            "search.max_trials=6",
-            "search.num_initial_points=3",
-            "search.filters=[8,16]",
+            "search.max_trials=5",
+            "search.num_initial_points=2",
+            "search.filters=[8,8]",
             "search.blocks=[2,3]",
             "search.dense_layers=[1,2]",
             "search.dense_units=[64,256]",
             "search.batch_sizes=[64,128]",
             "search.optimizers=[adam,adamax,rmsprop]",
             "search.learning_rates=[0.001,0.005]",
-            "search.max_epochs=40",
-            "search.patience=6",
+            "search.max_epochs=30",
+            "search.patience=5",
             "evaluate.noise.max_galaxies=300",
         ),
         description="KEY=VALUE overrides (YAML values, dotted keys) of the other sections: a "
