@@ -112,6 +112,15 @@ def test_a_killed_run_continues_where_it_stopped(tmp_path, monkeypatch):
     assert marker.read_text().split() == ["data", "one", "two", "data", "two"]
     log = (project / "run" / "science.log").read_text()
     assert "== one: done" in log and "skipped" in log
+    # new data (a stage's output changed: new code, a rerun) void the records made from the old
+    (project / "run" / "dvc.lock").write_text(
+        "stages:\n  s:\n    outs:\n    - path: x\n      md5: 1\n"
+    )
+    science_run.run_science(params, project, report=False)
+    assert marker.read_text().split()[-3:] == ["data", "one", "two"]
+    before = len(marker.read_text().split())
+    science_run.run_science(params, project, report=False)  # same data: only dvc repro again
+    assert marker.read_text().split()[before:] == ["data"]
     # new params void the records: everything runs again
     science_run.run_science(_params("data.n_galaxies=123", root="run"), project, report=False)
     assert marker.read_text().split()[-3:] == ["data", "one", "two"]

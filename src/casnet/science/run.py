@@ -9,8 +9,9 @@ The run lives in its own folder (``science.root``, git-ignored): a DVC project o
 Each step is a ``casnet`` (or ``dvc``) command run in that folder, its output teed to
 ``science.log``. Killed at any point, the same command continues: ``dvc repro`` skips stages whose
 outputs are current and the stores resume their partial chunks; a search with the same key
-resumes its Keras Tuner state; a finished step is recorded in ``steps.json`` (with the hash of the
-run's params) and skipped; training restarts from its last epoch (Keras ``BackupAndRestore``).
+resumes its Keras Tuner state; a finished step is recorded in ``steps.json`` (with the hashes of
+the run's params and of its data, the DVC outputs) and skipped while both hold; training
+restarts from its last epoch (Keras ``BackupAndRestore``).
 """
 
 from __future__ import annotations
@@ -136,6 +137,19 @@ def _params_hash(root: Path) -> str:
     return hashlib.sha256((root / "params.yaml").read_bytes()).hexdigest()[:16]
 
 
+def _data_hash(root: Path) -> str:
+    """A hash of the run's data: the md5 of every DVC output in its ``dvc.lock`` ('' before the
+    first ``dvc repro``). A step made from other data is redone."""
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return ""
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
+    outs = sorted(
+        (o["path"], str(o.get("md5"))) for st in stages.values() for o in st.get("outs", [])
+    )
+    return hashlib.sha256(json.dumps(outs).encode()).hexdigest()[:16]
+
+
 def _load_steps(root: Path) -> dict:
     path = root / STEPS_FILE
     if not path.exists():
@@ -182,6 +196,8 @@ def run_science(params, project: Path, *, until: str | None = None,
     with open(root / LOG_FILE, "a") as log_file:
         for step in steps:
             record = done.get(step.name)
+            if record and record.get("data_hash", _data_hash(root)) != _data_hash(root):
+                record = None  # made from other data (the code or a stage changed): redo
             if record and step.name != "data":  # dvc repro decides for itself what is current
                 log_file.write(f"== {step.name}: done {record['finished']}, skipped\n")
                 print(f"science: {step.name} done ({record['finished']}), skipped")
@@ -192,7 +208,8 @@ def run_science(params, project: Path, *, until: str | None = None,
             start = time.perf_counter()
             output = _run_step(step, root, env, log_file)
             record = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                      "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+                      "seconds": round(time.perf_counter() - start, 1),
+                      "data_hash": _data_hash(root)}  # fmt: skip
             if step.run_id:
                 found = re.search(step.run_id, output, flags=re.MULTILINE)
                 record["run_id"] = found.group(1) if found else None
