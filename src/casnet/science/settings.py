@@ -23,7 +23,7 @@ class ScienceConfig(Section):
     set: tuple[str, ...] = Field(
         (
             "data.n_galaxies=20000",
-            "search.max_trials=5",
+            "search.max_trials=4",
             "search.num_initial_points=2",
             "search.filters=[8,8]",
             "search.blocks=[2,3]",
@@ -32,8 +32,8 @@ class ScienceConfig(Section):
             "search.batch_sizes=[64,128]",
             "search.optimizers=[adam,adamax,rmsprop]",
             "search.learning_rates=[0.001,0.005]",
-            "search.max_epochs=30",
-            "search.patience=5",
+            "search.max_epochs=20",
+            "search.patience=4",
             "evaluate.noise.max_galaxies=300",
         ),
         description="KEY=VALUE overrides (YAML values, dotted keys) of the other sections: a "
