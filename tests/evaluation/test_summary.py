@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from casnet.core.scores import degenerate_reason
@@ -68,3 +70,19 @@ def test_without_a_degenerate_network_the_summary_is_a_plain_table():
     assert text.startswith("| quantity")
     assert DEGENERATE not in text
     assert "0.025 / 0.037" in text
+
+
+def test_blank_rows_and_counts_print_as_written():
+    # a suite that found nothing gives a row without numbers; counts are integers; the paper's
+    # figures are quoted as written (the fresh-clone demo of 2026-12-01 printed "nan" and
+    # "42.0000" here)
+    test = SuiteResult("test")
+    test.summary = [{"quantity": "C RMSE vs label (test)", "network": 0.25, "conventional": np.nan,
+                     "target": "concentration", "n": 42, "paper": "0.21"}]  # fmt: skip
+    noise = SuiteResult("noise")
+    noise.summary = [{"quantity": "noise suite: no galaxy passes the selection",
+                      "network": np.nan, "conventional": np.nan}]  # fmt: skip
+    text = summary_markdown([test, noise])
+    assert "nan" not in text.lower()
+    assert re.search(r"\|\s+42\s+\|", text) and "42.0" not in text
+    assert "0.21 " in text and "0.2100" not in text

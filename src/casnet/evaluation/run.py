@@ -65,16 +65,24 @@ def summary_markdown(results: Sequence[SuiteResult]) -> str:
     table = table.astype(object).where(table.notna(), None)  # blanks, not "nan"
     bad = table["target"].isin(list(degenerate)).to_numpy()
     # the column mixes numbers and words: numbers formatted here as tabulate would (.4f)
-    table["network"] = [
-        DEGENERATE if b else (f"{v:.4f}" if isinstance(v, (int, float)) else v)
-        for b, v in zip(bad, table["network"], strict=True)
-    ]
+    # object columns built explicitly: a list of numbers and None assigned to a frame becomes
+    # float64 with NaN, which tabulate prints as "nan" (and an integer n as 42.0000)
+    table["network"] = pd.Series(
+        [DEGENERATE if b else (f"{v:.4f}" if isinstance(v, (int, float)) else v)
+         for b, v in zip(bad, table["network"], strict=True)],
+        index=table.index, dtype=object,
+    )  # fmt: skip
     if "paper" in table:
-        table.loc[bad, "paper"] = None
-    table["n"] = [None if v is None else int(v) for v in table["n"]]
+        table["paper"] = pd.Series([None if b else (v or None) for b, v in zip(bad, table["paper"],
+                                                                               strict=True)],
+                                   index=table.index, dtype=object)  # fmt: skip
+    table["n"] = pd.Series([None if v is None else str(int(v)) for v in table["n"]],
+                           index=table.index, dtype=object)  # fmt: skip
     cols = ["quantity", "n", "network", "conventional"] + (["paper"] if "paper" in table else [])
     table = table[cols].rename(columns={"paper": "paper (net / MFMTK)"})
-    text = table.to_markdown(index=False, floatfmt=".4f", missingval="")
+    # the paper's figures are quoted as written ("0.21", "0.15 / 0.26"), not re-formatted
+    quoted = [list(table.columns).index("paper (net / MFMTK)")] if "paper" in cols else False
+    text = table.to_markdown(index=False, floatfmt=".4f", missingval="", disable_numparse=quoted)
     notes = [f"**The {t} network is degenerate (not a result)**: {why} on the test set."
              for t, why in sorted(degenerate.items())]  # fmt: skip
     below = [note for res in results for note in res.notes]
