@@ -169,3 +169,39 @@ def test_a_file_name_that_is_not_utf8_gets_its_row(model_dir, tmp_path):
     assert table["galaxy_id"].tolist() == ["caf\\xe9"]
     assert table["predict_flag"].tolist() == [0]
     write_catalog(table, tmp_path / "cat.parquet")
+
+
+def test_a_cleaning_model_scores_raw_stamps_as_the_pipeline_scores_its_own(model_dir, tmp_path):
+    # issue 17: the networks learn from galclean'ed stamps; a combined model registered with the
+    # clean settings cleans raw stamps the same way (same function, seeded by the galaxy id)
+    import mlflow
+
+    from casnet.data.clean import galaxy_rng, galclean
+    from casnet.data.settings import CleanConfig
+    from casnet.networks.registry import CasnetModel
+
+    path, nets = model_dir
+    clean = CleanConfig()
+    artifacts = {t: str(path.parent / t) for t in ("concentration", "asymmetry")}
+    cleaning = tmp_path / "cleaning"
+    mlflow.pyfunc.save_model(str(cleaning), python_model=CasnetModel(), artifacts=artifacts,
+                             model_config={"clean": clean.model_dump(mode="json")})  # fmt: skip
+    cfg = SimulateConfig()
+    gals = [simulate_galaxy(i, cfg) for i in range(6)]
+    raw = np.stack([g.image for g in gals]).astype(np.float32)
+    with StoreWriter(tmp_path / "raw", stamp_shape=raw.shape[1:], chunk_size=4) as w:
+        for lo in (0, 4):
+            w.append([{"galaxy_id": g.galaxy_id} for g in gals[lo : lo + 4]],
+                     {"image": raw[lo : lo + 4]})  # fmt: skip
+    table = predict([tmp_path / "raw"], str(cleaning), chunk_size=4, progress=False)
+    cleaned = [galclean(g.image.astype(np.float64), config=clean,
+                        rng=galaxy_rng(clean.seed, g.galaxy_id)).image for g in gals]  # fmt: skip
+    expected = _expected(nets, [c.astype(np.float32) for c in cleaned])
+    by_id = table.set_index("galaxy_id")
+    for t in ("concentration", "asymmetry"):
+        got = by_id.loc[[g.galaxy_id for g in gals], t].to_numpy()
+        np.testing.assert_allclose(got, expected[t], rtol=1e-5, atol=1e-6)
+    # the model without the clean settings scores the raw crops: other inputs
+    plain = predict([tmp_path / "raw"], str(path), chunk_size=4, progress=False)
+    assert not np.allclose(plain.set_index("galaxy_id").loc[by_id.index, "asymmetry"],
+                           by_id["asymmetry"], rtol=0, atol=1e-7)  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from casnet.data.settings import SimulateConfig
+from casnet.data.settings import CleanConfig, SimulateConfig
 from casnet.data.simulate import simulate_galaxy
 from casnet.networks import registry
 from casnet.networks.dataset import TARGETS
@@ -37,11 +37,30 @@ def _without_mlflow_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
 
 
+#: the simulated galaxies sent: some have neighbours (galaxy 1's is inside the 60x60 crop)
+INDICES = range(5)
+
+
 @pytest.fixture(scope="module")
 def stamps() -> np.ndarray:
     """Five simulated 101x101 galaxies: what a caller of the service sends."""
     cfg = SimulateConfig()
-    return np.stack([simulate_galaxy(i, cfg).image for i in range(5)]).astype(np.float32)
+    return np.stack([simulate_galaxy(i, cfg).image for i in INDICES]).astype(np.float32)
+
+
+def _pipeline_inputs(stamps: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The galaxies' ids and the network-ready stamps the pipeline makes of them: its clean
+    stage (galclean seeded by the id), then select's crop and normalisation."""
+    from casnet.data.clean import galaxy_rng, galclean
+    from casnet.data.preprocess import crop_normalise
+
+    cfg = SimulateConfig()
+    ids = [simulate_galaxy(i, cfg).galaxy_id for i in INDICES]
+    clean = CleanConfig()
+    cleaned = np.stack([galclean(s.astype(np.float64), config=clean,
+                                 rng=galaxy_rng(clean.seed, gid)).image
+                        for s, gid in zip(stamps, ids, strict=True)])  # fmt: skip
+    return ids, crop_normalise(cleaned.astype(np.float32))[0]
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +83,15 @@ def project(tmp_path_factory, stamps, label_store):
             registry.register_network(r.run_id, r.model_uri, target, val_store=data["val"],
                                       val_rmse=r.metrics["final_val_rmse"],
                                       root=root)  # fmt: skip
-        registry.register_combined(root=root)
-        expected = registry.load(URI, root=root).predict(stamps)
-    return {"root": root, "expected": expected}
+        registry.register_combined(root=root, clean=CleanConfig())
+        model = registry.load(URI, root=root)
+        expected = model.predict(stamps)
+        ids = [f"g{i}" for i in range(len(stamps))]
+        with_ids = model.predict({"stamp": list(stamps), "galaxy_id": ids})
+        sim_ids, ready = _pipeline_inputs(stamps)
+        pipeline = model.predict(ready)  # crop-sized: taken as network-ready, not cleaned again
+    return {"root": root, "expected": expected, "with_ids": with_ids, "sim_ids": sim_ids,
+            "pipeline": pipeline, "ready": ready}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -169,10 +194,28 @@ def test_stamps_with_galaxy_ids_keep_the_ids(server, project, stamps):
     assert status == 200, text + server[1]()
     rows = _predictions(text)
     assert [row["galaxy_id"] for row in rows] == ids
-    expected = project["expected"]
+    expected = project["with_ids"]
     for target in TARGETS:
         got = np.array([row[target] for row in rows], dtype=np.float64)
         np.testing.assert_allclose(got, expected[target].to_numpy(), rtol=0, atol=1e-5)
+
+
+def test_the_served_model_sees_what_the_trained_one_saw(server, project, stamps):
+    # issue 17: a raw stamp sent with its galaxy id is cleaned exactly as the pipeline cleaned
+    # it (same galclean, same seed), so it scores as the pipeline's network-ready stamp does
+    payload = {"inputs": {"stamp": stamps.tolist(), "galaxy_id": project["sim_ids"]}}
+    status, text = _invoke(server, payload)
+    assert status == 200, text + server[1]()
+    rows = _predictions(text)
+    pipeline = project["pipeline"]
+    for target in TARGETS:
+        got = np.array([row[target] for row in rows], dtype=np.float64)
+        np.testing.assert_allclose(got, pipeline[target].to_numpy(), rtol=0, atol=1e-5)
+    # and the cleaning matters here: it changes the network input of some of these galaxies
+    from casnet.data.preprocess import crop_normalise
+
+    changed = np.abs(project["ready"] - crop_normalise(stamps)[0]).max(axis=(1, 2))
+    assert (changed > 0.01).any(), changed
 
 
 _SMALL = np.ones((2, 10, 10)).tolist()

@@ -156,7 +156,8 @@ def train(
     typer.echo(f"{target}: {arch.model_dump()} (from {source})")
     done = train_and_register(target, arch, train_store=train_store, val=val, test=test,
                               budget=limits, source=source, register=register, promote=promote,
-                              verbose=0 if quiet else 1, labels=labels)  # fmt: skip
+                              verbose=0 if quiet else 1, labels=labels,
+                              clean=p.clean)  # fmt: skip
     result, m = done.result, done.result.metrics
     summary = "; ".join(
         f"{name} RMSE {m[f'{key}_rmse']:.4f}, MAE {m[f'{key}_mae']:.4f}, "

@@ -42,7 +42,7 @@ from casnet.data.settings import CleanConfig
 from casnet.morphology.segmentation import segment, smooth
 from casnet.morphology.sky import Sky, first_guess_sky, masked_sky
 
-__all__ = ["CleanFlag", "CleanResult", "galaxy_rng", "galclean"]
+__all__ = ["CleanFlag", "CleanResult", "clean_stamp", "galaxy_rng", "galclean", "stamp_rng"]
 
 #: Threshold (in sky sigma) of the pass that only masks sources for the sky statistics: galclean's
 #: ``measure_background`` detects at median + 2 sigma, low enough to catch the outskirts.
@@ -130,6 +130,30 @@ def galaxy_rng(seed: int, galaxy_id: str) -> np.random.Generator:
     key = b"\x00".join((_RNG_DOMAIN, str(int(seed)).encode(), galaxy_id.encode("utf-8")))
     entropy = int.from_bytes(hashlib.sha256(key).digest(), "little")
     return np.random.default_rng(np.random.SeedSequence(entropy))
+
+
+def stamp_rng(seed: int, image: np.ndarray) -> np.random.Generator:
+    """The random stream of a stamp that has no galaxy id: derived (SHA-256) from ``seed`` and
+    the stamp's pixels (float32, C order), so the same stamp is always cleaned the same way."""
+    pixels = np.ascontiguousarray(np.asarray(image, dtype=np.float32)).tobytes()
+    key = b"\x00".join((_RNG_DOMAIN, b"stamp", str(int(seed)).encode(), pixels))
+    entropy = int.from_bytes(hashlib.sha256(key).digest(), "little")
+    return np.random.default_rng(np.random.SeedSequence(entropy))
+
+
+def clean_stamp(
+    image: np.ndarray, config: CleanConfig, galaxy_id: str | None = None
+) -> CleanResult:
+    """galclean one stamp exactly as the pipeline's clean stage does: the same settings and, for a
+    galaxy with an id, the same random stream (:func:`galaxy_rng`); a stamp without an id gets a
+    stream derived from its pixels (:func:`stamp_rng`). The one function the clean stage and the
+    served model share (issue 17: no train/serve skew)."""
+    rng = (
+        galaxy_rng(config.seed, galaxy_id)
+        if galaxy_id is not None
+        else stamp_rng(config.seed, image)
+    )
+    return galclean(image, config=config, rng=rng)
 
 
 def _grow(mask: np.ndarray, radius: int) -> np.ndarray:

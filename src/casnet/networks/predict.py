@@ -158,7 +158,11 @@ def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = Non
         if not reason:
             good.append((len(rows) - 1, np.asarray(image, dtype=np.float32)))
     if good:
-        table = _model(model_path).predict({"stamp": [g[1] for g in good]})
+        # the ids travel with the stamps: a model that cleans them seeds each galaxy's cleaning
+        # by its id, as the pipeline's clean stage does
+        table = _model(model_path).predict(
+            {"stamp": [g[1] for g in good], "galaxy_id": [rows[g[0]]["galaxy_id"] for g in good]}
+        )
         for (i, _), c, a in zip(good, table["concentration"], table["asymmetry"], strict=True):
             rows[i]["concentration"], rows[i]["asymmetry"] = float(c), float(a)
     return rows

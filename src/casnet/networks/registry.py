@@ -29,7 +29,9 @@ import pandas as pd
 from casnet.core.errors import CasnetInputError
 from casnet.core.layout import COMBINED_MODEL, EXPERIMENTS, NETWORK_MODELS, TARGETS
 from casnet.core.tracking import tracking_uri, use_store
+from casnet.data.clean import clean_stamp
 from casnet.data.preprocess import NetworkInput
+from casnet.data.settings import CleanConfig
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.networks.inference import predict_array
 
@@ -250,11 +252,19 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
 
     Holds the two Keras networks; ``predict`` takes raw stamps (see :func:`parse_stamps`) and
     returns a DataFrame with ``galaxy_id`` (when given), ``concentration`` and ``asymmetry``.
+
+    With ``clean`` (the galclean settings of the data the networks were trained on, carried in
+    the model's ``model_config``) a stamp larger than the networks' crop is cleaned first with
+    :func:`casnet.data.clean.clean_stamp`, the function of the pipeline's clean stage, seeded by
+    its ``galaxy_id`` when the request gives one: the served model sees what the trained one saw
+    (issue 17). A stamp of the crop's size is taken as network-ready (the pipeline's own stamps).
     """
 
-    def __init__(self, networks: dict[str, Any] | None = None, batch_size: int = 512) -> None:
+    def __init__(self, networks: dict[str, Any] | None = None, batch_size: int = 512,
+                 clean: CleanConfig | None = None) -> None:  # fmt: skip
         self.networks = networks or {}
         self.batch_size = batch_size
+        self.clean = clean
 
     @property
     def input(self) -> NetworkInput:
@@ -280,10 +290,14 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
             t: mlflow.keras.load_model(context.artifacts[t], load_model_kwargs={"compile": False})
             for t in TARGETS
         }
+        settings = (getattr(context, "model_config", None) or {}).get("clean")
+        self.clean = CleanConfig.model_validate(settings) if settings else None
 
     def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
         net_input = self.input
         stamps, ids = parse_stamps(model_input, net_input)
+        if self.clean is not None:
+            stamps = clean_stamps(stamps, ids, self.clean, net_input)
         x, ok = network_inputs(stamps, net_input)
         if not ok.all():
             bad = ", ".join(str(i) for i in np.flatnonzero(~ok)[:10])
@@ -304,10 +318,31 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(table)
 
 
+def clean_stamps(stamps: list[np.ndarray], ids: list[str] | None, clean: CleanConfig,
+                 net_input: NetworkInput = _PAPER_INPUT) -> list[np.ndarray]:  # fmt: skip
+    """The stamps larger than the networks' crop galclean'ed as the pipeline cleans them
+    (:func:`casnet.data.clean.clean_stamp`, seeded by ``ids`` when given); crop-sized stamps
+    unchanged (network-ready)."""
+    side = (net_input.size, net_input.size)
+    return [
+        s if s.shape == side
+        else clean_stamp(np.asarray(s, dtype=np.float64), clean,
+                         None if ids is None else ids[i]).image.astype(np.float32)
+        for i, s in enumerate(stamps)
+    ]  # fmt: skip
+
+
 def register_combined(
-    versions: dict[str, str] | None = None, *, root: Path | None = None, champion: bool = True
+    versions: dict[str, str] | None = None,
+    *,
+    root: Path | None = None,
+    champion: bool = True,
+    clean: CleanConfig | None = None,
 ) -> str:
     """Log and register ``casnet`` wrapping the given network versions (default: champions).
+
+    ``clean``: the galclean settings of the networks' training data; the served model cleans raw
+    stamps with them (:class:`CasnetModel`). None: it only crops and normalises.
 
     Returns
     -------
@@ -338,6 +373,7 @@ def register_combined(
             artifacts={t: f"models:/{NETWORKS[t]}/{v}" for t, v in versions.items()},
             registered_model_name=COMBINED,
             pip_requirements=model_requirements(combined=True),
+            model_config={"clean": clean.model_dump(mode="json")} if clean is not None else None,
         )
     version = str(info.registered_model_version)
     for key, value in tags.items():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from casnet.core.errors import CasnetError
 from casnet.core.layout import project_root
+from casnet.data.settings import CleanConfig
 from casnet.networks.registry import Promotion, register_combined, register_network
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.train import TrainResult, train
@@ -50,6 +51,7 @@ def train_and_register(
     root: Path | None = None,
     verbose: int = 1,
     labels: str = "label",
+    clean: CleanConfig | None = None,
 ) -> Trained:
     """Train ``arch`` for ``target``, register it and, when it becomes champion, the combined
     model.
@@ -64,6 +66,9 @@ def train_and_register(
         False: train and log only.
     promote : bool
         Make the new version champion even if it does not beat the champion.
+    clean : CleanConfig, optional
+        The galclean settings of the training data (``params.clean``): the combined model cleans
+        raw stamps with them, as the pipeline did (no train/serve skew).
     labels : {"label", "truth"}
         What the network learns. Only ``label`` networks are registered: the registry's models
         are the ones that reproduce the labels (the paper's networks).
@@ -90,7 +95,7 @@ def train_and_register(
     if not promotion.promoted:
         return Trained(result, promotion, None)
     try:
-        version = register_combined(root=root)
+        version = register_combined(root=root, clean=clean)
     except CasnetError as exc:  # the other network has no champion yet
         return Trained(result, promotion, None, str(exc))
     return Trained(result, promotion, version)

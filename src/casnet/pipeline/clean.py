@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from casnet.core.errors import CasnetInputError
-from casnet.data.clean import galaxy_rng, galclean
+from casnet.data.clean import clean_stamp
 from casnet.data.io.store import REPLACED, StampStore, StoreWriter
 from casnet.data.settings import CleanConfig, StoreConfig
 from casnet.pipeline.common import hand_back, write_chunks
@@ -33,7 +33,7 @@ def clean_chunk(
     columns = ("replaced_fraction", "flag", "flag_reasons", "sky_mean", "sky_sigma")
     extra: dict[str, list] = {k: [] for k in columns}
     for k, gid in enumerate(cat["galaxy_id"].astype(str)):
-        res = galclean(arrays["image"][k], config=cfg, rng=galaxy_rng(cfg.seed, gid))
+        res = clean_stamp(arrays["image"][k], cfg, gid)
         cleaned[k] = res.image
         replaced[k] = res.replaced
         extra["replaced_fraction"].append(res.replaced_fraction)
