@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from casnet.core.figures import save_figure
 
@@ -54,6 +55,11 @@ def residuals_vs_snr(table: pd.DataFrame, out: str | Path, *, reference: str = "
                 ax.fill_between(c, m - 2 * s, m + 2 * s, color="C0", alpha=0.12, label="2 sigma")
             ax.axhline(0, color="k", lw=0.8)
             ax.set_xscale("log")
+            # plain SNR_p labels: matplotlib labels the minor ticks of a short log axis too, and
+            # "2x10^0 3x10^0 ..." overprint each other
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ticks = [v for v in (2, 3, 5, 10, 20, 50, 100, 200, 500) if edges[0] <= v <= edges[-1]]
+            ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
             ax.set_xlabel("SNR_p")
             what = f"{names[method]} - {names[reference]}"
             ax.set_ylabel(f"C: ({what}) / {names[reference]}" if target == "concentration"
