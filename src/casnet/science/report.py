@@ -159,6 +159,15 @@ def _truth_network_predictions(client, done: dict, root: Path, test: Path) -> di
     return out
 
 
+def _markdown(frame: pd.DataFrame) -> str:
+    """``frame`` as a markdown table, missing values blank (tabulate prints NaN as "nan")."""
+    return (
+        frame.astype(object)
+        .where(frame.notna(), None)
+        .to_markdown(index=False, floatfmt=".4g", missingval="")
+    )
+
+
 def write_report(params, project: Path, root: Path, done: dict) -> Path:
     """Write ``params.science.report`` from the run in ``root``; returns the folder."""
     from mlflow import MlflowClient
@@ -228,9 +237,7 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         "",
         "## Beside the paper",
         "",
-        paper.astype(object)
-        .where(paper.notna(), None)
-        .to_markdown(index=False, floatfmt=".4g", missingval=""),
+        _markdown(paper),
         "",
         f"Speed on this machine: combined model {speed['network_galaxies_per_s']:.0f} galaxies/s, "
         f"conventional measurement {speed['conventional_galaxies_per_s']:.1f} galaxies/s "
@@ -238,9 +245,7 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         "",
         "## Against the truth, by SNR_p (test set)",
         "",
-        by_snr.astype(object)
-        .where(by_snr.notna(), None)
-        .to_markdown(index=False, floatfmt=".4g", missingval=""),
+        _markdown(by_snr),
         "",
         "## The evaluation's summary",
         "",
