@@ -179,12 +179,39 @@ def train(
 
 @commands.command()
 def pull(
-    uri: Annotated[str, typer.Argument(help="models:/casnet@champion, models:/NAME/VERSION.")],
+    uri: Annotated[
+        str | None, typer.Argument(help="models:/casnet@champion, models:/NAME/VERSION.")
+    ] = None,
     dest: Annotated[Path, typer.Option(help="Folder to download into.")] = Path("models"),
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained",
+            help="Register the packaged pretrained model in the "
+            "project's MLflow store instead (champion where there is none yet).",
+        ),
+    ] = False,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="With --pretrained: make it the champion anyway.")
+    ] = False,
 ) -> None:
-    """Download a registered model from the project's MLflow store (or MLFLOW_TRACKING_URI)."""
+    """Download a registered model from the project's MLflow store (or MLFLOW_TRACKING_URI), or
+    register the packaged pretrained one (--pretrained)."""
+    from casnet.networks import pretrained as shipped
     from casnet.networks import registry
 
+    if pretrained:
+        if uri is not None:
+            raise fail("give either a model URI or --pretrained, not both", EXIT_USAGE)
+        versions = shipped.register(promote=promote)
+        typer.echo(f"registered {shipped.describe()}:")
+        for name, version in versions.items():
+            typer.echo(f"  {name} version {version}")
+        return
+    if uri is None:
+        raise fail("give a model URI (models:/casnet@champion) or --pretrained", EXIT_USAGE)
+    if promote:
+        raise fail("--promote goes with --pretrained", EXIT_USAGE)
     path = registry.pull(uri, dest)
     typer.echo(f"{uri} -> {path}")
 
@@ -193,7 +220,12 @@ def pull(
 def predict(
     inputs: Annotated[list[Path], typer.Argument(help="FITS files, folders, or a casnet store.")],
     model: Annotated[
-        str, typer.Option(help="models:/NAME@ALIAS, models:/NAME/VERSION or a local model folder.")
+        str,
+        typer.Option(
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, a local model folder, or "
+            "'pretrained' (the packaged model, also used when the store has no "
+            "casnet@champion)."
+        ),
     ] = "models:/casnet@champion",
     out: Annotated[Path, typer.Option(help="Catalogue: .parquet, .csv, .fits or .ecsv.")] = Path(
         "catalog.parquet"
@@ -216,6 +248,7 @@ def predict(
 ) -> None:
     """C and A of new stamps from a registered model; every input gets a row (bad ones flagged)."""
     from casnet.networks import predict as scoring
+    from casnet.networks import pretrained as shipped
     from casnet.networks import registry
 
     if chunk_size < 1:
@@ -229,6 +262,10 @@ def predict(
     conventional = load_params(params).morphology if with_conventional else None
     import tempfile
 
+    requested = model
+    model, notice = shipped.resolve(model)
+    if notice and not quiet:
+        typer.echo(f"casnet: {notice}", err=True)
     # a registered model is pulled into a temporary folder removed when scoring ends
     with tempfile.TemporaryDirectory(prefix="casnet-model-") as tmp:
         local = Path(model) if Path(model).exists() else registry.pull(model, Path(tmp))
@@ -238,4 +275,5 @@ def predict(
         )  # fmt: skip
     write_catalog(table, out)
     bad = int((table["predict_flag"] > 0).sum())
-    typer.echo(f"{len(table)} galaxies scored with {model} -> {out} ({bad} flagged)")
+    shown = shipped.NAME if notice else requested
+    typer.echo(f"{len(table)} galaxies scored with {shown} -> {out} ({bad} flagged)")

@@ -23,7 +23,11 @@ def science(
         bool, typer.Option(help="Write the report (science.report) when every step is done.")
     ] = True,
     report_only: Annotated[
-        bool, typer.Option("--report-only", help="Only (re)write the report of a finished run.")
+        bool,
+        typer.Option(
+            "--report-only",
+            help="Only (re)write the report and the pretrained default of a finished run.",
+        ),
     ] = False,
     params: ParamsOption = None,
 ) -> None:
@@ -40,8 +44,7 @@ def science(
     if report_only:
         import json
 
-        from casnet.science.report import write_report
-        from casnet.science.run import STEPS_FILE, prepare
+        from casnet.science.run import STEPS_FILE, prepare, publish
 
         root = prepare(p, project)
         done = json.loads((root / STEPS_FILE).read_text()) if (root / STEPS_FILE).exists() else {}
@@ -49,6 +52,6 @@ def science(
             from casnet.cli.common import fail
 
             raise fail(f"no finished evaluation in {root / STEPS_FILE}: run casnet science first")
-        typer.echo(f"report in {write_report(p, project, root, done)}")
+        publish(p, project, root, done)
         return
     run_science(p, project, until=until, report=report)

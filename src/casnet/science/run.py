@@ -23,7 +23,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,15 @@ from casnet.core.config import override_from_strings
 from casnet.core.errors import CasnetError
 from casnet.core.layout import TARGETS
 
-__all__ = ["Step", "plan", "prepare", "run_science", "science_params"]
+__all__ = [
+    "Step",
+    "export_pretrained",
+    "plan",
+    "prepare",
+    "publish",
+    "run_science",
+    "science_params",
+]
 
 STEPS_FILE = "steps.json"
 LOG_FILE = "science.log"
@@ -218,8 +227,54 @@ def run_science(params, project: Path, *, until: str | None = None,
             if step.name == until:
                 return done
     if report:
-        from casnet.science.report import write_report
-
-        out = write_report(params, project, root, done)
-        print(f"science: report in {out}")
+        publish(params, project, root, done)
     return done
+
+
+def publish(params, project: Path, root: Path, done: dict) -> None:
+    """The run's committed outputs: the report (:func:`casnet.science.report.write_report`) and
+    the pretrained default shipped with the package (:func:`export_pretrained`)."""
+    from casnet.science.report import write_report
+
+    out = write_report(params, project, root, done)
+    print(f"science: report in {out}")
+    model = export_pretrained(params, project, root, out)
+    print(f"science: pretrained default in {model}")
+
+
+def export_pretrained(params, project: Path, root: Path, report: Path) -> Path:
+    """Ship the run's ``casnet@champion`` as the package's pretrained default
+    (:mod:`casnet.networks.pretrained`), with its provenance: what it learnt from, the commit,
+    params and data hashes of the run, and its test-set scores from ``report/metrics.json``."""
+    from casnet.networks import pretrained
+
+    record = json.loads((report / "metrics.json").read_text())
+    metrics = record.get("metrics", {})
+    n = record.get("params", {}).get("data", {}).get("n_galaxies")
+    kinds = ("mae", "rmse", "r")
+    scores = {k: metrics[k] for k in sorted(metrics)
+              if k.startswith("test_") and k.rsplit("_", 1)[-1] in kinds}  # fmt: skip
+    info = {
+        "trained_on": f"simulated CANDELS F160W-like stamps ({n} drawn by casnet.data.simulate), "
+        "labelled by casnet's conventional C and A (the paper's labels)",
+        "created": time.strftime("%Y-%m-%d"),
+        "git_commit": record.get("git_commit"),
+        "params_hash": record.get("params_hash"),
+        "data_md5": record.get("data_md5"),
+        "test_scores": scores,
+        "degenerate": record.get("degenerate", {}),
+        "report": os.path.relpath(report, project),
+    }
+    with _run_store(root):
+        return pretrained.export("models:/casnet@champion", info, root=root)
+
+
+@contextmanager
+def _run_store(root: Path) -> Iterator[None]:
+    """The run's own store for a block: ``MLFLOW_TRACKING_URI`` unset (as for its steps)."""
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved

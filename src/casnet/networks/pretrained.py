@@ -1,0 +1,243 @@
+"""The pretrained default: the science run's champion, shipped inside the package (issue 17).
+
+``pip install`` + ``casnet predict my_cutouts/`` scores galaxies with no training and no MLflow
+store, as Zoobot's pretrained models do. The model is the combined ``casnet`` pyfunc model (both
+networks, and the galclean settings of their training data in its ``model_config``) exported by
+the science run (``casnet science``, :func:`export`) to ``casnet/pretrained/model``, with
+``casnet/pretrained/provenance.json`` saying what it was trained on: simulated CANDELS
+F160W-like stamps (``casnet.data.simulate``), labelled by casnet's conventional measurement, the
+git commit, params and data hashes of the run, and its test-set scores.
+
+:func:`register` puts it into a user's MLflow store (``casnet pull --pretrained``) as versions of
+``casnet-concentration``, ``casnet-asymmetry`` and ``casnet``; :func:`resolve` is how
+``casnet predict`` falls back to it when the store has no ``casnet@champion``, without creating a
+store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from casnet.core.errors import CasnetInputError
+from casnet.core.layout import COMBINED_MODEL, EXPERIMENTS, NETWORK_MODELS, TARGETS
+
+__all__ = [
+    "DEFAULT_URI",
+    "NAME",
+    "PACKAGE_DIR",
+    "available",
+    "describe",
+    "export",
+    "model_path",
+    "provenance",
+    "register",
+    "resolve",
+]
+
+#: where the shipped model lives (package data: ``[tool.setuptools.package-data]``)
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+#: the ``--model`` value that names it explicitly
+NAME = "pretrained"
+#: ``casnet predict``'s default model
+DEFAULT_URI = f"models:/{COMBINED_MODEL}@champion"
+_MODEL, _PROVENANCE = "model", "provenance.json"
+
+
+def _folder(folder: Path | None) -> Path:
+    # read at call time, so a test (or a user's copy) can point the module elsewhere
+    return Path(folder) if folder is not None else PACKAGE_DIR
+
+
+def available(folder: Path | None = None) -> bool:
+    """Whether a pretrained model is shipped (or exported) in ``folder`` (default: the
+    package's)."""
+    folder = _folder(folder)
+    return (folder / _MODEL / "MLmodel").is_file() and (folder / _PROVENANCE).is_file()
+
+
+def model_path(folder: Path | None = None) -> Path:
+    """The pretrained model's folder (an MLflow pyfunc model: ``mlflow models serve -m`` it).
+
+    Raises
+    ------
+    CasnetInputError
+        When this installation ships none.
+    """
+    folder = _folder(folder)
+    if not available(folder):
+        raise CasnetInputError(
+            f"no pretrained model in {folder}: this installation ships none (run "
+            "`make science` to make one, or train and register your own)"
+        )
+    return folder / _MODEL
+
+
+def provenance(folder: Path | None = None) -> dict:
+    """What the pretrained model was trained on and how it scored (``provenance.json``)."""
+    return json.loads((model_path(folder).parent / _PROVENANCE).read_text())
+
+
+def describe(folder: Path | None = None) -> str:
+    """One line for people: what the pretrained model is."""
+    info = provenance(folder)
+    what = info.get("trained_on", "simulated stamps")
+    commit = str(info.get("git_commit", "?"))[:10]
+    return f"the packaged pretrained model ({what}; casnet {commit}, {info.get('created', '?')})"
+
+
+def export(model_uri: str, info: dict, *, root: Path | None = None,
+           folder: Path | None = None) -> Path:  # fmt: skip
+    """Copy a registered combined model (e.g. the science run's ``models:/casnet@champion``) and
+    its provenance to ``folder``; the old one is replaced only once the new one is whole.
+
+    Returns
+    -------
+    Path
+        The model's folder.
+    """
+    from casnet.networks.registry import pull
+
+    folder = _folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".pretrained-", dir=folder) as tmp:
+        staged = Path(tmp) / "new"
+        staged.mkdir()
+        pulled = pull(model_uri, staged / _MODEL, root=root)
+        if not (pulled / "MLmodel").is_file():
+            raise CasnetInputError(f"{model_uri} is not an MLflow model (no MLmodel in it)")
+        if pulled != staged / _MODEL:
+            pulled.rename(staged / _MODEL)
+        # the source store's registry names: meaningless (and misleading) anywhere else
+        for meta in (staged / _MODEL).rglob("registered_model_meta"):
+            meta.unlink()
+        (staged / _PROVENANCE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        # swap: the model first, then the provenance that describes it
+        old = Path(tmp) / "old"
+        if (folder / _MODEL).exists():
+            (folder / _MODEL).rename(old)
+        (staged / _MODEL).rename(folder / _MODEL)
+        (staged / _PROVENANCE).replace(folder / _PROVENANCE)
+        shutil.rmtree(old, ignore_errors=True)
+    return folder / _MODEL
+
+
+def _store_has(uri: str, root: Path | None) -> bool:
+    """Whether the tracking store resolves ``uri`` (a ``models:/`` URI), never creating one."""
+    from casnet.core.tracking import tracking_uri
+
+    store = tracking_uri(root)
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).exists():
+        return False
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name, _, alias = uri.removeprefix("models:/").partition("@")
+    try:
+        MlflowClient(store, registry_uri=store).get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return False
+    return True
+
+
+def resolve(model: str, *, root: Path | None = None,
+            folder: Path | None = None) -> tuple[str, str | None]:  # fmt: skip
+    """What ``casnet predict --model MODEL`` scores with, and a notice for the user (or None).
+
+    ``pretrained`` names the shipped model. The default (``models:/casnet@champion``) falls back
+    to it when the store has no such model (no store at all included: none is created). Anything
+    else is returned unchanged (a registered model or a local folder).
+    """
+    if model == NAME:
+        return str(model_path(folder)), f"scoring with {describe(folder)}"
+    if model == DEFAULT_URI and available(folder) and not _store_has(model, root):
+        from casnet.core.tracking import tracking_uri
+
+        return str(model_path(folder)), (
+            f"no {DEFAULT_URI} in {tracking_uri(root)}: scoring with {describe(folder)}; "
+            "`casnet pull --pretrained` registers it, `casnet train` makes your own"
+        )
+    return model, None
+
+
+def register(*, root: Path | None = None, promote: bool = False,
+             folder: Path | None = None) -> dict[str, str]:  # fmt: skip
+    """Register the pretrained networks and combined model in the project's MLflow store.
+
+    Each gets a new version aliased ``challenger``; ``champion`` too where the model has no
+    champion yet, or with ``promote`` (a user's own champion is never replaced silently).
+
+    Returns
+    -------
+    dict
+        Registered model name -> new version.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from casnet.core.tracking import ensure_experiment, tracking_uri, use_store
+    from casnet.data.settings import CleanConfig
+    from casnet.networks.registry import register_combined
+
+    model = model_path(folder)
+    info = provenance(folder)
+    uri = tracking_uri(root)
+    client = MlflowClient(uri, registry_uri=uri)
+
+    def has_champion(name: str) -> bool:
+        try:
+            client.get_model_version_by_alias(name, "champion")
+        except MlflowException:
+            return False
+        return True
+
+    exp = ensure_experiment(EXPERIMENTS["registry"], root)
+    tags = {"casnet.pretrained": "true",
+            "casnet.pretrained_commit": str(info.get("git_commit", ""))}  # fmt: skip
+    versions: dict[str, str] = {}
+    with use_store(root), mlflow.start_run(experiment_id=exp, run_name="pretrained", tags=tags):
+        for target in TARGETS:
+            # each network is a whole MLflow Keras model inside the combined model's artifacts
+            mlflow.log_artifacts(str(model / _artifacts(model)[target]), artifact_path=target)
+            run_id = mlflow.active_run().info.run_id
+            name = NETWORK_MODELS[target]
+            first = not has_champion(name)
+            version = str(mlflow.register_model(f"runs:/{run_id}/{target}", name).version)
+            client.set_registered_model_alias(name, "challenger", version)
+            if first or promote:
+                client.set_registered_model_alias(name, "champion", version)
+            for key, value in tags.items():
+                client.set_model_version_tag(name, version, key, value)
+            versions[target] = version
+    config = _model_config(model).get("clean")
+    first = not has_champion(COMBINED_MODEL)
+    clean = CleanConfig.model_validate(config) if config else None
+    combined = register_combined(versions, root=root, champion=first or promote, clean=clean)
+    for key, value in tags.items():
+        client.set_model_version_tag(COMBINED_MODEL, combined, key, value)
+    return {**{NETWORK_MODELS[t]: v for t, v in versions.items()}, COMBINED_MODEL: combined}
+
+
+def _pyfunc_spec(model: Path) -> dict:
+    import yaml
+
+    spec = yaml.safe_load((model / "MLmodel").read_text()) or {}
+    return spec.get("flavors", {}).get("python_function", {}) or {}
+
+
+def _model_config(model: Path) -> dict:
+    """The pyfunc ``model_config`` of an MLflow model folder (MLmodel's ``config``; {} if
+    none)."""
+    return _pyfunc_spec(model).get("config") or {}
+
+
+def _artifacts(model: Path) -> dict[str, str]:
+    """Target -> the folder (relative to ``model``) of that network inside the combined model."""
+    found = _pyfunc_spec(model).get("artifacts") or {}
+    missing = [t for t in TARGETS if t not in found]
+    if missing:
+        raise CasnetInputError(f"{model}: not a combined casnet model (no {', '.join(missing)})")
+    return {t: found[t]["path"] for t in TARGETS}

@@ -1,0 +1,203 @@
+"""The pretrained default (issue 17 item 5): exported from a store, scored with no store at all,
+registered into a user's store without replacing their champion."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+from typer.testing import CliRunner
+
+from casnet.cli import app
+from casnet.data.settings import CleanConfig, SimulateConfig
+from casnet.data.simulate import simulate_galaxy
+from casnet.networks import pretrained, registry
+from casnet.networks.dataset import TARGETS
+from casnet.networks.settings import ArchitectureConfig, SearchConfig
+from casnet.networks.train import train
+
+pytestmark = pytest.mark.slow
+
+ARCH = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1, dense_units=8,
+                          dropout=0.25, optimizer="adam", learning_rate=0.01,
+                          batch_size=16)  # fmt: skip
+INFO = {"trained_on": "test stores", "git_commit": "0123456789abcdef", "created": "2026-12-01"}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, label_store):
+    """A store with two tiny networks and ``casnet@champion`` (cleaning raw stamps), exported as
+    a pretrained folder; and five simulated raw stamps written as FITS files."""
+    root = tmp_path_factory.mktemp("science")
+    data = {"train": root / "data/augmented", "val": root / "data/split/val",
+            "test": root / "data/split/test"}  # fmt: skip
+    for seed, (role, n) in enumerate((("train", 48), ("val", 16), ("test", 16))):
+        label_store(data[role], n, seed)
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+            mp.delenv(key)
+        mp.setenv("CASNET_ROOT", str(root))
+        for target in TARGETS:
+            r = train(target, ARCH, **data, budget=SearchConfig(max_epochs=1, seed=0),
+                      root=root, verbose=0, figure=False)  # fmt: skip
+            registry.register_network(r.run_id, r.model_uri, target, val_store=data["val"],
+                                      val_rmse=r.metrics["final_val_rmse"], root=root)  # fmt: skip
+        registry.register_combined(root=root, clean=CleanConfig())
+        folder = tmp_path_factory.mktemp("pretrained")
+        model = pretrained.export("models:/casnet@champion", INFO, root=root, folder=folder)
+    stamps_dir = tmp_path_factory.mktemp("cutouts")
+    cfg = SimulateConfig()
+    stamps = {}
+    for i in range(5):
+        gal = simulate_galaxy(i, cfg)
+        fits.writeto(stamps_dir / f"{gal.galaxy_id}.fits", gal.image.astype(np.float32))
+        stamps[gal.galaxy_id] = gal.image.astype(np.float32)
+    return {"root": root, "folder": folder, "model": model, "dir": stamps_dir, "stamps": stamps}
+
+
+@pytest.fixture
+def no_store(tmp_path, monkeypatch, exported):
+    """No MLflow store anywhere: a tracking URI naming a file that does not exist, and the
+    package's pretrained folder pointed at the exported one."""
+    db = tmp_path / "nowhere" / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    monkeypatch.setattr(pretrained, "PACKAGE_DIR", exported["folder"])
+    return db
+
+
+def _expected(exported) -> pd.DataFrame:
+    """What the exported model answers for the stamps (ids given: cleaning seeded by them)."""
+    model = mlflow.pyfunc.load_model(str(exported["model"]))
+    ids = sorted(exported["stamps"])
+    out = model.predict({"stamp": [exported["stamps"][g] for g in ids], "galaxy_id": ids})
+    return out.set_index("galaxy_id")
+
+
+def test_export_holds_the_model_its_cleaning_and_provenance(exported):
+    folder = exported["folder"]
+    assert pretrained.available(folder)
+    assert pretrained.provenance(folder) == INFO
+    assert pretrained.describe(folder).startswith("the packaged pretrained model (test stores")
+    # the served model cleans raw stamps as the networks' training data were cleaned
+    assert pretrained._model_config(exported["model"])["clean"] == CleanConfig().model_dump(
+        mode="json"
+    )
+    assert not list(exported["model"].rglob("registered_model_meta"))
+    # the exported folder scores as the registered champion it came from
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        champion = registry.load("models:/casnet@champion", root=exported["root"])
+    stamps = np.stack(list(exported["stamps"].values()))
+    local = mlflow.pyfunc.load_model(str(exported["model"]))
+    pd.testing.assert_frame_equal(local.predict(stamps), champion.predict(stamps))
+
+
+def test_an_export_replaces_the_old_one_whole(exported, tmp_path):
+    folder = tmp_path / "p"
+    pretrained.export("models:/casnet@champion", {"n": 1}, root=exported["root"], folder=folder)
+    pretrained.export("models:/casnet@champion", {"n": 2}, root=exported["root"], folder=folder)
+    assert pretrained.provenance(folder) == {"n": 2}
+    assert sorted(p.name for p in folder.iterdir()) == ["model", "provenance.json"]
+
+
+def test_no_pretrained_model_is_a_clear_error(tmp_path):
+    assert not pretrained.available(tmp_path)
+    with pytest.raises(Exception, match="ships none"):
+        pretrained.model_path(tmp_path)
+
+
+def test_resolve_falls_back_only_for_the_default_and_never_creates_a_store(no_store, exported):
+    path, notice = pretrained.resolve(pretrained.DEFAULT_URI)
+    assert Path(path) == exported["model"]
+    assert "no models:/casnet@champion" in notice and "casnet pull --pretrained" in notice
+    assert not no_store.exists() and not no_store.parent.exists()
+    assert pretrained.resolve("pretrained")[0] == str(exported["model"])
+    assert pretrained.resolve("models:/casnet/3") == ("models:/casnet/3", None)
+
+
+def test_resolve_keeps_the_store_champion_when_there_is_one(exported, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{exported['root'] / 'mlflow.db'}")
+    monkeypatch.setattr(pretrained, "PACKAGE_DIR", exported["folder"])
+    assert pretrained.resolve(pretrained.DEFAULT_URI) == (pretrained.DEFAULT_URI, None)
+
+
+def test_casnet_predict_works_on_fits_files_with_no_mlflow_store(no_store, exported, tmp_path):
+    out = tmp_path / "catalog.csv"
+    result = CliRunner().invoke(app, ["predict", str(exported["dir"]), "--out", str(out),
+                                      "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "scored with pretrained" in result.output
+    table = pd.read_csv(out).set_index("galaxy_id")
+    expected = _expected(exported)
+    for target in TARGETS:
+        np.testing.assert_allclose(table.loc[expected.index, target], expected[target],
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+    assert not no_store.exists()
+
+
+def test_pull_pretrained_registers_it_without_replacing_a_champion(exported, tmp_path,
+                                                                    monkeypatch):  # fmt: skip
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(pretrained, "PACKAGE_DIR", exported["folder"])
+    user = tmp_path / "user"
+    user.mkdir()
+    monkeypatch.setenv("CASNET_ROOT", str(user))
+    runner = CliRunner()
+    first = runner.invoke(app, ["pull", "--pretrained"])
+    assert first.exit_code == 0, first.output
+    assert "casnet-concentration version 1" in first.output
+    assert "casnet version 1" in first.output
+    stamps = np.stack(list(exported["stamps"].values()))
+    served = registry.load("models:/casnet@champion", root=user).predict(stamps)
+    local = mlflow.pyfunc.load_model(str(exported["model"])).predict(stamps)
+    pd.testing.assert_frame_equal(served, local)
+    for name in ("casnet-asymmetry", "casnet"):
+        version = registry._client(user).get_model_version_by_alias(name, "champion")
+        assert version.tags["casnet.pretrained"] == "true"
+    # a second registration is a challenger only; --promote makes it the champion
+    runner.invoke(app, ["pull", "--pretrained"])
+    client = registry._client(user)
+    assert client.get_model_version_by_alias("casnet", "champion").version == 1
+    assert client.get_model_version_by_alias("casnet", "challenger").version == 2
+    third = runner.invoke(app, ["pull", "--pretrained", "--promote"])
+    assert third.exit_code == 0, third.output
+    assert client.get_model_version_by_alias("casnet", "champion").version == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["pull"], "give a model URI"), (["pull", "models:/casnet/1", "--pretrained"], "not both"),
+     (["pull", "models:/casnet/1", "--promote"], "--promote goes with --pretrained")],
+)  # fmt: skip
+def test_pull_usage_errors(args, message):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_the_science_run_ships_its_champion_with_provenance(exported, tmp_path, monkeypatch):
+    from casnet.science.run import export_pretrained
+
+    report = tmp_path / "reports" / "science"
+    report.mkdir(parents=True)
+    record = {"git_commit": "abc123", "params_hash": "ph", "data_md5": {"data/split": "d1.dir"},
+              "params": {"data": {"n_galaxies": 20000}}, "degenerate": {},
+              "metrics": {"test_concentration_mae": 0.1, "test_asymmetry_pearson_r": 0.8,
+                          "noise_network_asymmetry_bias_snr3": 0.01}}  # fmt: skip
+    (report / "metrics.json").write_text(json.dumps(record))
+    monkeypatch.setattr(pretrained, "PACKAGE_DIR", tmp_path / "package" / "pretrained")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/other.db")  # not used
+    monkeypatch.setenv("CASNET_ROOT", str(exported["root"]))
+    model = export_pretrained(None, tmp_path, exported["root"], report)
+    assert model == tmp_path / "package" / "pretrained" / "model"
+    info = pretrained.provenance()
+    assert info["git_commit"] == "abc123" and info["data_md5"] == {"data/split": "d1.dir"}
+    assert info["test_scores"] == {"test_asymmetry_pearson_r": 0.8, "test_concentration_mae": 0.1}
+    assert "20000 drawn by casnet.data.simulate" in info["trained_on"]
+    assert info["report"] == "reports/science"
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////nonexistent/other.db"  # restored
