@@ -177,6 +177,50 @@ def benchmark_train_cmd(
     _write_report(report, "train")
 
 
+@commands.command("inputs")
+def benchmark_inputs_cmd(
+    from_tune: Annotated[
+        str | None,
+        typer.Option(
+            help="Architectures from a search ('best' or a parent run id). Default: "
+            "params.yaml's model."
+        ),
+    ] = None,
+    max_train: Annotated[
+        int | None, typer.Option(help="Train on the first N training galaxies only.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Maximum epochs (default: params.yaml).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the table here (.md).")] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Train on galclean'ed stamps or on raw crops (Sec. 4.4)? Trains each network both ways on
+    the project's split (same galaxies, architecture, budget, seed) and scores both on the test
+    set against the labels and the truth. Run it in a pipeline's root (CASNET_ROOT=science for
+    the science run's data)."""
+    from casnet.bench.inputs import compare_inputs, format_inputs_report
+    from casnet.core.layout import TARGETS, project_root
+    from casnet.networks.train import architecture_from_search
+
+    if (max_train is not None and max_train < 1) or (epochs is not None and epochs < 1):
+        raise fail("--max-train and --epochs must be >= 1", EXIT_USAGE)
+    p = load_params(params)
+    root = project_root()
+    budget = override(p.search, source="command line", max_epochs=epochs)
+    if from_tune is None:
+        arch = {t: getattr(p.model, t) for t in TARGETS}
+    else:
+        arch = {t: architecture_from_search(t, from_tune, root=root)[0] for t in TARGETS}
+    table = compare_inputs(root, arch, budget, max_train=max_train, log=typer.echo)
+    text = format_inputs_report(table)
+    typer.echo(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        typer.echo(f"written to {out}")
+
+
 @commands.command("predict")
 def benchmark_predict_cmd(
     n: Annotated[int, typer.Option(help="Stamps (101x101).")] = 5000,
