@@ -1,0 +1,73 @@
+"""A heteroscedastic Gaussian head: each network predicts C (or A) and its standard deviation
+(issue 18).
+
+The output layer has two units, the mean ``mu`` and a raw scale ``s``; the standard deviation is
+``sigma = softplus(s) + SIGMA_FLOOR`` (positive, smooth, and linear for large ``s`` so a large
+error is not squashed as ``exp`` would inflate it). Training minimises the Gaussian negative
+log-likelihood per galaxy, ``log sigma + (y - mu)^2 / (2 sigma^2)`` (constant dropped; Nix &
+Weigend 1994; Lakshminarayanan et al. 2017), so ``sigma`` learns the scatter of the labels about
+``mu`` at that kind of galaxy: noise, blending and the measurement's own scatter. The point
+metrics (RMSE, MAE, Pearson r) are of ``mu`` (:class:`OfMean`), so a Gaussian network is
+compared with a point network on the same terms.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = ["SIGMA_FLOOR", "OfMean", "gaussian_nll", "mean_and_sigma", "sigma_of"]
+
+#: the smallest standard deviation (keeps the loss finite when a batch fits exactly)
+SIGMA_FLOOR = 1e-4
+
+
+def sigma_of(raw):
+    """The standard deviation from the head's raw scale unit (backend tensors)."""
+    return ops.softplus(raw) + SIGMA_FLOOR
+
+
+@keras.saving.register_keras_serializable(package="casnet")
+def gaussian_nll(y_true, y_pred):
+    """Mean Gaussian negative log-likelihood of a batch (without the constant ``log sqrt(2
+    pi)``); ``y_pred`` is (N, 2): mean and raw scale."""
+    y = ops.cast(ops.reshape(y_true, (-1,)), y_pred.dtype)
+    mu, sigma = y_pred[:, 0], sigma_of(y_pred[:, 1])
+    return ops.mean(ops.log(sigma) + 0.5 * ops.square((y - mu) / sigma))
+
+
+@keras.saving.register_keras_serializable(package="casnet")
+class OfMean(keras.metrics.Metric):
+    """A point metric (MAE, RMSE, Pearson r, ...) of the mean column of a Gaussian head."""
+
+    def __init__(self, inner: keras.metrics.Metric | dict | None = None, name: str | None = None,
+                 **kwargs) -> None:  # fmt: skip
+        if isinstance(inner, dict):
+            inner = keras.saving.deserialize_keras_object(inner)
+        inner = inner or keras.metrics.RootMeanSquaredError(name="rmse")
+        super().__init__(name=name or inner.name, **kwargs)
+        self.inner = inner
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        self.inner.update_state(y_true, y_pred[:, :1], sample_weight)
+
+    def result(self):
+        return self.inner.result()
+
+    def reset_state(self) -> None:
+        self.inner.reset_state()
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "inner": keras.saving.serialize_keras_object(self.inner)}
+
+
+def mean_and_sigma(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mu, sigma)`` (float64, shape (N,)) from a Gaussian head's outputs (N, 2)."""
+    out = np.asarray(outputs, dtype=np.float64)
+    if out.ndim != 2 or out.shape[1] != 2:
+        raise ValueError(f"a Gaussian head outputs (N, 2), got {out.shape}")
+    raw = out[:, 1]
+    # softplus, stable for large |raw| (the same function as sigma_of)
+    sigma = np.logaddexp(0.0, raw) + SIGMA_FLOOR
+    return out[:, 0], sigma
