@@ -97,3 +97,19 @@ def test_cli_usage_and_missing_data_errors(tmp_path, monkeypatch):
     # main() prints a CasnetInputError as one line with its exit code
     assert isinstance(empty.exception, CasnetInputError)
     assert "data/raw not found: run the pipeline (dvc repro) first" in str(empty.exception)
+
+
+def test_no_winner_is_named_beside_a_degenerate_network():
+    import pandas as pd
+
+    rows = []
+    for target in ("concentration", "asymmetry"):
+        for kind, r, rmse in (("cleaned", -0.09, 0.16), ("raw", 0.75, 0.13)):
+            for against in ("label", "truth"):
+                rows.append({"target": target, "input": kind, "sample": "all",
+                             "against": against, "n": 100, "mae": rmse, "rmse": rmse,
+                             "pearson_r": r if target == "asymmetry" else 0.8,
+                             "epochs": 4})  # fmt: skip
+    text = format_inputs_report(pd.DataFrame(rows))
+    assert "concentration: raw stamps win" in text
+    assert "asymmetry: no winner: the network on cleaned stamps is degenerate" in text

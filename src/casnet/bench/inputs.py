@@ -22,7 +22,7 @@ import pandas as pd
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.layout import RAW, TARGETS, TEST, TRAIN, VAL
-from casnet.core.scores import scores
+from casnet.core.scores import DEGENERATE_MIN_R, scores
 from casnet.data.io.store import StampStore, StoreWriter
 from casnet.data.preprocess import NetworkInput
 
@@ -181,13 +181,21 @@ def _head(store: Path, dest: Path, n: int) -> Path:
 
 def format_inputs_report(table: pd.DataFrame) -> str:
     """The comparison as a markdown table, and which input wins per target (test RMSE against
-    the truth on every galaxy; against the labels where there is no truth)."""
+    the truth on every galaxy; against the labels where there is no truth). A degenerate
+    network (Pearson r with the labels below :data:`~casnet.core.scores.DEGENERATE_MIN_R`) is a
+    failed training, not a property of its input: no winner is named beside one."""
     lines = [table.to_markdown(index=False, floatfmt=".4g"), ""]
     for target in TARGETS:
         sub = table[(table.target == target) & (table["sample"] == "all")]
         ref = "truth" if sub[sub.against == "truth"]["n"].gt(0).all() else "label"
         rmse = sub[sub.against == ref].set_index("input")["rmse"]
-        if rmse.notna().all() and len(rmse) == len(INPUTS):
+        r = sub[sub.against == "label"].set_index("input")["pearson_r"]
+        failed = [k for k in INPUTS if not r.get(k, np.nan) >= DEGENERATE_MIN_R]
+        if failed:
+            which = " and ".join(failed)
+            lines.append(f"{target}: no winner: the network on {which} stamps is degenerate "
+                         f"(Pearson r with the labels < {DEGENERATE_MIN_R:g})")  # fmt: skip
+        elif rmse.notna().all() and len(rmse) == len(INPUTS):
             best = rmse.idxmin()
             lines.append(f"{target}: {best} stamps win (test RMSE against the {ref} "
                          f"{rmse[best]:.4g} vs {rmse.drop(best).iloc[0]:.4g})")  # fmt: skip
