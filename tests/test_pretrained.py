@@ -201,3 +201,48 @@ def test_the_science_run_ships_its_champion_with_provenance(exported, tmp_path, 
     assert "20000 drawn by casnet.data.simulate" in info["trained_on"]
     assert info["report"] == "reports/science"
     assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////nonexistent/other.db"  # restored
+
+
+def test_exported_networks_carry_no_optimizer_state(exported):
+    import keras
+
+    for network in exported["model"].rglob("model.keras"):
+        assert not keras.saving.load_model(network).compiled
+
+
+# --- the model this package ships (exported by the science run, committed) -----------------
+
+
+def test_the_package_ships_a_pretrained_model_with_its_provenance():
+    assert pretrained.available(), (
+        "src/casnet/pretrained/ lost its model: casnet science exports it"
+    )
+    info = pretrained.provenance()
+    for key in ("trained_on", "git_commit", "params_hash", "data_md5", "test_scores"):
+        assert info.get(key), key
+    assert "CANDELS F160W-like" in info["trained_on"]
+    size = sum(p.stat().st_size for p in pretrained.PACKAGE_DIR.rglob("*") if p.is_file())
+    assert size < 10e6  # a few MB (issue 17)
+
+
+@pytest.mark.slow
+def test_the_shipped_model_measures_galaxies_it_never_saw():
+    """40 simulated galaxies beyond the science run's 20,000 ids: predictions follow the
+    simulator's noiseless truth (the science report's test set: r = 0.85 for C, 0.81 for A)."""
+    cfg = SimulateConfig()
+    galaxies = [simulate_galaxy(50_000 + i, cfg) for i in range(40)]
+    model = mlflow.pyfunc.load_model(str(pretrained.model_path()))
+    out = model.predict({"stamp": [g.image.astype(np.float32) for g in galaxies],
+                         "galaxy_id": [g.galaxy_id for g in galaxies]})  # fmt: skip
+    assert out[list(TARGETS)].notna().all().all()
+    from casnet.morphology.measurement import measure_truth
+    from casnet.morphology.settings import MorphologyConfig
+
+    truths = [measure_truth(g.truth.astype(np.float64), centre=None, sky_sigma=g.sky_sigma,
+                            config=MorphologyConfig()) for g in galaxies]  # fmt: skip
+    for target in TARGETS:
+        truth = np.array([getattr(t, target) for t in truths], dtype=float)
+        ok = np.isfinite(truth)
+        assert ok.sum() >= 30
+        r = np.corrcoef(truth[ok], out[target].to_numpy()[ok])[0, 1]
+        assert r > 0.5, (target, r)

@@ -113,6 +113,8 @@ def export(model_uri: str, info: dict, *, root: Path | None = None,
         # the source store's registry names: meaningless (and misleading) anywhere else
         for meta in (staged / _MODEL).rglob("registered_model_meta"):
             meta.unlink()
+        for network in (staged / _MODEL).rglob("model.keras"):
+            _without_optimizer(network)
         (staged / _PROVENANCE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         # swap: the model first, then the provenance that describes it
         old = Path(tmp) / "old"
@@ -122,6 +124,14 @@ def export(model_uri: str, info: dict, *, root: Path | None = None,
         (staged / _PROVENANCE).replace(folder / _PROVENANCE)
         shutil.rmtree(old, ignore_errors=True)
     return folder / _MODEL
+
+
+def _without_optimizer(path: Path) -> None:
+    """Re-save a Keras file with its weights only (no optimizer state: half the size of an
+    RMSprop or Adam network; scoring never needs it)."""
+    import keras
+
+    keras.saving.load_model(path, compile=False).save(path)
 
 
 def _store_has(uri: str, root: Path | None) -> bool:
