@@ -70,3 +70,43 @@ def commit_project():
     """``commit_project(root) -> sha``: a git project whose dvc.lock names the test stores
     (lineage tags: data/split -> 11aa.dir, data/augmented -> 22bb.dir)."""
     return _commit_project
+
+
+def _registered_project(root, arch, *, sizes=(48, 16, 16), epochs: int = 1,
+                        clean: bool = True) -> tuple[dict, dict]:  # fmt: skip
+    """Label stores under ``root``, both networks of ``arch`` trained on them for ``epochs``
+    and registered, and ``casnet@champion`` around them (cleaning raw stamps when ``clean``),
+    in ``root``'s own store (no MLFLOW_* variable seen). Returns (role -> store, target ->
+    TrainResult)."""
+    import os
+
+    from casnet.data.settings import CleanConfig
+    from casnet.networks import registry
+    from casnet.networks.dataset import TARGETS
+    from casnet.networks.settings import SearchConfig
+    from casnet.networks.train import train
+
+    data = {"train": root / "data/augmented", "val": root / "data/split/val",
+            "test": root / "data/split/test"}  # fmt: skip
+    for seed, (role, n) in enumerate(zip(data, sizes, strict=True)):
+        _write_label_store(data[role], n, seed)
+    results = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+            mp.delenv(key)
+        mp.setenv("CASNET_ROOT", str(root))
+        for target in TARGETS:
+            r = train(target, arch, **data, budget=SearchConfig(max_epochs=epochs, seed=0),
+                      root=root, verbose=0, figure=False)  # fmt: skip
+            registry.register_network(r.run_id, r.model_uri, target, val_store=data["val"],
+                                      val_rmse=r.metrics["final_val_rmse"], root=root)  # fmt: skip
+            results[target] = r
+        registry.register_combined(root=root, clean=CleanConfig() if clean else None)
+    return data, results
+
+
+@pytest.fixture(scope="session")
+def registered_project():
+    """``registered_project(root, arch, sizes=, epochs=, clean=) -> (stores, results)``: both
+    networks trained on label stores and registered, with ``casnet@champion``."""
+    return _registered_project

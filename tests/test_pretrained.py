@@ -19,8 +19,7 @@ from casnet.data.settings import CleanConfig, SimulateConfig
 from casnet.data.simulate import simulate_galaxy
 from casnet.networks import pretrained, registry
 from casnet.networks.dataset import TARGETS
-from casnet.networks.settings import ArchitectureConfig, SearchConfig
-from casnet.networks.train import train
+from casnet.networks.settings import ArchitectureConfig
 
 pytestmark = pytest.mark.slow
 
@@ -31,24 +30,14 @@ INFO = {"trained_on": "test stores", "git_commit": "0123456789abcdef", "created"
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, label_store):
+def exported(tmp_path_factory, registered_project):
     """A store with two tiny networks and ``casnet@champion`` (cleaning raw stamps), exported as
     a pretrained folder; and five simulated raw stamps written as FITS files."""
     root = tmp_path_factory.mktemp("science")
-    data = {"train": root / "data/augmented", "val": root / "data/split/val",
-            "test": root / "data/split/test"}  # fmt: skip
-    for seed, (role, n) in enumerate((("train", 48), ("val", 16), ("test", 16))):
-        label_store(data[role], n, seed)
+    registered_project(root, ARCH)
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
             mp.delenv(key)
-        mp.setenv("CASNET_ROOT", str(root))
-        for target in TARGETS:
-            r = train(target, ARCH, **data, budget=SearchConfig(max_epochs=1, seed=0),
-                      root=root, verbose=0, figure=False)  # fmt: skip
-            registry.register_network(r.run_id, r.model_uri, target, val_store=data["val"],
-                                      val_rmse=r.metrics["final_val_rmse"], root=root)  # fmt: skip
-        registry.register_combined(root=root, clean=CleanConfig())
         folder = tmp_path_factory.mktemp("pretrained")
         model = pretrained.export("models:/casnet@champion", INFO, root=root, folder=folder)
     stamps_dir = tmp_path_factory.mktemp("cutouts")

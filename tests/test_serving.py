@@ -20,15 +20,13 @@ from casnet.data.settings import CleanConfig, SimulateConfig
 from casnet.data.simulate import simulate_galaxy
 from casnet.networks import registry
 from casnet.networks.dataset import TARGETS
-from casnet.networks.settings import ArchitectureConfig, SearchConfig
-from casnet.networks.train import train
+from casnet.networks.settings import ArchitectureConfig
 
 pytestmark = pytest.mark.slow
 
 ARCH = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1, dense_units=8,
                           dropout=0.25, optimizer="adam", learning_rate=0.01,
                           batch_size=16)  # fmt: skip
-BUDGET = SearchConfig(max_epochs=1, patience=5, seed=0)
 URI = "models:/casnet@champion"
 STARTUP_S = 120
 
@@ -64,26 +62,17 @@ def _pipeline_inputs(stamps: np.ndarray) -> tuple[list[str], np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, stamps, label_store):
+def project(tmp_path_factory, stamps, registered_project):
     """A project root whose store holds both networks and a registered ``casnet@champion``.
 
     Also returns the in-process prediction for ``stamps`` (what the server must answer).
     """
     root = tmp_path_factory.mktemp("serving")
-    data = {"train": root / "data/augmented", "val": root / "data/split/val",
-            "test": root / "data/split/test"}  # fmt: skip
-    for seed, (role, n) in enumerate((("train", 48), ("val", 16), ("test", 16))):
-        label_store(data[role], n, seed)
+    registered_project(root, ARCH)
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
             mp.delenv(key)
         mp.setenv("CASNET_ROOT", str(root))
-        for target in TARGETS:
-            r = train(target, ARCH, **data, budget=BUDGET, root=root, verbose=0, figure=False)
-            registry.register_network(r.run_id, r.model_uri, target, val_store=data["val"],
-                                      val_rmse=r.metrics["final_val_rmse"],
-                                      root=root)  # fmt: skip
-        registry.register_combined(root=root, clean=CleanConfig())
         model = registry.load(URI, root=root)
         expected = model.predict(stamps)
         ids = [f"g{i}" for i in range(len(stamps))]

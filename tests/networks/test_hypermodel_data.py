@@ -44,7 +44,8 @@ def test_default_space_is_the_papers():
     arch = architecture_from_hp(hp, space)
     names = {h.name for h in hp.space}
     assert names == {"blocks", "conv_per_block", "filters", "dense_layers", "dense_units",
-                     "dropout", "optimizer", "learning_rate", "batch_size"}  # fmt: skip
+                     "dropout", "optimizer", "learning_rate", "batch_size", "head"}  # fmt: skip
+    assert arch.head == "point"  # fixed, not searched
     assert 1 <= arch.blocks <= 3 and 0.25 <= arch.dropout <= 0.60
 
 

@@ -4,8 +4,9 @@ A network is ``blocks`` convolutional blocks, each ``conv_per_block`` 3x3 ReLU c
 ('valid' padding, as in the published networks) followed by 2x2 average pooling and batch
 normalisation, with ``filters`` doubling from block to block; then ``dense_layers`` ReLU layers of
 ``dense_units``, dropout and one linear output. The loss is RMSE; MAE, RMSE and Pearson r are
-monitored. An :class:`~casnet.networks.settings.ArchitectureConfig` is what the tuner searches over
-and what
+monitored. With ``head="gaussian"`` (issue 18) the output is a mean and a standard deviation,
+trained by the Gaussian likelihood (:mod:`casnet.networks.uncertainty`). An
+:class:`~casnet.networks.settings.ArchitectureConfig` is what the tuner searches over and what
 training builds.
 """
 
@@ -15,6 +16,7 @@ import keras
 
 from casnet.networks.metrics import PearsonR, rmse
 from casnet.networks.settings import ArchitectureConfig, ModelConfig
+from casnet.networks.uncertainty import Coverage, OfMean, gaussian_nll
 
 __all__ = ["OPTIMIZERS", "TABLE1", "Architecture", "build_model"]
 
@@ -65,12 +67,17 @@ def build_model(arch: Architecture, *, input_size: int = 60, name: str = "casnet
     for d in range(arch.dense_layers):
         x = keras.layers.Dense(arch.dense_units, activation="relu", name=f"dense{d}")(x)
     x = keras.layers.Dropout(arch.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="linear", name="output")(x)
+    gaussian = arch.head == "gaussian"
+    outputs = keras.layers.Dense(2 if gaussian else 1, activation="linear", name="output")(x)
     model = keras.Model(inputs, outputs, name=name)
+    point = [keras.metrics.MeanAbsoluteError(name="mae"),
+             keras.metrics.RootMeanSquaredError(name="rmse"), PearsonR()]  # fmt: skip
     model.compile(
         optimizer=_OPTIMIZER_CLASSES[arch.optimizer](learning_rate=arch.learning_rate),
-        loss=rmse,
-        metrics=[keras.metrics.MeanAbsoluteError(name="mae"),
-                 keras.metrics.RootMeanSquaredError(name="rmse"), PearsonR()],
+        # a Gaussian head learns its sigma by the likelihood; its point metrics are of the mean,
+        # and its coverage at 1 and 2 sigma is monitored every epoch (issue 18)
+        loss=gaussian_nll if gaussian else rmse,
+        metrics=[OfMean(m) for m in point] + [Coverage(1.0), Coverage(2.0)] if gaussian
+        else point,
     )  # fmt: skip
     return model

@@ -32,6 +32,7 @@ def architecture_from_hp(hp: kt.HyperParameters, space: SearchConfig) -> Archite
         optimizer=hp.Choice("optimizer", list(space.optimizers)),
         learning_rate=hp.Choice("learning_rate", list(space.learning_rates)),
         batch_size=hp.Choice("batch_size", list(space.batch_sizes)),
+        head=hp.Fixed("head", space.head),
     )
 
 

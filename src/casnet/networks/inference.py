@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["predict_array"]
+__all__ = ["predict_array", "predict_mean_sigma"]
 
 
 def predict_array(model: Any, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -41,3 +41,12 @@ def predict_array(model: Any, x: np.ndarray, batch_size: int = 512) -> np.ndarra
     if not outputs:
         return np.zeros((0, 1), dtype=np.float32)
     return np.concatenate(outputs)
+
+
+def predict_mean_sigma(model: Any, x: np.ndarray,
+                       batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``model``'s values and standard deviations for ``x`` (float64, shape (N,) each): the
+    sigma of a Gaussian head (issue 18), NaN for a point network."""
+    from casnet.networks.uncertainty import mean_and_sigma
+
+    return mean_and_sigma(predict_array(model, x, batch_size))

@@ -136,7 +136,8 @@ def _model(path: str):
 
 def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = None,
                 conventional: MorphologyConfig | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Rows for one chunk: galaxy_id, source, concentration, asymmetry, predict_flag,
+    """Rows for one chunk: galaxy_id, source, concentration, concentration_err, asymmetry,
+    asymmetry_err (the networks' sigmas; NaN without a Gaussian head), predict_flag,
     predict_flag_reasons.
 
     Runs where it is called (a Dask worker or this process); ``model_path`` is a local model
@@ -149,7 +150,7 @@ def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = Non
         if image is not None and not reason:
             reason = _check(np.asarray(image), net_input)
         row = {"galaxy_id": gid, "source": source, "concentration": math.nan,
-               "asymmetry": math.nan,
+               "concentration_err": math.nan, "asymmetry": math.nan, "asymmetry_err": math.nan,
                "predict_flag": int(PredictFlag.UNUSABLE if reason else PredictFlag.NONE),
                "predict_flag_reasons": f"UNUSABLE: {reason}" if reason else ""}  # fmt: skip
         if conventional is not None:
@@ -163,8 +164,11 @@ def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = Non
         table = _model(model_path).predict(
             {"stamp": [g[1] for g in good], "galaxy_id": [rows[g[0]]["galaxy_id"] for g in good]}
         )
-        for (i, _), c, a in zip(good, table["concentration"], table["asymmetry"], strict=True):
-            rows[i]["concentration"], rows[i]["asymmetry"] = float(c), float(a)
+        columns = ("concentration", "concentration_err", "asymmetry", "asymmetry_err")
+        for j, (i, _) in enumerate(good):
+            for name in columns:
+                # a model registered before issue 18 returns no _err columns
+                rows[i][name] = float(table[name].iloc[j]) if name in table else math.nan
     return rows
 
 

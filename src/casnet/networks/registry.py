@@ -33,10 +33,11 @@ from casnet.data.clean import clean_stamp
 from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import CleanConfig
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
-from casnet.networks.inference import predict_array
+from casnet.networks.inference import predict_mean_sigma
 
 __all__ = [
     "COMBINED",
+    "ERR",
     "NETWORKS",
     "CasnetModel",
     "Promotion",
@@ -50,6 +51,9 @@ __all__ = [
 NETWORKS = NETWORK_MODELS
 COMBINED = COMBINED_MODEL
 CHAMPION, CHALLENGER = "champion", "challenger"
+#: suffix of the uncertainty columns (``concentration_err``: the sigma of a network with a
+#: Gaussian head)
+ERR = "_err"
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,10 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
     """The combined pyfunc model.
 
     Holds the two Keras networks; ``predict`` takes raw stamps (see :func:`parse_stamps`) and
-    returns a DataFrame with ``galaxy_id`` (when given), ``concentration`` and ``asymmetry``.
+    returns a DataFrame with ``galaxy_id`` (when given), ``concentration`` and ``asymmetry``,
+    each followed by its standard deviation (``concentration_err``, ``asymmetry_err``) when its
+    network has a Gaussian head (issue 18); a point network's answer has no ``_err`` column
+    (rather than NaN, which JSON cannot carry).
 
     With ``clean`` (the galclean settings of the data the networks were trained on, carried in
     the model's ``model_config``) a stamp larger than the networks' crop is cleaned first with
@@ -313,8 +320,10 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
             raise _bad(f"batch_size must be an integer >= 1, got {raw!r}")
         table = {} if ids is None else {"galaxy_id": ids}
         for target in TARGETS:
-            pred = predict_array(self.networks[target], x, batch)
-            table[target] = np.asarray(pred, dtype=np.float64).reshape(-1)
+            net = self.networks[target]
+            table[target], sigma = predict_mean_sigma(net, x, batch)
+            if net.output_shape[-1] == 2:  # a Gaussian head (issue 18)
+                table[f"{target}{ERR}"] = sigma
         return pd.DataFrame(table)
 
 

@@ -8,7 +8,12 @@ from pydantic import Field, model_validator
 
 from casnet.core.config import Section
 
-__all__ = ["ArchitectureConfig", "ModelConfig", "SearchConfig"]
+__all__ = ["HEADS", "ArchitectureConfig", "ModelConfig", "SearchConfig"]
+
+#: the output heads (issue 18): ``point`` one value, RMSE loss (the paper); ``gaussian`` a mean
+#: and a standard deviation, Gaussian negative log-likelihood (:mod:`casnet.networks.uncertainty`)
+HEADS = ("point", "gaussian")
+Head = Literal["point", "gaussian"]
 
 
 class ArchitectureConfig(Section):
@@ -23,6 +28,7 @@ class ArchitectureConfig(Section):
     optimizer: Literal["adam", "adadelta", "rmsprop", "sgd", "adamax"] = "adamax"
     learning_rate: float = Field(0.001, gt=0.0)
     batch_size: int = Field(512, ge=1)
+    head: Head = Field("point", description="point: C or A (the paper); gaussian: and its sigma")
 
 
 class ModelConfig(Section):
@@ -62,6 +68,7 @@ class SearchConfig(Section):
     seed: int = Field(1, ge=0)
     max_epochs: int = Field(300, ge=1, description="paper: 300")
     patience: int = Field(30, ge=1, description="early-stopping patience on validation loss")
+    head: Head = Field("point", description="the output head of every trial (not searched)")
 
     @model_validator(mode="after")
     def _check_space(self) -> SearchConfig:

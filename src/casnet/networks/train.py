@@ -21,6 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from casnet.core.calibration import coverage
 from casnet.core.errors import CasnetInputError
 from casnet.core.layout import EXPERIMENTS, project_root
 from casnet.core.scores import scores
@@ -35,7 +36,7 @@ from casnet.data.io.store import StampStore
 from casnet.data.preprocess import CROP_SIZE
 from casnet.networks.architecture import build_model
 from casnet.networks.dataset import label_column, store_dataset, store_input
-from casnet.networks.inference import predict_array
+from casnet.networks.inference import predict_mean_sigma
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.tune import EpochLogger, best_search, check_inputs
 
@@ -65,28 +66,34 @@ class TrainResult:
 
 
 def predict_store(model, store: str | Path, target: str, *, batch_size: int = 512,
-                  labels: str = "label"):  # fmt: skip
+                  labels: str = "label", with_sigma: bool = False):  # fmt: skip
     """``(labels, predictions)`` of ``model`` on a store of network-ready stamps, chunk by chunk;
-    ``labels``: which values to return beside the predictions (``label`` or ``truth``)."""
+    ``labels``: which values to return beside the predictions (``label`` or ``truth``);
+    ``with_sigma``: also the standard deviations (``(labels, predictions, sigmas)``; NaN for a
+    point network)."""
     src = StampStore(store)
     values = src.catalog[label_column(target, labels)].to_numpy(dtype=np.float64)
     images = src.array("image")
-    preds = []
+    means, sigmas = [np.zeros(0)], [np.zeros(0)]
     for start in range(0, len(src), src.chunk_size):
         chunk = np.asarray(images[start : start + src.chunk_size], dtype=np.float32)[..., None]
-        preds.append(predict_array(model, chunk, batch_size).reshape(-1))
-    return values, (np.concatenate(preds) if preds else np.zeros(0))
+        mu, sigma = predict_mean_sigma(model, chunk, batch_size)
+        means.append(mu)
+        sigmas.append(sigma)
+    preds, sigma = np.concatenate(means), np.concatenate(sigmas)
+    return (values, preds, sigma) if with_sigma else (values, preds)
 
 
-def network_signature(input_size: int = CROP_SIZE):
+def network_signature(input_size: int = CROP_SIZE, outputs: int = 1):
     """MLflow signature of one network: (N, s, s, 1) float32 in (s = ``input_size``, the
-    :class:`~casnet.data.preprocess.NetworkInput` size), (N, 1) float32 out."""
+    :class:`~casnet.data.preprocess.NetworkInput` size), (N, ``outputs``) float32 out (2 for a
+    Gaussian head: mean and raw scale)."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, input_size, input_size, 1))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, outputs))]),
     )
 
 
@@ -212,11 +219,16 @@ def train(
             metrics["best_epoch"] = int(np.nanargmin(val_loss)) + 1
         panels = {}
         for split, store in (("val", val), ("test", test)):
-            values, preds = predict_store(model, store, target, labels=labels)
+            values, preds, sigma = predict_store(model, store, target, labels=labels,
+                                                 with_sigma=True)  # fmt: skip
             ok = np.isfinite(values)
             panels[split] = (values[ok], preds[ok])
+            prefix = "final_val" if split == "val" else "test"
             for key, value in scores(values[ok], preds[ok]).items():
-                metrics[f"{'final_val' if split == 'val' else 'test'}_{key}"] = value
+                metrics[f"{prefix}_{key}"] = value
+            if arch.head == "gaussian":  # calibration against what it learnt (issue 18)
+                for k in (1.0, 2.0):
+                    metrics[f"{prefix}_coverage_{k:g}sigma"] = coverage(values, preds, sigma, k)
         client.log_batch(run_id, metrics=_metric_list(metrics))
         with tempfile.TemporaryDirectory() as tmp:
             if figure:
@@ -231,7 +243,7 @@ def train(
         with use_store(root), mlflow.start_run(run_id=run_id):
             # keras flavour with a signature; no input_example (log_model then fails with
             # FileNotFoundError in MLflow 3.17): the sample payload is the artifact above
-            signature = network_signature(net_input.size)
+            signature = network_signature(net_input.size, 2 if arch.head == "gaussian" else 1)
             info = mlflow.keras.log_model(model, name="model", signature=signature,
                                           pip_requirements=model_requirements())  # fmt: skip
     except BaseException:

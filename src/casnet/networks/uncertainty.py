@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["SIGMA_FLOOR", "OfMean", "gaussian_nll", "mean_and_sigma", "sigma_of"]
+__all__ = ["SIGMA_FLOOR", "Coverage", "OfMean", "gaussian_nll", "mean_and_sigma", "sigma_of"]
 
 #: the smallest standard deviation (keeps the loss finite when a batch fits exactly)
 SIGMA_FLOOR = 1e-4
@@ -62,11 +62,36 @@ class OfMean(keras.metrics.Metric):
         return {**super().get_config(), "inner": keras.saving.serialize_keras_object(self.inner)}
 
 
+@keras.saving.register_keras_serializable(package="casnet")
+class Coverage(keras.metrics.Mean):
+    """Fraction of galaxies with ``|y - mu| <= k sigma`` over everything seen since the last
+    reset (a mean of indicators: exact over the epoch, whatever the batch size); ~0.683 at
+    ``k = 1`` and ~0.954 at ``k = 2`` when the sigmas are calibrated
+    (:func:`casnet.core.calibration.coverage` is the same on arrays)."""
+
+    def __init__(self, k: float = 1.0, name: str | None = None, **kwargs) -> None:
+        super().__init__(name=name or f"coverage_{k:g}sigma", **kwargs)
+        self.k = float(k)
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        y = ops.cast(ops.reshape(y_true, (-1,)), y_pred.dtype)
+        inside = ops.abs(y - y_pred[:, 0]) <= self.k * sigma_of(y_pred[:, 1])
+        super().update_state(ops.cast(inside, "float32"), sample_weight)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "k": self.k}
+
+
 def mean_and_sigma(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(mu, sigma)`` (float64, shape (N,)) from a Gaussian head's outputs (N, 2)."""
+    """``(mu, sigma)`` (float64, shape (N,)) from a network's outputs: (N, 2) of a Gaussian
+    head, or (N, 1) of a point head (sigma NaN: no uncertainty, not a zero one)."""
     out = np.asarray(outputs, dtype=np.float64)
+    if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
+        mu = out.reshape(-1)
+        return mu, np.full(mu.shape, np.nan)
     if out.ndim != 2 or out.shape[1] != 2:
-        raise ValueError(f"a Gaussian head outputs (N, 2), got {out.shape}")
+        raise ValueError(f"a network outputs (N, 1) or, with a Gaussian head, (N, 2); got "
+                         f"{out.shape}")  # fmt: skip
     raw = out[:, 1]
     # softplus, stable for large |raw| (the same function as sigma_of)
     sigma = np.logaddexp(0.0, raw) + SIGMA_FLOOR
