@@ -50,6 +50,7 @@ demo: $(STAMP)
 	@echo "catalogue: $(DEMO)/catalog.csv"; head -5 $(DEMO)/catalog.csv | cut -c1-160
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e evaluate -P suite=all \
 	    -P "set=$(DEMO_EVAL)" --env-manager local
+	@echo "the runs in the MLflow UI (make ui):"; $(BIN)/casnet links
 
 ## science: the science run (issue 17; ~2 h on 2 cores, in science/, report in reports/science/):
 ## nohup make science > science.log 2>&1 &  (tail -f science/science.log); rerun to continue
@@ -74,6 +75,7 @@ profile: $(STAMP)
 
 ## ui: the MLflow UI on the project's store
 ui: $(STAMP)
+	-@$(BIN)/casnet links
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 	    --default-artifact-root $(CURDIR)/mlartifacts
 

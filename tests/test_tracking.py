@@ -111,3 +111,28 @@ def test_ensure_experiment_leaves_global_state_alone(monkeypatch, tmp_path):
     exp_id = tracking.ensure_experiment("casnet-quiet", root=tmp_path)
     assert exp_id and "MLFLOW_EXPERIMENT_ID" not in os.environ
     assert tracking.ensure_experiment("casnet-quiet", root=tmp_path) == exp_id
+
+
+def test_links_go_to_each_experiments_runs_table_and_never_create_a_store(monkeypatch, tmp_path):
+    import pytest
+    from typer.testing import CliRunner
+
+    from casnet.cli import app
+    from casnet.core.errors import CasnetInputError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CASNET_ROOT", str(tmp_path))
+    with pytest.raises(CasnetInputError, match="no MLflow store"):
+        tracking.experiment_links()
+    assert not (tmp_path / "mlflow.db").exists()
+    tune = tracking.ensure_experiment("casnet-tune", tmp_path)
+    evaluate = tracking.ensure_experiment("casnet-evaluate", tmp_path)
+    links = tracking.experiment_links("http://host:5000/")
+    assert links == [
+        ("casnet-tune", f"http://host:5000/#/experiments/{tune}/runs?workflowType=machine_learning"),
+        ("casnet-evaluate",
+         f"http://host:5000/#/experiments/{evaluate}/runs?workflowType=machine_learning"),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, ["links"])
+    assert result.exit_code == 0, result.output
+    assert f"#/experiments/{tune}/runs?workflowType=machine_learning" in result.output

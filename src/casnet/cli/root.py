@@ -10,6 +10,7 @@ the configuration cannot be used.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -34,6 +35,23 @@ app.add_typer(evaluate.commands)
 app.add_typer(data.commands, name="data")
 app.add_typer(bench.commands, name="benchmark")
 app.add_typer(science.commands)
+
+
+@app.command("links")
+def links(
+    url: Annotated[str, typer.Option(help="Where the MLflow UI runs (make ui).")] = (
+        "http://127.0.0.1:5000"
+    ),
+) -> None:
+    """Print direct links to the runs tables of the search, training, registry, evaluation and
+    benchmark experiments in the MLflow UI (never creates a store)."""
+    from casnet.core.tracking import experiment_links
+
+    found = experiment_links(url)
+    if not found:
+        typer.echo("no casnet experiment in the store yet")
+    for name, link in found:
+        typer.echo(f"{name:18s} {link}")
 
 
 @app.command("params")

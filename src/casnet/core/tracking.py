@@ -24,6 +24,7 @@ __all__ = [
     "data_inputs",
     "dvc_hash",
     "ensure_experiment",
+    "experiment_links",
     "git_commit",
     "lineage_tags",
     "tracking_uri",
@@ -214,3 +215,40 @@ def data_inputs(data: Mapping[str, str | Path], root: Path | None = None) -> lis
         inputs.append(DatasetInput(dataset._to_mlflow_entity(),
                                    tags=[InputTag("mlflow.data.context", role)]))  # fmt: skip
     return inputs
+
+
+def experiment_links(base_url: str = "http://127.0.0.1:5000",
+                     root: Path | None = None) -> list[tuple[str, str]]:  # fmt: skip
+    """Direct links to the runs table of each casnet experiment in the MLflow UI.
+
+    MLflow 3 opens an experiment in its GenAI view (traces: nothing to see for casnet); the runs
+    table is ``#/experiments/<id>/runs?workflowType=machine_learning`` (issue 19). Read-only: a
+    store that does not exist is reported, never created.
+
+    Returns
+    -------
+    list of (experiment name, URL)
+        The experiments of :data:`casnet.core.layout.EXPERIMENTS` that exist, in that order.
+
+    Raises
+    ------
+    CasnetInputError
+        When the local store does not exist.
+    """
+    from mlflow import MlflowClient
+
+    from casnet.core.errors import CasnetInputError
+    from casnet.core.layout import EXPERIMENTS
+
+    uri = tracking_uri(root)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise CasnetInputError(f"no MLflow store at {uri}: run make demo (or casnet tune/train) "
+                               "first")  # fmt: skip
+    client = MlflowClient(uri)
+    links = []
+    for name in EXPERIMENTS.values():
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            links.append((name, f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}"
+                                "/runs?workflowType=machine_learning"))  # fmt: skip
+    return links
