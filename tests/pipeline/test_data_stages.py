@@ -127,10 +127,16 @@ def test_ingest_stage_stores_good_files_rejects_bad_and_joins_labels(tmp_path):
 
 
 def test_ingest_of_nothing_usable_fails_clearly(tmp_path):
+    """The message says why the inputs were rejected, and no staging folder is left (issue 19:
+    'all rejected' said nothing and left OUT.partial)."""
     (tmp_path / "only.fits").write_bytes(b"junk")
-    with pytest.raises(CasnetInputError, match="no usable galaxy"):
-        ingest.run(IngestConfig(), StoreConfig(), [tmp_path / "only.fits"], tmp_path / "s",
-                   show_progress=False)  # fmt: skip
+    (tmp_path / "also.fits").write_bytes(b"junk too")
+    with pytest.raises(CasnetInputError, match="no usable galaxy") as info:
+        ingest.run(IngestConfig(), StoreConfig(), [tmp_path / "only.fits", tmp_path / "also.fits"],
+                   tmp_path / "s", show_progress=False)  # fmt: skip
+    assert "2 inputs, all rejected: 2 x " in str(info.value)
+    assert "FITS" in str(info.value)  # the reason itself
+    assert not (tmp_path / "s.partial").exists() and not (tmp_path / "s").exists()
 
 
 def test_cli_data_chain_and_show(tmp_path):

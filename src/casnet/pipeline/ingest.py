@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -69,6 +71,8 @@ def run(
               "params": cfg.model_dump(mode="json")},
     )  # fmt: skip
     n_good = n_bad = 0
+    why: Counter[str] = Counter()
+    first = ""
     with writer, progress_bar(0, desc="ingest", enabled=show_progress) as bar:
         bar.total = None
         records = itertools.islice(records, writer.inputs_done, None)  # resume
@@ -82,6 +86,9 @@ def run(
                 rejects.append({"source": rec.source, "galaxy_id": rec.galaxy_id,
                                 "reason": rec.reason})  # fmt: skip
                 n_bad += 1
+                # grouped by the reason without its file and details, which vary per input
+                why[rec.reason.replace(f"{rec.source}: ", "").split(" (")[0]] += 1
+                first = first or rec.reason
                 continue
             cutouts.append(rec)
             n_good += 1
@@ -91,9 +98,13 @@ def run(
         if cutouts or rejects:
             _flush(writer, cutouts, rejects, consumed, label_table)
         if writer.galaxies_done == 0:
+            # nothing to resume: no staging folder is left behind (issue 19)
+            shutil.rmtree(writer.staging, ignore_errors=True)
+            reasons = "; ".join(f"{n} x {reason}" for reason, n in why.most_common(3))
+            more = f"; {len(why) - 3} other reasons" if len(why) > 3 else ""
             raise CasnetInputError(
                 f"no usable galaxy in {', '.join(map(str, inputs))} "
-                f"({writer.inputs_done} inputs, all rejected)"
+                f"({writer.inputs_done} inputs, all rejected: {reasons}{more}; first: {first})"
             )
     result = StampStore(out)
     print(
