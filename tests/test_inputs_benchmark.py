@@ -81,7 +81,10 @@ def test_compare_trains_both_inputs_and_scores_them(tmp_path):
     assert (table[table["sample"] == "all"]["n"] == 10).all()
     assert table[["mae", "rmse"]].notna().all().all()
     text = format_inputs_report(table)
-    assert "concentration: " in text and "stamps win" in text
+    for target in ("concentration", "asymmetry"):  # one verdict line each (1-epoch networks
+        # may be degenerate: then the line says so instead of naming a winner)
+        line = next(x for x in text.splitlines() if x.startswith(f"{target}: "))
+        assert "stamps win" in line or "no winner" in line
 
 
 def test_cli_usage_and_missing_data_errors(tmp_path, monkeypatch):

@@ -113,11 +113,12 @@ class StampStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
-            hint = (
-                " (an interrupted write left a .partial folder)"
-                if Path(f"{self.path}.partial").exists()
-                else ""
-            )
+            hint = ""
+            if Path(f"{self.path}.old").exists():
+                hint = (" (an interrupted write left it as .old and .partial: rerun the stage "
+                        "that writes it, which finishes the move)")  # fmt: skip
+            elif Path(f"{self.path}.partial").exists():
+                hint = " (an interrupted write left a .partial folder)"
             raise CasnetInputError(f"{self.path}: no such store{hint}")
         for name in (IMAGES, CATALOG):
             if not (self.path / name).exists():
@@ -269,6 +270,7 @@ class StoreWriter:
         # one writer per store: a second run fails here, before it touches the staging folder
         self._lock = OutputLock(self.path).acquire()
         try:
+            self._finish_interrupted_close()
             if not resume:
                 shutil.rmtree(self.staging, ignore_errors=True)
             self._open_staging()
@@ -277,6 +279,20 @@ class StoreWriter:
             raise
 
     # -- staging ---------------------------------------------------------------------------
+    def _finish_interrupted_close(self) -> None:
+        """Complete a :meth:`close` interrupted between its renames (issue 19: ``STORE.old`` was
+        left for good). Between them the old store is ``STORE.old`` and the finished new one is
+        the staging folder (its progress file already gone): move it into place. After them
+        only ``STORE.old`` is left: remove it."""
+        old = Path(f"{self.path}.old")
+        if not old.exists():
+            return
+        finished = (self.staging / CATALOG).exists() and not (self.staging / _PROGRESS).exists()
+        if not self.path.exists() and finished:
+            os.replace(self.staging, self.path)
+        if self.path.exists():
+            shutil.rmtree(old)
+
     def _open_staging(self) -> None:
         meta_path = self.staging / META
         resumable = (
