@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from casnet.cli.common import ParamsOption, fail, parse_workers
+from casnet.cli.common import FromTuneOption, ParamsOption, fail, parse_workers
 from casnet.core.config import override
 from casnet.core.errors import EXIT_USAGE
 from casnet.params import load_params
@@ -179,13 +179,7 @@ def benchmark_train_cmd(
 
 @commands.command("inputs")
 def benchmark_inputs_cmd(
-    from_tune: Annotated[
-        str | None,
-        typer.Option(
-            help="Architectures from a search ('best' or a parent run id). Default: "
-            "params.yaml's model."
-        ),
-    ] = None,
+    from_tune: FromTuneOption = None,
     max_train: Annotated[
         int | None, typer.Option(help="Train on the first N training galaxies only.")
     ] = None,

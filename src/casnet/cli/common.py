@@ -13,6 +13,7 @@ from casnet.core.errors import EXIT_FAILURE, EXIT_USAGE, CasnetError
 from casnet.core.layout import TARGETS
 
 __all__ = [
+    "FromTuneOption",
     "ParamsOption",
     "QuietOption",
     "SchedulerOption",
@@ -30,6 +31,13 @@ __all__ = [
 ParamsOption = Annotated[
     Path | None,
     typer.Option("--params", help="Parameters file (default: params.yaml at the project root)."),
+]
+FromTuneOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Architectures from a search: its parent run id, or 'best' (the finished search "
+        "with the lowest validation RMSE). Default: params.yaml's model (the paper's Table 1)."
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 SchedulerOption = Annotated[

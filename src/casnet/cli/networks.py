@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from casnet.cli.common import (
+    FromTuneOption,
     ParamsOption,
     QuietOption,
     SchedulerOption,
@@ -86,13 +87,7 @@ def tune(
 @commands.command()
 def train(
     target: Annotated[str, typer.Option(help="concentration | asymmetry.")],
-    from_tune: Annotated[
-        str | None,
-        typer.Option(
-            help="Hyperparameters from a search: its parent run id, or 'best'. "
-            "Default: params.yaml (the paper's Table 1)."
-        ),
-    ] = None,
+    from_tune: FromTuneOption = None,
     epochs: Annotated[
         str | None, typer.Option(help="Maximum epochs (default: params.yaml).")
     ] = None,
