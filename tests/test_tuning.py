@@ -250,3 +250,26 @@ def test_mlflow_run_tune_entry_point(project, tmp_path):
     bad = subprocess.run(cmd[:5] + ["--env-manager", "local"], cwd=proj, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode != 0 and "target" in bad.stderr
+
+
+def test_a_gaussian_head_search_ranks_trials_by_the_means_rmse_and_logs_coverage(project):
+    """search.head=gaussian (issue 18): every trial is a Gaussian network; the objective is still
+    the validation RMSE (of the mean), and each trial logs its coverage at 1 and 2 sigma per
+    epoch, so trials can be compared on calibration in the UI."""
+    root = project["root"]
+    space = TINY.model_copy(update={"head": "gaussian", "max_trials": 1, "max_epochs": 2})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = tune("concentration", space, train=root / "data/augmented",
+                      val=root / "data/split/val", root=root, verbose=0)  # fmt: skip
+    assert result.best_hyperparameters["head"] == "gaussian"
+    assert np.isfinite(result.best_val_rmse)
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (child,) = _children(client, exp, result.parent_run_id)
+    assert child.data.params["head"] == "gaussian"
+    for key in ("val_coverage_1sigma", "val_coverage_2sigma", "val_rmse"):
+        history = client.get_metric_history(child.info.run_id, key)
+        assert len(history) == 2, key
+    assert all(0 <= m.value <= 1 for m in client.get_metric_history(child.info.run_id,
+                                                                      "val_coverage_2sigma"))
