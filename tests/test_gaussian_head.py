@@ -66,3 +66,70 @@ def test_casnet_predict_writes_the_sigmas(project, tmp_path, monkeypatch):
     table = predict([data["test"]], str(path), progress=False)
     assert {"concentration_err", "asymmetry_err"} <= set(table.columns)
     assert (table["asymmetry_err"] > 0).all()
+
+
+def test_the_test_suite_scores_the_sigmas(project, tmp_path, monkeypatch):
+    """The evaluation tables carry each galaxy's sigma and its coverage (issue 18)."""
+    from casnet.evaluation.predictor import Predictor
+    from casnet.evaluation.test_set import test_set
+
+    root, data, _ = project
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = test_set(Predictor("models:/casnet@champion", root=root), data["test"], tmp_path)
+    table = result.tables["test_galaxies"]
+    for target in TARGETS:
+        assert (table[f"net_{target}_err"] > 0).all()
+        got = result.metrics[f"{target}_net_coverage_1sigma_vs_label"]
+        want = np.mean(np.abs(table[f"net_{target}"] - table[f"label_{target}"])
+                       <= table[f"net_{target}_err"])  # fmt: skip
+        assert got == pytest.approx(want)
+    frame = result.tables["test_calibration"]
+    assert set(frame["reference"]) == {"label"}  # no truth in these stores
+    assert (tmp_path / "test_reliability_label.png").exists()
+    assert any("coverage at 2 sigma" in row["quantity"] for row in result.summary)
+
+
+def test_the_uncertainty_benchmark_compares_the_methods(project, tmp_path, monkeypatch):
+    """casnet benchmark uncertainty: the Gaussian head, MC dropout and both, scored on the
+    test store (issue 18)."""
+    from typer.testing import CliRunner
+
+    from casnet.bench.uncertainty import METHODS, compare_uncertainties, method_table
+    from casnet.cli import app
+    from casnet.networks.train import predict_store
+
+    root, data, _ = project
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CASNET_ROOT", str(root))
+    networks = registry.load("models:/casnet@champion", root=root).unwrap_python_model().networks
+    table = method_table(networks, data["test"], passes=3)
+    for target in TARGETS:
+        _, mu, sigma = predict_store(networks[target], data["test"], target, with_sigma=True)
+        np.testing.assert_allclose(table[f"gaussian_{target}"], mu)
+        np.testing.assert_allclose(table[f"gaussian_{target}_err"], sigma)
+        assert (table[f"mc_dropout_{target}_err"] >= 0).all()  # 0: no active unit dropped
+        # the combination adds the head's sigma to the spread
+        assert (table[f"combined_{target}_err"] >= table[f"mc_dropout_{target}_err"]).all()
+    frame, score = compare_uncertainties(table)
+    assert set(frame["reference"]) == {"label"}
+    assert set(score.index) == {METHODS[m] for m in ("gaussian", "mc_dropout", "combined")}
+    assert (score >= 0).all()
+    out = tmp_path / "u.md"
+    result = CliRunner().invoke(app, ["benchmark", "uncertainty", "--passes", "3", "--out",
+                                      str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Better calibrated" in out.read_text()
+
+
+def test_the_science_reports_calibration_section(project, tmp_path, monkeypatch):
+    from casnet.science.report import calibration_section
+
+    root, data, _ = project
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    lines, metrics, frame = calibration_section(root, data["test"], {}, tmp_path, passes=3)
+    text = "\n".join(lines)
+    assert "Networks trained on the labels" in text and "Better calibrated" in text
+    assert {"calibration_score_labels_gaussian", "calibration_score_labels_mc_dropout",
+            "calibration_score_labels_combined"} <= set(metrics)  # fmt: skip
+    assert set(frame["networks trained on"]) == {"labels"}
+    assert (tmp_path / "reliability_labelsnet_vs_label.png").exists()

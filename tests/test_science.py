@@ -142,11 +142,17 @@ def test_test_table_has_every_column_issue_17_names():
     ev = pd.DataFrame({"galaxy_id": ["a", "b"], "snr_p": [3.0, 30.0],
                        **{f"{k}_{t}": [1.0, 2.0] for k in ("label", "true", "net", "conventional")
                           for t in ("concentration", "asymmetry")}})  # fmt: skip
-    table = galaxy_table(ev, {"asymmetry": np.array([0.5, 0.6])})
+    ev["net_asymmetry_err"] = [0.1, 0.2]  # a Gaussian A network; a point C one (issue 18)
+    table = galaxy_table(ev, {"asymmetry": np.array([0.5, 0.6])},
+                         {"asymmetry": np.array([0.05, 0.07])})  # fmt: skip
     for t in ("concentration", "asymmetry"):
-        for col in (f"label_{t}", f"true_{t}", f"pred_{t}", f"conventional_{t}"):
+        for col in (f"label_{t}", f"true_{t}", f"pred_{t}", f"pred_{t}_err", f"conventional_{t}",
+                    f"conventional_{t}_err"):  # fmt: skip
             assert col in table, col
     assert list(table["pred_truthnet_asymmetry"]) == [0.5, 0.6]
+    assert list(table["pred_truthnet_asymmetry_err"]) == [0.05, 0.07]
+    assert list(table["pred_asymmetry_err"]) == [0.1, 0.2]
+    assert table["pred_concentration_err"].isna().all()  # no sigma is NaN, not 0
     assert "pred_truthnet_concentration" not in table
 
 

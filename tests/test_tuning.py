@@ -271,5 +271,7 @@ def test_a_gaussian_head_search_ranks_trials_by_the_means_rmse_and_logs_coverage
     for key in ("val_coverage_1sigma", "val_coverage_2sigma", "val_rmse"):
         history = client.get_metric_history(child.info.run_id, key)
         assert len(history) == 2, key
-    assert all(0 <= m.value <= 1 for m in client.get_metric_history(child.info.run_id,
-                                                                      "val_coverage_2sigma"))
+    assert all(
+        0 <= m.value <= 1
+        for m in client.get_metric_history(child.info.run_id, "val_coverage_2sigma")
+    )

@@ -215,6 +215,45 @@ def benchmark_inputs_cmd(
         typer.echo(f"written to {out}")
 
 
+@commands.command("uncertainty")
+def benchmark_uncertainty_cmd(
+    model: Annotated[
+        str, typer.Option(help="The combined model whose networks are compared (models:/ URI).")
+    ] = "models:/casnet@champion",
+    store: Annotated[
+        Path | None, typer.Option(help="Network-ready stamps (default: data/split/test).")
+    ] = None,
+    passes: Annotated[int, typer.Option(help="MC-dropout passes per galaxy.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the dropout masks.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Also write the table here (.md).")] = None,
+) -> None:
+    """Which per-galaxy sigma is calibrated (issue 18)? The Gaussian head's, MC dropout's spread
+    and both in quadrature, against the truth and the labels, beside the conventional errors
+    (coverage at 1 and 2 sigma; target 0.60-0.76 and 0.90-0.98)."""
+    from casnet.bench.uncertainty import (
+        compare_uncertainties,
+        format_uncertainty_report,
+        method_table,
+    )
+    from casnet.core.layout import TEST, project_root
+    from casnet.evaluation.test_set import SNR_EDGES
+    from casnet.networks.registry import load
+
+    if passes < 2:
+        raise fail("--passes must be >= 2", EXIT_USAGE)
+    root = project_root()
+    networks = load(model, root).unwrap_python_model().networks
+    table = method_table(networks, store or root / TEST, passes=passes, seed=seed,
+                         log=typer.echo)  # fmt: skip
+    frame, score = compare_uncertainties(table, snr_edges=SNR_EDGES)
+    text = format_uncertainty_report(frame, score)
+    typer.echo(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        typer.echo(f"written to {out}")
+
+
 @commands.command("predict")
 def benchmark_predict_cmd(
     n: Annotated[int, typer.Option(help="Stamps (101x101).")] = 5000,

@@ -14,6 +14,7 @@ __all__ = [
     "AUGMENTED",
     "CLEANED",
     "COMBINED_MODEL",
+    "ERR",
     "EXPERIMENTS",
     "MEASURED",
     "NETWORK_MODELS",
@@ -29,6 +30,9 @@ __all__ = [
 
 #: the two quantities the networks learn, in the order of every output (Tohill et al. 2021)
 TARGETS = ("concentration", "asymmetry")
+#: suffix of a value's standard deviation in every table and response (``concentration_err``:
+#: the conventional measurement's error, or the sigma of a network with a Gaussian head)
+ERR = "_err"
 
 # The data stages' outputs (dvc.yaml), relative to the project root.
 RAW = "data/raw"

@@ -54,7 +54,8 @@ def residuals_vs_snr(table: pd.DataFrame, out: str | Path, *, reference: str = "
                 ax.fill_between(c, m - s, m + s, color="C0", alpha=0.3, label="1 sigma")
                 ax.fill_between(c, m - 2 * s, m + 2 * s, color="C0", alpha=0.12, label="2 sigma")
             ax.axhline(0, color="k", lw=0.8)
-            ax.set_xscale("log")
+            if good.any():  # a store without SNR_p (none measured) gets an empty linear axis
+                ax.set_xscale("log")
             # plain SNR_p labels: matplotlib labels the minor ticks of a short log axis too, and
             # "2x10^0 3x10^0 ..." overprint each other
             ax.xaxis.set_minor_formatter(NullFormatter())

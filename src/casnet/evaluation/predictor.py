@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from casnet.core.errors import CasnetInputError
+from casnet.core.layout import ERR, TARGETS
 
 __all__ = ["Predictor"]
 
@@ -44,10 +45,13 @@ class Predictor:
         return tags
 
     def predict(self, stamps: np.ndarray) -> pd.DataFrame:
-        """``concentration`` and ``asymmetry`` for stamps (N, H, W), in batches."""
+        """``concentration`` and ``asymmetry`` for stamps (N, H, W), in batches, each followed by
+        its standard deviation (``concentration_err``, ``asymmetry_err``; NaN where the model's
+        network has no uncertainty, issue 18)."""
+        columns = [c for t in TARGETS for c in (t, f"{t}{ERR}")]
         stamps = np.asarray(stamps, dtype=np.float32)
         if len(stamps) == 0:
-            return pd.DataFrame({"concentration": [], "asymmetry": []})
+            return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
         parts = []
         for lo in range(0, len(stamps), self.batch_size):
             batch = stamps[lo : lo + self.batch_size]
@@ -61,7 +65,7 @@ class Predictor:
                     raise CasnetInputError(f"{self.url} answered {status}: {body}")
                 parts.append(pd.DataFrame(body["predictions"]))
         table = pd.concat(parts, ignore_index=True)
-        return table[["concentration", "asymmetry"]].astype(float)
+        return table.reindex(columns=columns).astype(float)  # a point network: NaN sigma
 
 
 def _registered(uri: str, root: Path | None) -> tuple[str | None, str | None]:

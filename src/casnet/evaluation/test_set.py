@@ -17,6 +17,7 @@ from casnet.core.figures import predicted_vs_label
 from casnet.core.layout import TARGETS
 from casnet.core.scores import degenerate_reason, scores
 from casnet.data.io.store import StampStore
+from casnet.evaluation.calibration import calibration_table, has_sigma, reliability_figure
 from casnet.evaluation.figures import residuals_vs_snr
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
@@ -66,6 +67,41 @@ def scores_by_snr(table: pd.DataFrame, reference: str = "true") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: the methods whose sigmas are scored: the served model's and the conventional measurement's
+CALIBRATED = {"net": "network", "conventional": "conventional"}
+
+
+def _calibration(table: pd.DataFrame, result: SuiteResult, out: Path, *, has_truth: bool,
+                 external: bool) -> None:  # fmt: skip
+    """Coverage of the network's sigmas (and the conventional errors) at 1 and 2 sigma against
+    the truth and the labels, per SNR_p bin, and the reliability diagram (issue 18)."""
+    references = ("true", "label") if has_truth else ("label",)
+    # our labels are the conventional measurement: its errors against itself are not a result
+    skip = () if external else (("conventional", "label"),)
+    frame = calibration_table(table, CALIBRATED, references=references, snr_edges=SNR_EDGES,
+                              skip=skip)  # fmt: skip
+    result.tables["test_calibration"] = frame
+    for row in frame[frame["snr"] == "all"].itertuples():
+        method = "net" if row.method == "network" else "conventional"
+        for k in (1, 2):
+            key = f"{row.target}_{method}_coverage_{k}sigma_vs_{row.reference}"
+            result.metrics[key] = getattr(row, f"coverage_{k}sigma")
+    for t in TARGETS:
+        for ref in references:
+            name = "truth" if ref == "true" else "label"
+            for k in (1, 2):
+                net = result.metrics.get(f"{t}_net_coverage_{k}sigma_vs_{name}", np.nan)
+                conv = result.metrics.get(f"{t}_conventional_coverage_{k}sigma_vs_{name}", np.nan)
+                result.summary.append({"quantity": f"{t[0].upper()} coverage at {k} sigma vs "
+                                       f"{name} (test)", "network": net, "conventional": conv,
+                                       "target": t, "n": len(table),
+                                       "paper": "none (Sec. 4.4)"})  # fmt: skip
+    for ref in references:
+        result.figures.append(reliability_figure(table, CALIBRATED, out / f"test_reliability_"
+                                                 f"{'truth' if ref == 'true' else 'label'}.png",
+                                                 reference=ref, skip=skip))  # fmt: skip
+
+
 def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteResult:
     """Score ``predictor`` on the test store; figures go to folder ``out``.
 
@@ -91,7 +127,10 @@ def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteR
     for t in TARGETS:
         table[f"label_{t}"] = cat[f"label_{t}"].to_numpy(float)
         table[f"net_{t}"] = preds[t].to_numpy(float)
+        table[f"net_{t}_err"] = preds[f"{t}_err"].to_numpy(float)
         table[f"conventional_{t}"] = cat[t].to_numpy(float) if t in cat else np.nan
+        table[f"conventional_{t}_err"] = (cat[f"{t}_err"].to_numpy(float) if f"{t}_err" in cat
+                                          else np.nan)  # fmt: skip
         if has_truth:
             table[f"true_{t}"] = cat[f"{t}_true"].to_numpy(float)
         net = _scored(table, f"label_{t}", f"net_{t}")
@@ -126,6 +165,9 @@ def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteR
                                        "target": t, "n": vs["net"]["n"]})  # fmt: skip
     result.metrics["n"] = len(table)
     out = Path(out)
+    if has_sigma(table, "net"):
+        _calibration(table, result, out, has_truth=has_truth,
+                     external=external is not None and bool(external.any()))  # fmt: skip
     for t in TARGETS:
         panel = {"test": (table[f"label_{t}"], table[f"net_{t}"])}
         result.figures.append(predicted_vs_label(panel, t, out / f"test_{t}.png"))

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from casnet.core.errors import CasnetInputError
-from casnet.core.layout import COMBINED_MODEL, EXPERIMENTS, NETWORK_MODELS, TARGETS
+from casnet.core.layout import COMBINED_MODEL, ERR, EXPERIMENTS, NETWORK_MODELS, TARGETS
 from casnet.core.tracking import tracking_uri, use_store
 from casnet.data.clean import clean_stamp
 from casnet.data.preprocess import NetworkInput
@@ -51,9 +51,6 @@ __all__ = [
 NETWORKS = NETWORK_MODELS
 COMBINED = COMBINED_MODEL
 CHAMPION, CHALLENGER = "champion", "challenger"
-#: suffix of the uncertainty columns (``concentration_err``: the sigma of a network with a
-#: Gaussian head)
-ERR = "_err"
 
 
 @dataclass(frozen=True)
