@@ -133,3 +133,27 @@ def test_the_science_reports_calibration_section(project, tmp_path, monkeypatch)
             "calibration_score_labels_combined"} <= set(metrics)  # fmt: skip
     assert set(frame["networks trained on"]) == {"labels"}
     assert (tmp_path / "reliability_labelsnet_vs_label.png").exists()
+
+
+def test_the_registered_signature_names_the_sigmas(project, monkeypatch):
+    import mlflow
+
+    from casnet.core.tracking import use_store
+
+    root, data, _ = project
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with use_store(root):
+        info = mlflow.models.get_model_info("models:/casnet@champion")
+    want = ["galaxy_id", "concentration", "concentration_err", "asymmetry", "asymmetry_err"]
+    assert info.signature.outputs.input_names() == want
+    point = registry.combined_signature({"concentration": False, "asymmetry": False})
+    assert point.outputs.input_names() == ["galaxy_id", "concentration", "asymmetry"]
+    # the signature declares batch_size, so MLflow hands it to the model (it drops undeclared
+    # params with a warning): a bad value is refused instead of ignored
+    from casnet.data.io.store import StampStore
+
+    model = registry.load("models:/casnet@champion", root=root)
+    stamps = np.asarray(StampStore(data["test"]).array("image")[:3])
+    assert len(model.predict(stamps, params={"batch_size": 2})) == 3
+    with pytest.raises(Exception, match="batch_size"):
+        model.predict(stamps, params={"batch_size": 0})

@@ -41,6 +41,7 @@ __all__ = [
     "NETWORKS",
     "CasnetModel",
     "Promotion",
+    "combined_signature",
     "load",
     "parse_stamps",
     "pull",
@@ -338,6 +339,37 @@ def clean_stamps(stamps: list[np.ndarray], ids: list[str] | None, clean: CleanCo
     ]  # fmt: skip
 
 
+def _gaussian_versions(versions: dict[str, str], root: Path | None) -> dict[str, bool]:
+    """Whether each network version has a Gaussian head (two outputs in its logged signature)."""
+    import mlflow
+
+    heads = {}
+    with use_store(root):
+        for target, version in versions.items():
+            info = mlflow.models.get_model_info(f"models:/{NETWORKS[target]}/{version}")
+            outputs = info.signature.outputs.inputs if info.signature else []
+            heads[target] = bool(outputs) and tuple(outputs[0].shape)[-1] == 2
+    return heads
+
+
+def combined_signature(gaussian: dict[str, bool]):
+    """The combined model's signature: no input schema (stamps come as arrays, lists, base64
+    FITS or a table of them, see :func:`parse_stamps`), the output columns (``galaxy_id`` when
+    given, each quantity and, for a network with a Gaussian head, its ``_err``; issue 18) and
+    the ``batch_size`` parameter (MLflow passes inference params only when the signature
+    declares them)."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    cols = [ColSpec("string", "galaxy_id", required=False)]
+    for t in TARGETS:
+        cols.append(ColSpec("double", t))
+        if gaussian.get(t):
+            cols.append(ColSpec("double", f"{t}{ERR}"))
+    params = ParamSchema([ParamSpec("batch_size", "long", 512)])
+    return ModelSignature(inputs=None, outputs=Schema(cols), params=params)
+
+
 def register_combined(
     versions: dict[str, str] | None = None,
     *,
@@ -378,6 +410,7 @@ def register_combined(
             python_model=CasnetModel(),
             artifacts={t: f"models:/{NETWORKS[t]}/{v}" for t, v in versions.items()},
             registered_model_name=COMBINED,
+            signature=combined_signature(_gaussian_versions(versions, root)),
             pip_requirements=model_requirements(combined=True),
             model_config={"clean": clean.model_dump(mode="json")} if clean is not None else None,
         )
