@@ -5,6 +5,7 @@ catalogue."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -66,6 +67,16 @@ def test_casnet_predict_writes_the_sigmas(project, tmp_path, monkeypatch):
     table = predict([data["test"]], str(path), progress=False)
     assert {"concentration_err", "asymmetry_err"} <= set(table.columns)
     assert (table["asymmetry_err"] > 0).all()
+    # every catalogue format keeps them
+    from astropy.table import Table
+
+    from casnet.data.io.catalog import write_catalog
+
+    for suffix in (".parquet", ".csv", ".fits", ".ecsv"):
+        out = write_catalog(table, tmp_path / f"cat{suffix}")
+        back = pd.read_parquet(out) if suffix == ".parquet" else Table.read(out).to_pandas()
+        for col in ("concentration_err", "asymmetry_err"):
+            np.testing.assert_allclose(back[col].to_numpy(float), table[col], rtol=1e-6)
 
 
 def test_the_test_suite_scores_the_sigmas(project, tmp_path, monkeypatch):

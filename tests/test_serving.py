@@ -24,9 +24,11 @@ from casnet.networks.settings import ArchitectureConfig
 
 pytestmark = pytest.mark.slow
 
+#: Gaussian heads: the answer carries each value's sigma (issue 18)
 ARCH = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1, dense_units=8,
                           dropout=0.25, optimizer="adam", learning_rate=0.01,
-                          batch_size=16)  # fmt: skip
+                          batch_size=16, head="gaussian")  # fmt: skip
+COLUMNS = {c for t in TARGETS for c in (t, f"{t}_err")}
 URI = "models:/casnet@champion"
 STARTUP_S = 120
 
@@ -171,10 +173,11 @@ def test_an_array_of_stamps_scores_as_in_process(server, project, stamps):
     rows = _predictions(text)
     expected = project["expected"]
     assert len(rows) == len(stamps)
-    assert all(set(row) == set(TARGETS) for row in rows), rows
-    for target in TARGETS:
-        got = np.array([row[target] for row in rows], dtype=np.float64)
-        np.testing.assert_allclose(got, expected[target].to_numpy(), rtol=0, atol=1e-5)
+    assert all(set(row) == COLUMNS for row in rows), rows
+    for col in COLUMNS:
+        got = np.array([row[col] for row in rows], dtype=np.float64)
+        np.testing.assert_allclose(got, expected[col].to_numpy(), rtol=0, atol=1e-5)
+    assert all(row[f"{t}_err"] > 0 for row in rows for t in TARGETS)
 
 
 def test_stamps_with_galaxy_ids_keep_the_ids(server, project, stamps):
