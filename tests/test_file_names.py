@@ -72,3 +72,52 @@ def test_ingest_rejects_an_unreadable_odd_name_with_its_row(folder, tmp_path):
                        show_progress=False)  # fmt: skip
     assert store.catalog["galaxy_id"].tolist() == ["ok"]
     assert store.rejects["galaxy_id"].tolist() == ["caf\\xe9-broken"]
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory):
+    """A good stamp beside a broken symbolic link and one that points at itself."""
+    root = tmp_path_factory.mktemp("links")
+    fits.PrimaryHDU(simulate_galaxy(0, SimulateConfig()).image).writeto(root / "good.fits")
+    os.symlink("nowhere.fits", root / "broken.fits")
+    os.symlink("loop.fits", root / "loop.fits")
+    return root
+
+
+REASONS = {"broken": "broken symbolic link", "loop": "symbolic link loop"}
+
+
+def test_measure_gives_broken_and_looping_links_their_rows(linked, tmp_path):
+    out = tmp_path / "m.csv"
+    proc = subprocess.run([sys.executable, "-m", "casnet.cli", "measure", str(linked), "--format",
+                           "csv", "--out", str(out)], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = pd.read_csv(out).set_index(pd.read_csv(out)["source"].map(os.path.basename))
+    assert sorted(rows.index) == ["broken.fits", "good.fits", "loop.fits"]
+    for name, reason in REASONS.items():
+        assert reason in rows.loc[f"{name}.fits", "flag_reasons"]
+    assert np.isfinite(rows.loc["good.fits", "concentration"])
+
+
+def test_ingest_rejects_broken_and_looping_links_saying_why(linked, tmp_path):
+    from casnet.pipeline import ingest
+
+    store = ingest.run(IngestConfig(), StoreConfig(chunk_size=4), [str(linked)], tmp_path / "s",
+                       show_progress=False)  # fmt: skip
+    assert store.catalog["galaxy_id"].tolist() == ["good"]
+    rejects = store.rejects.set_index("galaxy_id")
+    for name, reason in REASONS.items():
+        assert reason in rejects.loc[name, "reason"]
+
+
+def test_predict_gives_broken_and_looping_links_their_rows(linked):
+    from casnet.networks import pretrained
+    from casnet.networks.predict import predict
+
+    table = predict([linked], str(pretrained.model_path()), progress=False).set_index("galaxy_id")
+    assert sorted(table.index) == ["broken", "good", "loop"]
+    assert table.loc["good", "predict_flag"] == 0
+    for name, reason in REASONS.items():
+        assert table.loc[name, "predict_flag"] != 0
+        assert reason in table.loc[name, "predict_flag_reasons"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import warnings
@@ -31,16 +32,22 @@ def _is_fits_name(path: Path) -> bool:
     return any(name.endswith(s) for s in FITS_SUFFIXES)
 
 
+def _listed(entry: Path) -> bool:
+    """A FITS-named entry of a folder that is a file or a symbolic link, even one whose target
+    is missing or loops (it gets its row and its reason, issue 19); never a folder."""
+    return _is_fits_name(entry) and (entry.is_symlink() or entry.is_file()) and not entry.is_dir()
+
+
 def expand_paths(paths: list[str | Path]) -> list[Path]:
     """Files named directly, plus the FITS files (sorted) of each directory named.
 
     A path that does not exist is kept, so that it is reported as a bad input rather than
-    silently dropped.
+    silently dropped; so is a broken or looping symbolic link in a directory.
     """
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.is_file() and _is_fits_name(f)))
+            out.extend(sorted(f for f in p.iterdir() if _listed(f)))
         else:
             out.append(p)
     return out
@@ -96,7 +103,7 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
     """
     path = Path(path)
     if not path.exists():
-        raise CasnetInputError(f"{path}: no such file")
+        raise CasnetInputError(_missing(path))
     if path.is_dir():
         raise CasnetInputError(f"{path}: is a directory, not a FITS file")
     try:
@@ -117,6 +124,18 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
     if data.ndim != 2:
         raise CasnetInputError(f"{path}: image has shape {data.shape}, expected 2-D")
     return data, header
+
+
+def _missing(path: Path) -> str:
+    """Why ``path`` cannot be opened: no such file, or a symbolic link that is broken or loops."""
+    if not path.is_symlink():
+        return f"{path}: no such file"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path}: symbolic link loop (-> {os.readlink(path)})"
+    return f"{path}: broken symbolic link (-> {os.readlink(path)}, which does not exist)"
 
 
 def write_image(
