@@ -336,7 +336,10 @@ def test_served_model_evaluates_like_the_in_process_one(model_dir, project, raw_
         served = Predictor(url, batch_size=4)  # two requests for 6 stamps
         got = served.predict(stamps)
         mine = local.predict(stamps)
-        assert list(got.columns) == list(mine.columns) == list(TARGETS)
+        # each value and its sigma (NaN: these point networks have none, issue 18)
+        want = [c for t in TARGETS for c in (t, f"{t}_err")]
+        assert list(got.columns) == list(mine.columns) == want
+        assert got[[f"{t}_err" for t in TARGETS]].isna().all().all()
         # float32 networks; JSON carries the float64 answers: atol 1e-5
         np.testing.assert_allclose(got.to_numpy(), mine.to_numpy(), atol=1e-5, rtol=0)
         for t in TARGETS:

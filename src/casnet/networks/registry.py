@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import io
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -339,17 +340,24 @@ def clean_stamps(stamps: list[np.ndarray], ids: list[str] | None, clean: CleanCo
     ]  # fmt: skip
 
 
-def _gaussian_versions(versions: dict[str, str], root: Path | None) -> dict[str, bool]:
-    """Whether each network version has a Gaussian head (two outputs in its logged signature)."""
+def _download_networks(versions: dict[str, str], dest: Path,
+                       root: Path | None) -> tuple[dict[str, str], dict[str, bool]]:  # fmt: skip
+    """Download each network version into ``dest``; returns (target -> local folder, target ->
+    whether it has a Gaussian head, read from its MLmodel's signature: two outputs)."""
     import mlflow
+    from mlflow.models import Model
 
-    heads = {}
+    local, gaussian = {}, {}
     with use_store(root):
         for target, version in versions.items():
-            info = mlflow.models.get_model_info(f"models:/{NETWORKS[target]}/{version}")
-            outputs = info.signature.outputs.inputs if info.signature else []
-            heads[target] = bool(outputs) and tuple(outputs[0].shape)[-1] == 2
-    return heads
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{NETWORKS[target]}/{version}", dst_path=str(dest / target)
+            )
+            signature = Model.load(path).signature
+            outputs = signature.outputs.inputs if signature is not None else []
+            local[target] = path
+            gaussian[target] = bool(outputs) and tuple(outputs[0].shape)[-1] == 2
+    return local, gaussian
 
 
 def combined_signature(gaussian: dict[str, bool]):
@@ -404,13 +412,18 @@ def register_combined(
     exp = ensure_experiment(EXPERIMENTS["registry"], root)
     tags = {f"casnet.{t}_version": str(v) for t, v in versions.items()}
     run_tags = {**tags, "casnet.git_commit": git_commit(root)}
-    with use_store(root), mlflow.start_run(experiment_id=exp, run_name="combined", tags=run_tags):
+    with (
+        tempfile.TemporaryDirectory(prefix="casnet-networks-") as tmp,
+        use_store(root),
+        mlflow.start_run(experiment_id=exp, run_name="combined", tags=run_tags),
+    ):
+        artifacts, gaussian = _download_networks(versions, Path(tmp), root)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=CasnetModel(),
-            artifacts={t: f"models:/{NETWORKS[t]}/{v}" for t, v in versions.items()},
+            artifacts=artifacts,
             registered_model_name=COMBINED,
-            signature=combined_signature(_gaussian_versions(versions, root)),
+            signature=combined_signature(gaussian),
             pip_requirements=model_requirements(combined=True),
             model_config={"clean": clean.model_dump(mode="json")} if clean is not None else None,
         )
