@@ -27,6 +27,8 @@ __all__ = [
     "experiment_links",
     "git_commit",
     "lineage_tags",
+    "require_store",
+    "store_exists",
     "tracking_uri",
     "use_store",
 ]
@@ -38,6 +40,80 @@ def tracking_uri(root: Path | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+def _local_store(uri: str) -> Path | None:
+    """The file of a local sqlite store, or the folder of a file store; None for a server."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("file:"):
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        return Path(url2pathname(urlparse(uri).path))
+    if "://" not in uri:
+        return Path(uri)
+    return None
+
+
+def _where(uri: str) -> str:
+    """How the store was chosen, for messages."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"{uri} (MLFLOW_TRACKING_URI)"
+    return uri
+
+
+def store_exists(root: Path | None = None) -> bool:
+    """Whether the project's tracking store exists, never creating one (a server: assumed).
+
+    Raises
+    ------
+    CasnetStoreError
+        When it exists but is not a readable MLflow store (a truncated or overwritten
+        ``mlflow.db``): said at once, instead of a database traceback from deep inside MLflow.
+    """
+    import sqlite3
+
+    from casnet.core.errors import CasnetStoreError
+
+    uri = tracking_uri(root)
+    path = _local_store(uri)
+    if path is None:
+        return True
+    if not path.exists():
+        return False
+    if not uri.startswith("sqlite:"):
+        return True
+    try:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+            db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error as exc:
+        raise CasnetStoreError(
+            f"{path} is not a readable MLflow store ({exc}); restore it from a backup, or move "
+            "it away and run `casnet train` (or `make demo`) to start a new one"
+        ) from None
+    return True
+
+
+def require_store(root: Path | None = None) -> str:
+    """The tracking URI of a store that exists and is readable, for commands that only read
+    (``predict``, ``pull``, ``evaluate``): a mistyped ``MLFLOW_TRACKING_URI`` or project root is
+    an error, never a new empty store.
+
+    Raises
+    ------
+    CasnetStoreError
+        When the store does not exist or is damaged.
+    """
+    from casnet.core.errors import CasnetStoreError
+
+    uri = tracking_uri(root)
+    if not store_exists(root):
+        raise CasnetStoreError(
+            f"no MLflow store at {_where(uri)}; a command that only reads never creates one: "
+            "check MLFLOW_TRACKING_URI / CASNET_ROOT, or run `make demo` (or `casnet train`) first"
+        )
+    return uri
 
 
 def artifact_root(root: Path | None = None) -> str:
@@ -241,7 +317,7 @@ def experiment_links(base_url: str = "http://127.0.0.1:5000",
     from casnet.core.layout import EXPERIMENTS
 
     uri = tracking_uri(root)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    if not store_exists(root):
         raise CasnetInputError(f"no MLflow store at {uri}: run make demo (or casnet tune/train) "
                                "first")  # fmt: skip
     client = MlflowClient(uri)

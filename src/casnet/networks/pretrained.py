@@ -135,11 +135,21 @@ def _without_optimizer(path: Path) -> None:
 
 
 def _store_has(uri: str, root: Path | None) -> bool:
-    """Whether the tracking store resolves ``uri`` (a ``models:/`` URI), never creating one."""
-    from casnet.core.tracking import tracking_uri
+    """Whether the tracking store resolves ``uri`` (a ``models:/`` URI), never creating one.
+
+    Raises
+    ------
+    CasnetStoreError
+        The store is damaged, or ``MLFLOW_TRACKING_URI`` names one that does not exist.
+    """
+    import os
+
+    from casnet.core.tracking import require_store, store_exists, tracking_uri
 
     store = tracking_uri(root)
-    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).exists():
+    if not store_exists(root):  # a damaged store raises: it is not "no store"
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            require_store(root)  # a store named explicitly that is not there: a typo, say so
         return False
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException

@@ -27,9 +27,9 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from casnet.core.errors import CasnetInputError
+from casnet.core.errors import CasnetError, CasnetInputError, CasnetStoreError
 from casnet.core.layout import COMBINED_MODEL, ERR, EXPERIMENTS, NETWORK_MODELS, TARGETS
-from casnet.core.tracking import tracking_uri, use_store
+from casnet.core.tracking import require_store, tracking_uri, use_store
 from casnet.data.clean import clean_stamp
 from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import CleanConfig
@@ -436,26 +436,103 @@ def register_combined(
     return version
 
 
+def _is_registered(uri: str) -> bool:
+    return uri.startswith(("models:/", "runs:/"))
+
+
 def load(uri: str = f"models:/{COMBINED}@{CHAMPION}", root: Path | None = None):
-    """Load a registered model as pyfunc (from any working directory)."""
+    """Load the combined model as pyfunc (from any working directory): a ``models:/`` or
+    ``runs:/`` URI of the project store, or a local model folder.
+
+    Raises
+    ------
+    CasnetStoreError
+        The store is missing or damaged, or the version's artifacts are gone.
+    CasnetInputError
+        ``uri`` names no model, a folder that is not an MLflow model, or one network rather than
+        the combined ``casnet`` model.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    if _is_registered(uri):
+        require_store(root)
+    elif not (Path(uri) / "MLmodel").is_file():
+        raise CasnetInputError(f"{uri} is not an MLflow model folder (no MLmodel file in it): "
+                               f"give models:/{COMBINED}@{CHAMPION} or a folder from `casnet "
+                               "pull`")  # fmt: skip
     try:
         with use_store(root):
-            return mlflow.pyfunc.load_model(uri)
+            model = mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
-        raise CasnetInputError(f"cannot load {uri} from {tracking_uri(root)}: {exc}") from None
+        raise _load_error(uri, root, exc) from None
+    except OSError as exc:  # the registry names artifacts that are gone
+        raise _load_error(uri, root, exc) from None
+    loader = model.metadata.flavors.get("python_function", {}).get("loader_module", "")
+    if loader != "mlflow.pyfunc.model":
+        kind = loader or "not a pyfunc model"
+        raise CasnetInputError(f"{uri} is a single network ({kind}), not the combined model "
+                               f"that takes stamps: give models:/{COMBINED}@{CHAMPION} (or "
+                               f"models:/{COMBINED}/VERSION)")  # fmt: skip
+    return model
+
+
+def _resolves(uri: str, root: Path | None) -> bool:
+    """Whether the registry knows the version ``uri`` names (``models:/NAME@ALIAS`` or
+    ``models:/NAME/VERSION``)."""
+    from mlflow.exceptions import MlflowException
+
+    ref = uri.removeprefix("models:/")
+    if not uri.startswith("models:/"):
+        return False
+    client = _client(root)
+    try:
+        if "@" in ref:
+            client.get_model_version_by_alias(*ref.split("@", 1))
+        else:
+            client.get_model_version(*ref.split("/", 1))
+    except (MlflowException, TypeError):
+        return False
+    return True
+
+
+def _load_error(uri: str, root: Path | None, exc: Exception) -> CasnetError:
+    """A one-line error for a model that does not load: the version is registered but its
+    artifacts are gone (a store error), or there is no such model, alias or version."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if _resolves(uri, root):
+        return CasnetStoreError(f"{uri} is registered in {tracking_uri(root)} but its "
+                                f"artifacts cannot be read ({text}): they were moved or "
+                                "deleted; register it again (casnet train)")  # fmt: skip
+    return CasnetInputError(f"cannot load {uri} from {tracking_uri(root)}: {text}")
 
 
 def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
-    """Download a registered model (``models:/name@alias`` or ``models:/name/version``)."""
+    """Download a registered model (``models:/name@alias`` or ``models:/name/version``).
+
+    Raises
+    ------
+    CasnetStoreError
+        The store is missing or damaged, or the version's artifacts are gone (an empty download
+        is an error, not a model).
+    CasnetInputError
+        No such model or alias.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    require_store(root)
     Path(dest).mkdir(parents=True, exist_ok=True)
     try:
         with use_store(root):
-            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+            path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                            dst_path=str(dest)))  # fmt: skip
     except MlflowException as exc:
-        raise CasnetInputError(f"cannot pull {uri} from {tracking_uri(root)}: {exc}") from None
+        raise _load_error(uri, root, exc) from None
+    except OSError as exc:
+        raise _load_error(uri, root, exc) from None
+    if not (path / "MLmodel").is_file():
+        raise CasnetStoreError(f"{uri} is registered in {tracking_uri(root)} but its artifacts "
+                               f"are gone (nothing to download into {path}); register it "
+                               "again (casnet train)")  # fmt: skip
+    return path
