@@ -25,7 +25,7 @@ GAUSSIAN = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layer
 def test_a_gaussian_head_outputs_a_mean_and_a_scale():
     model = build_model(GAUSSIAN)
     assert model.output_shape == (None, 2)
-    assert model.loss.__name__ == "gaussian_nll"
+    assert model.loss.__name__ == "gaussian_loss"
     point = build_model(GAUSSIAN.model_copy(update={"head": "point"}))
     assert point.output_shape == (None, 1)
 

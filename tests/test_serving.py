@@ -30,6 +30,8 @@ ARCH = ArchitectureConfig(blocks=1, conv_per_block=1, filters=4, dense_layers=1,
                           batch_size=16, head="gaussian")  # fmt: skip
 COLUMNS = {c for t in TARGETS for c in (t, f"{t}_err")}
 URI = "models:/casnet@champion"
+#: the server's stamp limit per request in these tests (default 1,000)
+MAX_STAMPS = 8
 STARTUP_S = 120
 
 
@@ -109,6 +111,7 @@ def server(project):
     port = _free_port()
     env = _without_mlflow_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
+    env["CASNET_SERVE_MAX_STAMPS"] = str(MAX_STAMPS)
     # `--env-manager local` execs `uvicorn` from PATH (design guide sec. 7)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     log_path = root / "serve.log"
@@ -243,3 +246,13 @@ def test_malformed_payloads_get_a_400_with_a_message(server, payload, message):
     assert status == 400, f"{status}: {text[:2000]}{server[1]()}"
     answer = json.loads(text)
     assert message in answer["message"], answer
+
+
+def test_a_request_over_the_stamp_limit_gets_413_with_the_limit(server, stamps):
+    big = np.concatenate([stamps, stamps])[: MAX_STAMPS + 1]
+    status, text = _invoke(server, {"inputs": big.tolist()})
+    assert status == 413, text + server[1]()
+    message = json.loads(text)["message"]
+    assert f"limit of {MAX_STAMPS} per request" in message and "CASNET_SERVE_MAX_STAMPS" in message
+    status, _ = _invoke(server, {"inputs": big[:MAX_STAMPS].tolist()})
+    assert status == 200

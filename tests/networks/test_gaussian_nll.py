@@ -1,5 +1,6 @@
-"""The heteroscedastic Gaussian head (casnet.networks.uncertainty): the loss is the Gaussian
-negative log-likelihood, and a network trained with it recovers a known noise level."""
+"""The heteroscedastic Gaussian head (casnet.networks.uncertainty): its loss is the RMSE of the
+mean plus the Gaussian negative log-likelihood of the sigma with the mean held fixed, and a network
+trained with it recovers a known noise level."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from casnet.core.calibration import coverage
-from casnet.networks.uncertainty import OfMean, gaussian_nll, mean_and_sigma
+from casnet.networks.uncertainty import OfMean, gaussian_loss, gaussian_nll, mean_and_sigma
 
 
 def test_the_loss_is_the_gaussian_nll():
@@ -24,12 +25,29 @@ def test_the_loss_is_the_gaussian_nll():
         mean_and_sigma(np.zeros((64, 3)))
 
 
+def test_the_heads_loss_is_the_means_rmse_plus_the_nll_of_a_fixed_mean():
+    tf = pytest.importorskip("tensorflow")  # gradients through the backend (CI: TensorFlow)
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(32, 1)).astype(np.float32)
+    out = tf.Variable(rng.normal(size=(32, 2)).astype(np.float32))
+    mu, _ = mean_and_sigma(out.numpy())
+    rmse = np.sqrt(np.mean((y[:, 0] - mu) ** 2))
+    nll = float(keras.ops.convert_to_numpy(gaussian_nll(y, out)))
+    with tf.GradientTape() as tape:
+        loss = gaussian_loss(y, out)
+    assert float(loss) == pytest.approx(rmse + nll, rel=1e-5)
+    grad = tape.gradient(loss, out).numpy()
+    # the mean's gradient is the RMSE's alone: a large sigma cannot damp it
+    np.testing.assert_allclose(grad[:, 0], (mu - y[:, 0]) / (len(y) * rmse), rtol=1e-4)
+    assert np.abs(grad[:, 1]).max() > 0  # the sigma learns from the likelihood
+
+
 def _model() -> keras.Model:
     inputs = keras.Input(shape=(1,))
     x = keras.layers.Dense(32, activation="relu")(inputs)
     x = keras.layers.Dense(32, activation="relu")(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=gaussian_nll,
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=gaussian_loss,
                   metrics=[OfMean(keras.metrics.RootMeanSquaredError(name="rmse"))])  # fmt: skip
     return model
 

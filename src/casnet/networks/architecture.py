@@ -5,7 +5,8 @@ A network is ``blocks`` convolutional blocks, each ``conv_per_block`` 3x3 ReLU c
 normalisation, with ``filters`` doubling from block to block; then ``dense_layers`` ReLU layers of
 ``dense_units``, dropout and one linear output. The loss is RMSE; MAE, RMSE and Pearson r are
 monitored. With ``head="gaussian"`` (issue 18) the output is a mean and a standard deviation,
-trained by the Gaussian likelihood (:mod:`casnet.networks.uncertainty`). An
+the mean trained by RMSE and the sigma by the Gaussian likelihood
+(:mod:`casnet.networks.uncertainty`). An
 :class:`~casnet.networks.settings.ArchitectureConfig` is what the tuner searches over and what
 training builds.
 """
@@ -16,7 +17,7 @@ import keras
 
 from casnet.networks.metrics import PearsonR, rmse
 from casnet.networks.settings import ArchitectureConfig, ModelConfig
-from casnet.networks.uncertainty import Coverage, OfMean, gaussian_nll
+from casnet.networks.uncertainty import Coverage, OfMean, gaussian_loss
 
 __all__ = ["OPTIMIZERS", "TABLE1", "Architecture", "build_model"]
 
@@ -74,9 +75,9 @@ def build_model(arch: Architecture, *, input_size: int = 60, name: str = "casnet
              keras.metrics.RootMeanSquaredError(name="rmse"), PearsonR()]  # fmt: skip
     model.compile(
         optimizer=_OPTIMIZER_CLASSES[arch.optimizer](learning_rate=arch.learning_rate),
-        # a Gaussian head learns its sigma by the likelihood; its point metrics are of the mean,
-        # and its coverage at 1 and 2 sigma is monitored every epoch (issue 18)
-        loss=gaussian_nll if gaussian else rmse,
+        # a Gaussian head: the mean by RMSE, its sigma by the likelihood (gaussian_loss); its
+        # point metrics are of the mean, its coverage at 1 and 2 sigma monitored every epoch
+        loss=gaussian_loss if gaussian else rmse,
         metrics=[OfMean(m) for m in point] + [Coverage(1.0), Coverage(2.0)] if gaussian
         else point,
     )  # fmt: skip

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from casnet.core.tracking import require_store, tracking_uri, use_store
 from casnet.data.clean import clean_stamp
 from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import CleanConfig
+from casnet.networks import limits
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.networks.inference import predict_mean_sigma
 
@@ -302,8 +304,11 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
         net_input = self.input
         stamps, ids = parse_stamps(model_input, net_input)
+        # while serving: a size limit (413) and the server's timeout (issue 19)
+        limits.check_size(len(stamps))
+        deadline = limits.Deadline()
         if self.clean is not None:
-            stamps = clean_stamps(stamps, ids, self.clean, net_input)
+            stamps = clean_stamps(stamps, ids, self.clean, net_input, check=deadline.check)
         x, ok = network_inputs(stamps, net_input)
         if not ok.all():
             bad = ", ".join(str(i) for i in np.flatnonzero(~ok)[:10])
@@ -320,24 +325,37 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         table = {} if ids is None else {"galaxy_id": ids}
         for target in TARGETS:
             net = self.networks[target]
-            table[target], sigma = predict_mean_sigma(net, x, batch)
+            parts = []
+            for lo in range(0, len(x), batch):
+                deadline.check(lo, len(x))
+                parts.append(predict_mean_sigma(net, x[lo : lo + batch], batch))
+            mu, sigma = (np.concatenate(p) for p in zip(*parts, strict=True))
+            table[target] = mu
             if net.output_shape[-1] == 2:  # a Gaussian head (issue 18)
                 table[f"{target}{ERR}"] = sigma
         return pd.DataFrame(table)
 
 
 def clean_stamps(stamps: list[np.ndarray], ids: list[str] | None, clean: CleanConfig,
-                 net_input: NetworkInput = _PAPER_INPUT) -> list[np.ndarray]:  # fmt: skip
+                 net_input: NetworkInput = _PAPER_INPUT, *,
+                 check: Callable[[int, int], None] | None = None) -> list[np.ndarray]:  # fmt: skip
     """The stamps larger than the networks' crop galclean'ed as the pipeline cleans them
     (:func:`casnet.data.clean.clean_stamp`, seeded by ``ids`` when given); crop-sized stamps
-    unchanged (network-ready)."""
+    unchanged (network-ready). ``check(done, total)`` is called before each stamp (the served
+    model's deadline)."""
     side = (net_input.size, net_input.size)
-    return [
-        s if s.shape == side
-        else clean_stamp(np.asarray(s, dtype=np.float64), clean,
-                         None if ids is None else ids[i]).image.astype(np.float32)
-        for i, s in enumerate(stamps)
-    ]  # fmt: skip
+    out = []
+    for i, s in enumerate(stamps):
+        if check is not None:
+            check(i, len(stamps))
+        if s.shape == side:
+            out.append(s)
+            continue
+        gid = None if ids is None else ids[i]
+        out.append(
+            clean_stamp(np.asarray(s, dtype=np.float64), clean, gid).image.astype(np.float32)
+        )
+    return out
 
 
 def _download_networks(versions: dict[str, str], dest: Path,
