@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
 from casnet.cli import app
-from casnet.core.errors import CasnetInputError
+from casnet.core.errors import CasnetInputError, CasnetStoreError
 from casnet.data.io.store import StoreWriter
 from casnet.data.preprocess import crop_normalise
 from casnet.networks import registry
@@ -394,8 +394,8 @@ def test_a_call_with_one_root_does_not_redirect_the_next(trained, project, tmp_p
     _clean_env(monkeypatch)
     mlflow.set_tracking_uri(None)  # as in a fresh process
     registry.load("models:/casnet@champion", root=project["root"])
-    # a project without any model: loading from it must fail, not find the previous project's
-    with pytest.raises(CasnetInputError):
+    # a project without any store: loading from it must fail, not find the previous project's
+    with pytest.raises(CasnetStoreError, match="no MLflow store"):
         registry.load("models:/casnet@champion", root=tmp_path)
 
 

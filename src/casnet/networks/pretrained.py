@@ -140,16 +140,12 @@ def _store_has(uri: str, root: Path | None) -> bool:
     Raises
     ------
     CasnetStoreError
-        The store is damaged, or ``MLFLOW_TRACKING_URI`` names one that does not exist.
+        The store is damaged (one that does not exist is not created, and holds nothing).
     """
-    import os
-
-    from casnet.core.tracking import require_store, store_exists, tracking_uri
+    from casnet.core.tracking import store_exists, tracking_uri
 
     store = tracking_uri(root)
     if not store_exists(root):  # a damaged store raises: it is not "no store"
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            require_store(root)  # a store named explicitly that is not there: a typo, say so
         return False
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException

@@ -514,7 +514,7 @@ def _resolves(uri: str, root: Path | None) -> bool:
     return True
 
 
-def _load_error(uri: str, root: Path | None, exc: Exception) -> CasnetError:
+def _load_error(uri: str, root: Path | None, exc: Exception, verb: str = "load") -> CasnetError:
     """A one-line error for a model that does not load: the version is registered but its
     artifacts are gone (a store error), or there is no such model, alias or version."""
     text = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -522,7 +522,7 @@ def _load_error(uri: str, root: Path | None, exc: Exception) -> CasnetError:
         return CasnetStoreError(f"{uri} is registered in {tracking_uri(root)} but its "
                                 f"artifacts cannot be read ({text}): they were moved or "
                                 "deleted; register it again (casnet train)")  # fmt: skip
-    return CasnetInputError(f"cannot load {uri} from {tracking_uri(root)}: {text}")
+    return CasnetInputError(f"cannot {verb} {uri} from {tracking_uri(root)}: {text}")
 
 
 def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
@@ -546,9 +546,9 @@ def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
             path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
                                                             dst_path=str(dest)))  # fmt: skip
     except MlflowException as exc:
-        raise _load_error(uri, root, exc) from None
+        raise _load_error(uri, root, exc, "pull") from None
     except OSError as exc:
-        raise _load_error(uri, root, exc) from None
+        raise _load_error(uri, root, exc, "pull") from None
     if not (path / "MLmodel").is_file():
         raise CasnetStoreError(f"{uri} is registered in {tracking_uri(root)} but its artifacts "
                                f"are gone (nothing to download into {path}); register it "
