@@ -39,13 +39,17 @@ def test_path_text_is_reversible():
     assert path_text("/data/ok_\u00e9.fits") == "/data/ok_\u00e9.fits"  # UTF-8 stays as it is
 
 
-def test_measure_writes_every_row_and_keeps_a_previous_output(folder, tmp_path):
-    out = tmp_path / "m.csv"
+def _measure_csv(folder, out) -> pd.DataFrame:
+    """``casnet measure FOLDER --format csv --out OUT`` in a process of its own; its rows."""
     proc = subprocess.run([sys.executable, "-m", "casnet.cli", "measure", str(folder), "--format",
                            "csv", "--out", str(out)], capture_output=True, text=True,
                           check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    rows = pd.read_csv(out)
+    return pd.read_csv(out)
+
+
+def test_measure_writes_every_row_and_keeps_a_previous_output(folder, tmp_path):
+    rows = _measure_csv(folder, tmp_path / "m.csv")
     assert sorted(rows["source"].map(os.path.basename)) == ["caf\\xe9.fits", "good.fits"]
     assert rows["concentration"].notna().all()  # the odd name is measured like any other
 
@@ -88,12 +92,8 @@ REASONS = {"broken": "broken symbolic link", "loop": "symbolic link loop"}
 
 
 def test_measure_gives_broken_and_looping_links_their_rows(linked, tmp_path):
-    out = tmp_path / "m.csv"
-    proc = subprocess.run([sys.executable, "-m", "casnet.cli", "measure", str(linked), "--format",
-                           "csv", "--out", str(out)], capture_output=True, text=True,
-                          check=False)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    rows = pd.read_csv(out).set_index(pd.read_csv(out)["source"].map(os.path.basename))
+    rows = _measure_csv(linked, tmp_path / "m.csv")
+    rows = rows.set_index(rows["source"].map(os.path.basename))
     assert sorted(rows.index) == ["broken.fits", "good.fits", "loop.fits"]
     for name, reason in REASONS.items():
         assert reason in rows.loc[f"{name}.fits", "flag_reasons"]
