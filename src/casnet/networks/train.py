@@ -37,6 +37,7 @@ from casnet.data.preprocess import CROP_SIZE
 from casnet.networks.architecture import build_model
 from casnet.networks.dataset import label_column, store_dataset, store_input
 from casnet.networks.inference import predict_mean_sigma
+from casnet.networks.metrics import EARLY_STOPPING
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.tune import EpochLogger, best_search, check_inputs
 
@@ -209,7 +210,8 @@ def train(
             callbacks=[
                 *resume,
                 EpochLogger(run_id, uri),
-                keras.callbacks.EarlyStopping(monitor="val_loss", patience=budget.patience,
+                keras.callbacks.EarlyStopping(monitor=EARLY_STOPPING, mode="min",
+                                              patience=budget.patience,
                                               restore_best_weights=True),
             ],
         )  # fmt: skip

@@ -52,6 +52,7 @@ from casnet.core.tracking import data_inputs, lineage_tags, tracking_uri
 from casnet.data.io.store import CATALOG, StampStore
 from casnet.networks.dataset import store_dataset, store_input
 from casnet.networks.hypermodel import CasnetHyperModel
+from casnet.networks.metrics import EARLY_STOPPING
 from casnet.networks.settings import SearchConfig
 
 __all__ = [
@@ -236,7 +237,9 @@ class MlflowTuner(kt.BayesianOptimization):
         callbacks = [
             *kwargs.pop("callbacks", []),
             EpochLogger(run_id, self.tracking_uri),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience),
+            keras.callbacks.EarlyStopping(
+                monitor=EARLY_STOPPING, mode="min", patience=self.patience
+            ),
         ]
         try:
             histories = super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
