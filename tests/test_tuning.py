@@ -275,3 +275,19 @@ def test_a_gaussian_head_search_ranks_trials_by_the_means_rmse_and_logs_coverage
         0 <= m.value <= 1
         for m in client.get_metric_history(child.info.run_id, "val_coverage_2sigma")
     )
+
+
+def test_the_default_console_output_is_one_line_per_trial(project, capsys):
+    """casnet tune without --quiet (issue 19, the quiet demo): a line per finished trial; the
+    per-epoch history is in each trial's MLflow run, not on the console."""
+    root = project["root"]
+    space = TINY.model_copy(update={"max_trials": 2, "max_epochs": 2, "dense_units": (8, 8)})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        tune("asymmetry", space, train=root / "data/augmented", val=root / "data/split/val",
+             root=root, verbose=1)  # fmt: skip
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("trial ")]
+    assert [line.split(":")[0] for line in lines] == ["trial 1/2", "trial 2/2"], out
+    assert all("val RMSE" in line and "dense" in line for line in lines)
+    assert "Epoch 1/" not in out and "Search: Running Trial" not in out

@@ -30,13 +30,14 @@ vocabulary would cross modules.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -187,15 +188,19 @@ class MlflowTuner(kt.BayesianOptimization):
     data : dict
         Role -> path of the data read, logged as MLflow dataset inputs.
     patience : int
-        Early stopping on the validation loss (Sec. 3.4).
+        Early stopping on the validation RMSE (Sec. 3.4).
+    progress : callable, optional
+        Called with one line per finished trial (its scores and hyperparameters), the search's
+        console output when Keras Tuner's own is off.
     **kwargs
         Passed to :class:`keras_tuner.BayesianOptimization`.
     """
 
     def __init__(self, hypermodel, *, parent_run_id: str, experiment_id: str, tracking_uri: str,
                  tags: dict[str, str], data: dict[str, str], patience: int,
-                 **kwargs: Any) -> None:  # fmt: skip
+                 progress: Callable[[str], None] | None = None, **kwargs: Any) -> None:  # fmt: skip
         self.parent_run_id = parent_run_id
+        self.progress = progress
         self.experiment_id = experiment_id
         self.tracking_uri = tracking_uri
         self.run_tags = dict(tags)
@@ -264,7 +269,22 @@ class MlflowTuner(kt.BayesianOptimization):
         client.log_batch(run_id, metrics=_metrics(summary, 0))
         client.set_tag(run_id, "casnet.trial_status", status)
         client.set_terminated(run_id, "FINISHED" if status == "COMPLETED" else "FAILED")
+        if self.progress is not None:
+            self.progress(trial_line(trial.trial_id, self.oracle.max_trials, summary,
+                                     trial.hyperparameters.values, status))  # fmt: skip
         return histories
+
+
+def trial_line(trial_id: str, max_trials: int, summary: dict, hps: dict, status: str) -> str:
+    """One console line for a finished trial: its validation RMSE, epochs and hyperparameters
+    (the per-epoch history is in its MLflow run)."""
+    score = (f"val RMSE {summary['best_val_rmse']:.4f} at epoch {summary['best_epoch']} of "
+             f"{summary['epochs']}" if "best_val_rmse" in summary else status)  # fmt: skip
+    arch = (f"{hps.get('blocks')}x{hps.get('conv_per_block')} conv, {hps.get('filters')} filters, "
+            f"{hps.get('dense_layers')}x{hps.get('dense_units')} dense, dropout "
+            f"{float(hps.get('dropout', float('nan'))):.2f}, {hps.get('optimizer')} "
+            f"{hps.get('learning_rate')}, batch {hps.get('batch_size')}")  # fmt: skip
+    return f"trial {int(trial_id) + 1}/{max_trials}: {score}; {arch}"
 
 
 def _flat_params(target: str, space: SearchConfig) -> dict[str, str]:
@@ -442,7 +462,8 @@ def tune(
         ``oracle`` (HOST:PORT) and writes the summary; each worker (unique ``tuner_id``) runs
         trials. All must share the data, the params and the MLflow tracking server.
     verbose : int
-        Keras Tuner and Keras verbosity (0 silent, 1 one line per epoch).
+        0 silent; 1 one line per finished trial (the default of ``casnet tune``; every epoch
+        is in the trial's MLflow run); 2 also Keras Tuner's trial tables and a line per epoch.
     parent_timeout : float
         How long a worker waits for the chief's parent run (s).
 
@@ -486,13 +507,14 @@ def tune(
         directory=str(directory),
         project_name=f"{target}-{key}",
         overwrite=False,
+        progress=functools.partial(print, flush=True) if verbose == 1 else None,
     )
     train_fn = _dataset(train, target, shuffle=True, seed=space.seed)
     val_fn = _dataset(val, target, shuffle=False, seed=0)
     try:
         # shuffle=False: the training dataset shuffles itself (chunk order and a buffer)
         tuner.search(train_fn, validation_data=val_fn, epochs=space.max_epochs, shuffle=False,
-                     verbose=2 if verbose else 0)  # fmt: skip
+                     verbose=2 if verbose >= 2 else 0)  # fmt: skip
     except BaseException:
         if role != "worker":
             client.set_terminated(parent, "FAILED")
