@@ -43,3 +43,19 @@ def test_a_calibrated_gaussian_lies_on_the_diagonal_and_an_inflated_one_above_it
     assert (inflated["observed"] > inflated["nominal"]).all()
     with pytest.raises(ValueError, match="nominal levels"):
         reliability(truth, pred, sigma, levels=(0.5, 1.0))
+
+
+def test_the_scale_fitted_on_held_out_data_calibrates_a_doubled_sigma():
+    """sigma twice too large (the Gaussian head's dropout inflation): the fitted factor is ~0.5
+    and calibrates fresh draws from the same process."""
+    from casnet.core.calibration import fit_sigma_scale
+
+    rng = np.random.default_rng(5)
+    truth_sigma = rng.uniform(0.05, 0.3, 40_000)
+    y = rng.normal(0.0, truth_sigma)
+    c = fit_sigma_scale(y[:20_000], np.zeros(20_000), 2 * truth_sigma[:20_000])
+    assert c == pytest.approx(0.5, rel=0.03)
+    scaled = c * 2 * truth_sigma[20_000:]
+    assert coverage(y[20_000:], np.zeros(20_000), scaled) == pytest.approx(0.683, abs=0.015)
+    assert coverage(y[20_000:], np.zeros(20_000), scaled, k=2.0) == pytest.approx(0.954, abs=0.01)
+    assert fit_sigma_scale([np.nan], [0.0], [1.0]) == 1.0

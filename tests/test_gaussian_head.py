@@ -44,6 +44,7 @@ def test_training_logs_coverage_per_epoch_and_at_the_end(project):
         for key in ("test_coverage_1sigma", "test_coverage_2sigma", "final_val_coverage_1sigma"):
             assert 0.0 <= r.metrics[key] <= 1.0, key
         assert r.metrics["test_coverage_2sigma"] >= r.metrics["test_coverage_1sigma"]
+        assert r.metrics["sigma_scale"] > 0  # the validation-set recalibration factor
         history = client.get_metric_history(r.run_id, "val_coverage_1sigma")
         assert len(history) == r.epochs  # one point per epoch, comparable across trials
         assert np.isfinite(r.metrics["test_rmse"])  # the point metrics are of the mean

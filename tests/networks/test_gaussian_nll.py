@@ -78,3 +78,19 @@ def test_the_head_recovers_a_known_noise_level(tmp_path):
     assert again.evaluate(x[5000:], y[5000:], verbose=0, return_dict=True)["rmse"] == pytest.approx(
         float(np.sqrt(np.mean((mu - y[5000:]) ** 2))), rel=1e-3
     )
+
+
+def test_sigma_scale_multiplies_the_sigma_and_keeps_the_mean(tmp_path):
+    from casnet.networks.uncertainty import with_sigma_scale
+
+    model = _model()
+    x = np.linspace(-1, 1, 50, dtype=np.float32)[:, None]
+    mu, sigma = mean_and_sigma(model.predict(x, verbose=0))
+    scaled = with_sigma_scale(model, 0.37)
+    mu2, sigma2 = mean_and_sigma(scaled.predict(x, verbose=0))
+    np.testing.assert_allclose(mu2, mu, rtol=1e-6)
+    np.testing.assert_allclose(sigma2, 0.37 * sigma, rtol=1e-4)
+    path = tmp_path / "s.keras"
+    scaled.save(path)  # the factor travels inside the network
+    again = keras.models.load_model(path, compile=False)
+    np.testing.assert_allclose(mean_and_sigma(again.predict(x, verbose=0))[1], sigma2, rtol=1e-6)

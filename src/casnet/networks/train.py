@@ -21,7 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from casnet.core.calibration import coverage
+from casnet.core.calibration import coverage, fit_sigma_scale
 from casnet.core.errors import CasnetInputError
 from casnet.core.layout import EXPERIMENTS, project_root
 from casnet.core.scores import scores
@@ -40,6 +40,7 @@ from casnet.networks.inference import predict_mean_sigma
 from casnet.networks.metrics import EARLY_STOPPING
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.tune import EpochLogger, best_search, check_inputs
+from casnet.networks.uncertainty import with_sigma_scale
 
 __all__ = [
     "EXPERIMENT",
@@ -216,9 +217,16 @@ def train(
             ],
         )  # fmt: skip
         metrics: dict[str, float] = {"epochs": len(history.history["loss"])}
-        val_loss = np.asarray(history.history["val_loss"], dtype=float)
-        if np.isfinite(val_loss).any():
-            metrics["best_epoch"] = int(np.nanargmin(val_loss)) + 1
+        watched = np.asarray(history.history.get(EARLY_STOPPING, [np.nan]), dtype=float)
+        if np.isfinite(watched).any():
+            metrics["best_epoch"] = int(np.nanargmin(watched)) + 1
+        if arch.head == "gaussian":
+            # the sigma learnt the scatter of training-time (dropout-on) predictions: one factor
+            # fitted on the validation set recalibrates it; the test set stays the check
+            values, preds, sigma = predict_store(model, val, target, labels=labels,
+                                                 with_sigma=True)  # fmt: skip
+            metrics["sigma_scale"] = fit_sigma_scale(values, preds, sigma)
+            model = with_sigma_scale(model, metrics["sigma_scale"])
         panels = {}
         for split, store in (("val", val), ("test", test)):
             values, preds, sigma = predict_store(model, store, target, labels=labels,

@@ -29,10 +29,12 @@ __all__ = [
     "SIGMA_FLOOR",
     "Coverage",
     "OfMean",
+    "SigmaScale",
     "gaussian_loss",
     "gaussian_nll",
     "mean_and_sigma",
     "sigma_of",
+    "with_sigma_scale",
 ]
 
 #: the smallest standard deviation (keeps the loss finite when a batch fits exactly)
@@ -108,6 +110,33 @@ class Coverage(keras.metrics.Mean):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="casnet")
+class SigmaScale(keras.layers.Layer):
+    """Multiplies a Gaussian head's sigma by a fixed factor (its validation-set recalibration,
+    :func:`casnet.core.calibration.fit_sigma_scale`), returning the head's (mean, raw scale)
+    layout so that every reader of the outputs (:func:`mean_and_sigma`) is unchanged; the
+    factor travels inside the network (registry, pretrained default, serving)."""
+
+    def __init__(self, scale: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def call(self, x):
+        sigma = sigma_of(x[:, 1:2]) * self.scale
+        # the raw unit of that sigma: softplus^-1(y) = y + log(-expm1(-y)), stable for any y > 0
+        y = ops.maximum(sigma - SIGMA_FLOOR, 1e-12)
+        return ops.concatenate([x[:, :1], y + ops.log(-ops.expm1(-y))], axis=1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "scale": self.scale}
+
+
+def with_sigma_scale(model: keras.Model, scale: float) -> keras.Model:
+    """``model`` (a Gaussian head) with its sigma multiplied by ``scale`` (shared weights)."""
+    out = SigmaScale(scale, name="sigma_scale")(model.output)
+    return keras.Model(model.input, out, name=model.name)
 
 
 def mean_and_sigma(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
