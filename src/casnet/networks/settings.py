@@ -67,8 +67,10 @@ class SearchConfig(Section):
     num_initial_points: int = Field(5, ge=1)
     seed: int = Field(1, ge=0)
     max_epochs: int = Field(300, ge=1, description="paper: 300")
-    patience: int = Field(30, ge=1, description="early-stopping patience on validation loss")
-    head: Head = Field("point", description="the output head of every trial (not searched)")
+    patience: int = Field(30, ge=1, description="early-stopping patience on validation RMSE")
+    # gaussian: the better-calibrated uncertainty of issue 18's comparison on the science run
+    # (README, "The science run"); the mean is trained as a point network's is
+    head: Head = Field("gaussian", description="the output head of every trial (not searched)")
 
     @model_validator(mode="after")
     def _check_space(self) -> SearchConfig:
