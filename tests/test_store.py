@@ -251,3 +251,27 @@ def test_a_leftover_old_store_beside_a_whole_one_is_removed(tmp_path):
     (old / "junk").write_text("x")
     _write(path, 4)
     assert not old.exists() and len(StampStore(path)) == 4
+
+
+def test_a_missing_image_chunk_is_reported_as_a_damaged_store(tmp_path):
+    """Zarr reads a missing chunk file as its fill value (NaN): every galaxy of it would become a
+    BAD_INPUT row and the command exit 0 (issue 19). Missing chunks of another array (no truth
+    for real data: all fill, so Zarr never writes them) are not damage."""
+    import glob
+    import os
+
+    path = tmp_path / "s"
+    rng = np.random.default_rng(0)
+    with StoreWriter(path, stamp_shape=(8, 8), chunk_size=4, arrays=("image", "truth")) as w:
+        for lo in range(0, 10, 4):
+            n = min(4, 10 - lo)
+            w.append([{"galaxy_id": f"g{lo + i}"} for i in range(n)],
+                     {"image": rng.random((n, 8, 8), dtype=np.float32),
+                      "truth": np.full((n, 8, 8), np.nan, np.float32)})  # fmt: skip
+    assert StampStore(path).array("truth")[:].shape == (10, 8, 8)  # all fill: fine
+    chunks = sorted(f for f in glob.glob(f"{path}/**/image/c/**/*", recursive=True)
+                    if os.path.isfile(f))  # fmt: skip
+    assert len(chunks) == 3
+    os.remove(chunks[1])
+    with pytest.raises(CasnetInputError, match="damaged store: 1 of 3 chunk files of 'image'"):
+        StampStore(path).array("image")

@@ -135,12 +135,31 @@ class StampStore:
         return sorted(names, key=lambda n: (n != "image", n))
 
     def array(self, name: str = "image") -> zarr.Array:
-        """The Zarr array ``name`` (lazy; index it to read)."""
+        """The Zarr array ``name`` (lazy; index it to read).
+
+        Raises
+        ------
+        CasnetInputError
+            When ``name`` is ``image`` and chunk files are missing: Zarr would read them as its
+            fill value (NaN), every galaxy of the chunk a BAD_INPUT row and the command exit 0;
+            it is a damaged store, and said so (issue 19). Other arrays may hold chunks that are
+            all fill (no truth for real data), which Zarr does not write.
+        """
         if name not in self._group:
             raise CasnetInputError(
                 f"{self.path}: no array {name!r} (has {', '.join(self.array_names)})"
             )
-        return self._group[name]
+        arr = self._group[name]
+        if name == "image" and not getattr(self, "_chunks_checked", False):
+            have, want = arr.nchunks_initialized, arr.nchunks
+            if have < want:
+                raise CasnetInputError(
+                    f"{self.path}: damaged store: {want - have} of {want} chunk files of "
+                    f"'image' are missing (under {self.path / IMAGES / name}); rerun the stage "
+                    "that wrote it"
+                )
+            self._chunks_checked = True
+        return arr
 
     @property
     def catalog(self) -> pd.DataFrame:
