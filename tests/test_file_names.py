@@ -48,7 +48,7 @@ def _measure_csv(folder, out) -> pd.DataFrame:
     return pd.read_csv(out)
 
 
-def test_measure_writes_every_row_and_keeps_a_previous_output(folder, tmp_path):
+def test_measure_writes_a_row_for_the_odd_name(folder, tmp_path):
     rows = _measure_csv(folder, tmp_path / "m.csv")
     assert sorted(rows["source"].map(os.path.basename)) == ["caf\\xe9.fits", "good.fits"]
     assert rows["concentration"].notna().all()  # the odd name is measured like any other
