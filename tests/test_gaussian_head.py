@@ -169,3 +169,18 @@ def test_the_registered_signature_names_the_sigmas(project, monkeypatch):
     assert len(model.predict(stamps, params={"batch_size": 2})) == 3
     with pytest.raises(Exception, match="batch_size"):
         model.predict(stamps, params={"batch_size": 0})
+
+
+def test_a_fresh_process_that_loads_the_model_knows_the_gaussian_layers():
+    """The served model loads its networks in a process that never built one (mlflow models
+    serve, casnet predict's workers): importing the registry must register SigmaScale and the
+    Gaussian loss with Keras, or loading fails."""
+    import subprocess
+    import sys
+
+    code = ("import casnet.networks.registry, keras; "
+            "from keras.saving import get_registered_object as g; "
+            "assert g('casnet>SigmaScale') and g('casnet>gaussian_loss')")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -36,6 +36,7 @@ from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import CleanConfig
 from casnet.networks import limits
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
+from casnet.networks import uncertainty as _uncertainty  # noqa: F401  (SigmaScale, Gaussian loss)
 from casnet.networks.inference import predict_mean_sigma
 
 __all__ = [
