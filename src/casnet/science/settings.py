@@ -36,6 +36,7 @@ class ScienceConfig(Section):
             "search.max_epochs=15",
             "search.patience=3",
             "evaluate.noise.max_galaxies=300",
+            "search.head=gaussian",
         ),
         description="KEY=VALUE overrides (YAML values, dotted keys) of the other sections: a "
         "budget that fits ~2 h on 2 CPU cores (params.yaml says why each)",
