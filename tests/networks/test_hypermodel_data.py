@@ -124,7 +124,7 @@ def test_a_tiny_bayesian_search_runs_with_the_trial_batch_size(store, tmp_path):
 
 @pytest.mark.parametrize("corner", ["smallest", "largest"])
 def test_hypermodel_builds_the_corners_of_the_papers_space(corner, expected_params):
-    space = SearchConfig()
+    space = SearchConfig(head="point")  # the paper's networks: one output
     hp = kt.HyperParameters()
     architecture_from_hp(hp, space)  # declares the space
     pick = min if corner == "smallest" else max
