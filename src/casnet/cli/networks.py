@@ -52,7 +52,7 @@ def tune(
         str | None, typer.Option(help="HOST:PORT of the chief's oracle (chief and workers).")
     ] = None,
     tuner_id: Annotated[str | None, typer.Option(help="Unique id of a worker.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Only the final table.")] = False,
     params: ParamsOption = None,
 ) -> None:
     """Bayesian optimisation of a network's architecture; every trial an MLflow run.
