@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError, model_validator
 
 from casnet.bench.settings import BenchmarkConfig
-from casnet.core.config import Section, format_validation_error
+from casnet.core.config import Section, format_validation_error, parse_yaml
 from casnet.core.errors import CasnetConfigError
 from casnet.core.layout import project_root
 from casnet.data.settings import (
@@ -36,7 +35,12 @@ from casnet.networks.settings import ModelConfig, SearchConfig
 from casnet.pipeline.settings import DaskConfig
 from casnet.science.settings import ScienceConfig
 
-__all__ = ["Params", "load_params", "parse_params"]
+__all__ = ["MAX_PARAMS_BYTES", "Params", "load_params", "parse_params"]
+
+#: the largest parameters file read: the project's is ~13 KB; a file past 1 MiB is a mistake (or
+#: an attack) and is refused before it is parsed, not read whole into memory. Long input lists
+#: belong in folders or globs (``data.input``).
+MAX_PARAMS_BYTES = 1 << 20
 
 
 class Params(Section):
@@ -99,6 +103,13 @@ def load_params(path: str | Path | None = None) -> Params:
         The file; default: ``params.yaml`` at the project root. A missing default file gives the
         built-in defaults (so the library works outside a checkout); a missing explicit file is an
         error.
+
+    Raises
+    ------
+    CasnetConfigError
+        Naming the file: missing (when explicit), unreadable, larger than
+        :data:`MAX_PARAMS_BYTES`, not YAML, holding a YAML alias (``*name``; see
+        :func:`casnet.core.config.parse_yaml`), or with a bad key or value.
     """
     explicit = path is not None
     file = Path(path) if explicit else project_root() / "params.yaml"
@@ -107,7 +118,15 @@ def load_params(path: str | Path | None = None) -> Params:
             raise CasnetConfigError(f"{file}: parameters file not found")
         return Params()
     try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise CasnetConfigError(f"{file}: not valid YAML: {exc}") from None
-    return parse_params(data, source=str(file))
+        # read one byte past the limit, never the whole file: /dev/zero or a FIFO has no st_size
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_PARAMS_BYTES + 1)
+    except OSError as exc:
+        raise CasnetConfigError(
+            f"{file}: cannot read the parameters file: {exc.strerror or exc}"
+        ) from None
+    if len(raw) > MAX_PARAMS_BYTES:
+        raise CasnetConfigError(
+            f"{file}: a parameters file is at most {MAX_PARAMS_BYTES:,} bytes; this one is larger"
+        )
+    return parse_params(parse_yaml(raw, source=str(file)), source=str(file))
