@@ -1,14 +1,17 @@
-"""The evaluation summary cannot make a broken network look like a result (issue 16)."""
+"""The evaluation summary cannot make a broken network look like a result (issue 16), nor a sigma
+that covers everything look calibrated (issue 28)."""
 
 from __future__ import annotations
 
 import re
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from casnet.core.scores import degenerate_reason
 from casnet.evaluation.result import SuiteResult
-from casnet.evaluation.run import DEGENERATE, summary_markdown
+from casnet.evaluation.run import DEGENERATE, MISCALIBRATED, summary_markdown
 
 
 def test_a_constant_or_uncorrelated_network_is_degenerate():
@@ -86,3 +89,76 @@ def test_blank_rows_and_counts_print_as_written():
     assert "nan" not in text.lower()
     assert re.search(r"\|\s+42\s+\|", text) and "42.0" not in text
     assert "0.21 " in text and "0.2100" not in text
+
+
+def _test_table(sigma_scale: float) -> pd.DataFrame:
+    """300 test galaxies whose network residuals are N(0, 0.1) against the labels (no truth:
+    real data), with the network's sigma ``sigma_scale * 0.1``."""
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame({"galaxy_id": [f"g{i}" for i in range(300)],
+                          "snr_p": rng.uniform(3, 50, 300)})  # fmt: skip
+    for t, scale in (("concentration", 1.0), ("asymmetry", 0.1)):
+        table[f"label_{t}"] = rng.uniform(2.0, 4.0, 300) * scale
+        table[f"net_{t}"] = table[f"label_{t}"] + rng.normal(0, 0.1 * scale, 300)
+        table[f"net_{t}_err"] = sigma_scale * 0.1 * scale
+        table[f"conventional_{t}"] = table[f"label_{t}"]  # our labels are that measurement
+        table[f"conventional_{t}_err"] = np.nan
+    return table
+
+
+def test_an_over_covering_sigma_is_marked_miscalibrated(tmp_path):
+    """The demo's C network served sigma ~40 for C ~ 2-3: coverage 1.0000 at 1 and 2 sigma,
+    printed as if it were a result. The summary says "sigma miscalibrated" on its coverage lines,
+    a note above the table says why, the metric says 1; its RMSE line stands."""
+    from casnet.evaluation.test_set import _calibration
+
+    table = _test_table(1.0)
+    table["net_concentration_err"] = 40.0  # the demo's sigma; A's stays calibrated
+    result = SuiteResult("test")
+    rmse = {"quantity": "C RMSE vs label (test)", "network": 0.1, "target": "concentration",
+            "n": 300}  # fmt: skip
+    result.summary.append(rmse)
+    _calibration(table, result, tmp_path, has_truth=False, external=False)
+    assert list(result.miscalibrated) == ["concentration"]
+    assert result.metrics["concentration_sigma_miscalibrated"] == 1.0
+    assert result.metrics["asymmetry_sigma_miscalibrated"] == 0.0
+    frame = result.tables["test_calibration"]
+    net = frame[(frame["method"] == "network") & (frame["snr"] == "all")].set_index("target")
+    assert not net.loc["concentration", "calibrated"] and net.loc["asymmetry", "calibrated"]
+
+    lines = summary_markdown([result]).splitlines()
+    assert lines[0].startswith("**The concentration network's sigma is miscalibrated**")
+    assert "1.000 at 1 sigma (accepted 0.60-0.76)" in lines[0] and "against the labels" in lines[0]
+    for k in (1, 2):
+        c_cov = next(line for line in lines if line.startswith(f"| C coverage at {k} sigma"))
+        assert f"{MISCALIBRATED} (1.0000)" in c_cov
+        a_cov = next(line for line in lines if line.startswith(f"| A coverage at {k} sigma"))
+        assert MISCALIBRATED not in a_cov
+    c_rmse = next(line for line in lines if line.startswith("| C RMSE"))
+    assert "0.1000" in c_rmse and MISCALIBRATED not in c_rmse
+
+
+@pytest.mark.parametrize("sigma_scale", [1 / 40, 1.0])
+def test_too_narrow_is_miscalibrated_and_a_calibrated_sigma_is_not(tmp_path, sigma_scale):
+    from casnet.evaluation.test_set import _calibration
+
+    result = SuiteResult("test")
+    _calibration(_test_table(sigma_scale), result, tmp_path, has_truth=False, external=False)
+    text = summary_markdown([result])
+    if sigma_scale == 1.0:
+        assert result.miscalibrated == {} and MISCALIBRATED not in text
+    else:
+        assert set(result.miscalibrated) == {"concentration", "asymmetry"}
+        assert text.count(f"{MISCALIBRATED} (") == 4  # 2 targets x 1 and 2 sigma
+
+
+def test_a_degenerate_network_is_not_also_called_miscalibrated():
+    results = _results()
+    results[0].miscalibrated = {"asymmetry": "coverage 1.000 at 1 sigma (accepted 0.60-0.76)"}
+    results[0].summary.append({"quantity": "A coverage at 1 sigma vs label (test)",
+                               "network": 1.0, "target": "asymmetry", "n": 120,
+                               "sigma": True})  # fmt: skip
+    text = summary_markdown(results)
+    assert MISCALIBRATED not in text
+    a_cov = next(line for line in text.splitlines() if line.startswith("| A coverage"))
+    assert DEGENERATE in a_cov

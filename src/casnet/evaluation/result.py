@@ -26,14 +26,20 @@ class SuiteResult:
         PNG files written by the suite (logged as artifacts).
     summary : list of dict
         Rows of the summary table: ``quantity``, ``network``, ``conventional`` (and ``paper``),
-        ``target`` (the quantity's network: ``concentration`` / ``asymmetry``) and ``n`` (the
-        sample size behind the number).
+        ``target`` (the quantity's network: ``concentration`` / ``asymmetry``), ``n`` (the
+        sample size behind the number) and, for a coverage of the network's sigma, ``sigma``
+        (True).
     notes : list of str
         Markdown paragraphs printed below the summary table (e.g. the redshift suite's
         dimming / evolution bookkeeping).
     degenerate : dict
         ``target -> reason`` for a network whose test predictions are not a result
         (:func:`casnet.core.scores.degenerate_reason`; the test suite fills it).
+    miscalibrated : dict
+        ``target -> reason`` for a network whose sigma's coverage against the labels on the
+        test set lies outside issue 18's ranges at 1 or 2 sigma
+        (:func:`casnet.core.calibration.miscalibration_reason`; the test suite fills it). Its
+        summary rows marked ``"sigma": True`` (the coverages) then say "sigma miscalibrated".
     """
 
     name: str
@@ -43,3 +49,4 @@ class SuiteResult:
     summary: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     degenerate: dict[str, str] = field(default_factory=dict)
+    miscalibrated: dict[str, str] = field(default_factory=dict)

@@ -26,7 +26,15 @@ from casnet.evaluation.result import SuiteResult
 from casnet.evaluation.settings import EvaluateConfig
 from casnet.morphology.settings import MorphologyConfig
 
-__all__ = ["DEGENERATE", "EXPERIMENT", "SUITES", "Evaluation", "evaluate", "summary_markdown"]
+__all__ = [
+    "DEGENERATE",
+    "EXPERIMENT",
+    "MISCALIBRATED",
+    "SUITES",
+    "Evaluation",
+    "evaluate",
+    "summary_markdown",
+]
 
 EXPERIMENT = EXPERIMENTS["evaluate"]
 SUITES = ("test", "noise", "redshift")
@@ -43,6 +51,8 @@ class Evaluation:
 
 #: what a degenerate network's lines say instead of a number
 DEGENERATE = "degenerate (not a result)"
+#: what a network's coverage lines say (before the number) when its sigma is miscalibrated
+MISCALIBRATED = "sigma miscalibrated"
 
 
 def summary_markdown(results: Sequence[SuiteResult]) -> str:
@@ -53,23 +63,36 @@ def summary_markdown(results: Sequence[SuiteResult]) -> str:
     below 20% of theirs) is reported as such: its lines say "degenerate (not a result)" instead
     of a number and are not set beside the paper's, and a line above the table says why. The
     conventional measurement's numbers stand.
+
+    Likewise a network whose sigma the test suite finds miscalibrated
+    (:func:`casnet.core.calibration.miscalibration_reason`: coverage against the labels outside
+    issue 18's 0.60-0.76 at 1 sigma or 0.90-0.98 at 2 sigma) has its coverage lines say
+    "sigma miscalibrated (1.0000)" rather than a bare number that reads like a result, with a
+    line above the table that says why; its other lines stand.
     """
     rows = [r for res in results for r in res.summary]
     if not rows:
         return "no results"
     degenerate = {t: why for res in results for t, why in res.degenerate.items()}
+    miscalibrated = {t: why for res in results for t, why in res.miscalibrated.items()
+                     if t not in degenerate}  # fmt: skip
     table = pd.DataFrame(rows)
-    for col in ("network", "conventional", "target", "n"):
+    for col in ("network", "conventional", "target", "n", "sigma"):
         if col not in table:
             table[col] = np.nan
     table = table.astype(object).where(table.notna(), None)  # blanks, not "nan"
     bad = table["target"].isin(list(degenerate)).to_numpy()
-    # the column mixes numbers and words: numbers formatted here as tabulate would (.4f)
+    off = (table["target"].isin(list(miscalibrated)) & table["sigma"].eq(True)).to_numpy()
+
+    def cell(v):
+        # the column mixes numbers and words: numbers formatted here as tabulate would (.4f)
+        return f"{v:.4f}" if isinstance(v, (int, float)) else v
+
     # object columns built explicitly: a list of numbers and None assigned to a frame becomes
     # float64 with NaN, which tabulate prints as "nan" (and an integer n as 42.0000)
     table["network"] = pd.Series(
-        [DEGENERATE if b else (f"{v:.4f}" if isinstance(v, (int, float)) else v)
-         for b, v in zip(bad, table["network"], strict=True)],
+        [DEGENERATE if b else f"{MISCALIBRATED} ({cell(v)})" if o and v is not None else cell(v)
+         for b, o, v in zip(bad, off, table["network"], strict=True)],
         index=table.index, dtype=object,
     )  # fmt: skip
     if "paper" in table:
@@ -85,6 +108,8 @@ def summary_markdown(results: Sequence[SuiteResult]) -> str:
     text = table.to_markdown(index=False, floatfmt=".4f", missingval="", disable_numparse=quoted)
     notes = [f"**The {t} network is degenerate (not a result)**: {why} on the test set."
              for t, why in sorted(degenerate.items())]  # fmt: skip
+    notes += [f"**The {t} network's sigma is miscalibrated**: {why} on the test set."
+              for t, why in sorted(miscalibrated.items())]  # fmt: skip
     below = [note for res in results for note in res.notes]
     text = "\n".join([*notes, "", text]) if notes else text
     return "\n\n".join([text, *below])

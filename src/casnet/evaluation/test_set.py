@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from casnet.core.calibration import miscalibration_reason
 from casnet.core.figures import predicted_vs_label
 from casnet.core.layout import TARGETS
 from casnet.core.scores import degenerate_reason, scores
@@ -74,7 +75,9 @@ CALIBRATED = {"net": "network", "conventional": "conventional"}
 def _calibration(table: pd.DataFrame, result: SuiteResult, out: Path, *, has_truth: bool,
                  external: bool) -> None:  # fmt: skip
     """Coverage of the network's sigmas (and the conventional errors) at 1 and 2 sigma against
-    the truth and the labels, per SNR_p bin, and the reliability diagram (issue 18)."""
+    the truth and the labels, per SNR_p bin, and the reliability diagram (issue 18). A network
+    whose coverage against the labels lies outside issue 18's ranges goes into
+    ``result.miscalibrated`` (metric ``{target}_sigma_miscalibrated``: 1)."""
     references = ("true", "label") if has_truth else ("label",)
     # our labels are the conventional measurement: its errors against itself are not a result
     skip = () if external else (("conventional", "label"),)
@@ -94,8 +97,18 @@ def _calibration(table: pd.DataFrame, result: SuiteResult, out: Path, *, has_tru
                 conv = result.metrics.get(f"{t}_conventional_coverage_{k}sigma_vs_{name}", np.nan)
                 result.summary.append({"quantity": f"{t[0].upper()} coverage at {k} sigma vs "
                                        f"{name} (test)", "network": net, "conventional": conv,
-                                       "target": t, "n": len(table),
+                                       "target": t, "n": len(table), "sigma": True,
                                        "paper": "none (Sec. 4.4)"})  # fmt: skip
+        if not np.isfinite(table[f"net_{t}_err"].to_numpy(float)).any():
+            continue  # a point network for this target: no sigma to judge
+        # the verdict on the network's sigma: against the labels, what it learnt and was
+        # recalibrated on (the truth is not there for real data)
+        c1, c2 = (result.metrics.get(f"{t}_net_coverage_{k}sigma_vs_label", np.nan)
+                  for k in (1, 2))  # fmt: skip
+        reason = miscalibration_reason(c1, c2)
+        result.metrics[f"{t}_sigma_miscalibrated"] = float(bool(reason))
+        if reason:
+            result.miscalibrated[t] = f"{reason} against the labels"
     for ref in references:
         result.figures.append(reliability_figure(table, CALIBRATED, out / f"test_reliability_"
                                                  f"{'truth' if ref == 'true' else 'label'}.png",
