@@ -40,7 +40,8 @@ def measure(
     if fmt == "fits" and out is None:
         raise fail("--format fits needs --out FILE", EXIT_USAGE)
     if out is not None:
-        check_output(out)  # a missing folder fails now, not after measuring every file
+        # before any work: a missing folder, or an output that is (inside) an input
+        check_output(out, inputs=paths)
     cfg = load_params(params).morphology
     files = expand_paths(paths)
     if not files:
@@ -49,7 +50,9 @@ def measure(
         rows = measure_files(files, cfg, hdu=parse_hdu(hdu), strict=len(files) == 1)
     except CasnetError as exc:
         raise fail(str(exc), exit_status(exc)) from None
-    text = write_rows(rows, fmt, out)  # type: ignore[arg-type]
+    from casnet import __version__
+
+    text = write_rows(rows, fmt, out, {"casnet_version": __version__})  # type: ignore[arg-type]
     if text is not None:
         typer.echo(text)
     elif out is not None:

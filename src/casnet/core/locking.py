@@ -17,7 +17,9 @@ a second still holds the old one); it is empty.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +28,7 @@ from filelock import FileLock, Timeout
 
 from casnet.core.errors import CasnetInputError
 
-__all__ = ["OutputLock", "lock_path", "output_lock"]
+__all__ = ["OutputLock", "lock_path", "output_lock", "scratch_dir"]
 
 
 def lock_path(output: str | Path) -> Path:
@@ -74,3 +76,49 @@ def output_lock(output: str | Path) -> Iterator[OutputLock]:
         yield lock
     finally:
         lock.release()
+
+
+#: a scratch folder younger than this is never taken for a dead run's: its creator may not hold
+#: its lock yet (it takes it a few milliseconds after creating the folder)
+_SCRATCH_GRACE_S = 120.0
+_OWNER = ".owner.lock"
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder ``<tmp>/<prefix><random>``, removed when the block ends, like
+    :class:`tempfile.TemporaryDirectory`; and the folders of the same prefix that killed runs
+    left behind are removed first.
+
+    Issue 28: SIGKILLed ``casnet predict`` runs left their ``casnet-model-*`` copies (14 MB each)
+    in the temporary folder for good. Each folder holds an OS lock (``.owner.lock``) while its run
+    lives, released by the system however the run ends: a folder whose lock can be taken (and
+    that is older than a grace period) belongs to no live run.
+    """
+    _remove_dead_scratch(prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    lock = FileLock(str(folder / _OWNER), timeout=0)
+    lock.acquire()
+    try:
+        yield folder
+    finally:
+        lock.release()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_dead_scratch(prefix: str) -> None:
+    now = time.time()
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            if now - folder.stat().st_mtime < _SCRATCH_GRACE_S:
+                continue
+            owner = FileLock(str(folder / _OWNER), timeout=0)
+            owner.acquire()
+        except (Timeout, OSError):
+            continue  # a live run holds it, or it is not ours to remove
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            owner.release()

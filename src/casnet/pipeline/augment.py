@@ -88,7 +88,7 @@ def run(
     writer = StoreWriter(
         out, stamp_shape=src.stamp_shape, arrays=names, chunk_size=store.chunk_size,
         meta={"stage": "augment", "source": str(source), "params": cfg.model_dump(mode="json")},
-        resume=False,
+        resume=False, inputs=[source],
     )  # fmt: skip
     buffer = Rechunker(writer)
     with progress_bar(len(src), desc="augment", enabled=show_progress) as bar:

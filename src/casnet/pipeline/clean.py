@@ -73,6 +73,7 @@ def run(
         arrays=[*(n for n in src.array_names if n != REPLACED), REPLACED],
         chunk_size=step,
         meta={"stage": "clean", "source": str(source), "params": cfg.model_dump(mode="json")},
+        inputs=[source],
     )
     writer.reserve(n)
     items = [

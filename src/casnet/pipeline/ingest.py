@@ -69,6 +69,7 @@ def run(
               "catalog": str(catalog) if catalog else None,
               "labels": str(labels) if labels else None,
               "params": cfg.model_dump(mode="json")},
+        inputs=[*inputs, catalog, labels],
     )  # fmt: skip
     n_good = n_bad = 0
     why: Counter[str] = Counter()

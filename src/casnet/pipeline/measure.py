@@ -26,6 +26,7 @@ from casnet.core.errors import CasnetInputError
 from casnet.core.locking import output_lock
 from casnet.core.parallel import executor, map_ordered
 from casnet.core.progress import progress_bar
+from casnet.data.io.outputs import check_output, remove_stale_temporaries
 from casnet.data.io.store import REPLACED, StampStore
 from casnet.morphology import Measurement, measure
 from casnet.morphology.measurement import measure_truth
@@ -149,9 +150,11 @@ def run(
     # absolute paths: on a remote cluster the workers do not share our working directory
     where = str(Path(store).resolve())
     items = [(cfg, where, lo, min(lo + step, n), with_truth) for lo in range(0, n, step)]
-    out = Path(out)
+    # a table, never written over a folder or over the store it measures (issue 28)
+    out = check_output(out, kind="file", inputs=[store])
     out.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out):  # one writer per output: a second run fails here
+        remove_stale_temporaries(out)  # what a killed run left (we hold the lock: none is live)
         return _write_measurements(out, items, n, dask, show_progress)
 
 

@@ -56,7 +56,7 @@ def run(
             out / s, stamp_shape=src.stamp_shape, arrays=names, chunk_size=store.chunk_size,
             meta={"stage": "split", "split": s, "source": str(source),
                   "params": cfg.model_dump(mode="json")},
-            resume=False,
+            resume=False, inputs=[source],
         ))
         for s in SPLITS
     }  # fmt: skip

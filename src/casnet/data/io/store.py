@@ -37,6 +37,7 @@ import zarr
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.locking import OutputLock
+from casnet.data.io.outputs import check_output
 
 __all__ = [
     "CATALOG",
@@ -253,6 +254,15 @@ class StoreWriter:
     resume : bool
         Resume a staging folder left by an interrupted run (default); False starts afresh (for
         fast stages whose output chunks do not map to input chunks).
+    inputs : sequence of str or Path
+        What the producer reads: the store may not be, be inside or hold any of them.
+
+    Raises
+    ------
+    CasnetInputError
+        Before anything is touched, when ``path`` is not a place a store may be written
+        (:func:`casnet.data.io.outputs.check_output`: an existing file or non-store folder, or an
+        input), or another run is writing it.
 
     Notes
     -----
@@ -269,13 +279,22 @@ class StoreWriter:
         chunk_size: int,
         meta: Mapping[str, Any] | None = None,
         resume: bool = True,
+        inputs: Sequence[str | Path | None] = (),
     ) -> None:
         if "image" not in arrays:
             raise ValueError(f"arrays must include 'image', got {list(arrays)}")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        self.path = Path(path)
+        # nothing that is not a casnet store is ever replaced, and no input is ever written over
+        self.path = check_output(path, kind="store", inputs=inputs)
         self.staging = Path(f"{self.path}.partial")
+        self._inputs = tuple(inputs)
+        for side in (self.staging, Path(f"{self.path}.old")):
+            if (side.exists() or side.is_symlink()) and not _is_ours(side):
+                raise CasnetInputError(
+                    f"{side}: exists and is not a casnet store's staging folder; casnet writes "
+                    f"{self.path} through it: move it away, or choose another output"
+                )
         self.stamp_shape = tuple(int(s) for s in stamp_shape)
         self.names = list(arrays)
         self.chunk_size = int(chunk_size)
@@ -457,6 +476,8 @@ class StoreWriter:
             )
         shutil.rmtree(self.staging / _PARTS)
         (self.staging / _PROGRESS).unlink()
+        # checked again at the point of no return: something may have appeared there meanwhile
+        check_output(self.path, kind="store", inputs=self._inputs)
         if self.path.exists():
             old = Path(f"{self.path}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -478,6 +499,16 @@ class StoreWriter:
             self.close()
         else:
             self._lock.release()
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` (``STORE.partial`` or ``STORE.old``) is a folder a StoreWriter made: empty,
+    or holding its ``store.json`` (the first file a writer puts in a fresh staging folder)."""
+    return (
+        path.is_dir()
+        and not path.is_symlink()
+        and ((path / META).exists() or not any(path.iterdir()))
+    )
 
 
 def _assemble_catalog(parts: Sequence[Path], dest: Path) -> None:
