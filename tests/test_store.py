@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -248,9 +250,47 @@ def test_a_leftover_old_store_beside_a_whole_one_is_removed(tmp_path):
     _write(path, 3)
     old = Path(f"{path}.old")
     old.mkdir()
+    (old / "store.json").write_text("{}")  # what a StoreWriter's close leaves there
     (old / "junk").write_text("x")
     _write(path, 4)
     assert not old.exists() and len(StampStore(path)) == 4
+
+
+def test_a_folder_named_like_a_leftover_that_is_not_a_store_is_never_removed(tmp_path):
+    """Issue 28: nothing that is not a casnet store is replaced or removed."""
+    path = tmp_path / "s"
+    _write(path, 3)
+    old = Path(f"{path}.old")
+    old.mkdir()
+    (old / "notes.txt").write_text("mine")
+    with pytest.raises(CasnetInputError, match="not a casnet store's staging folder"):
+        _write(path, 4)
+    assert (old / "notes.txt").read_text() == "mine" and len(StampStore(path)) == 3
+
+
+def test_a_chunk_that_cannot_be_decoded_is_a_damaged_store_not_a_traceback(tmp_path):
+    """Issue 28: a truncated Zarr chunk file was a Zstd traceback (exit 1) in data measure and
+    predict."""
+    import glob
+    import os
+
+    path = tmp_path / "s"
+    _write(path, 8)
+    chunks = sorted(f for f in glob.glob(f"{path}/**/image/c/**/*", recursive=True)
+                    if os.path.isfile(f))  # fmt: skip
+    data = Path(chunks[1]).read_bytes()
+    Path(chunks[1]).write_bytes(data[: len(data) // 2])
+    store = StampStore(path)
+    assert store.array("image")[:4].shape == (4, 6, 5)  # the whole chunk still reads
+    with pytest.raises(CasnetInputError, match=r"damaged store: a chunk of 'image' cannot be"):
+        store.array("image")[4:8]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from casnet.cli import main; main()", "data", "measure", "--in",
+         str(path), "--out", str(tmp_path / "m.parquet"), "--workers", "0", "--quiet"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 3 and "damaged store" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_missing_image_chunk_is_reported_as_a_damaged_store(tmp_path):

@@ -97,6 +97,32 @@ def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _Checked:
+    """A Zarr array whose reads turn a chunk file that cannot be decoded (truncated, overwritten:
+    the codec's ``RuntimeError``, or an ``OSError``) into a one-line
+    :class:`~casnet.core.errors.CasnetInputError` (issue 28: a truncated chunk was a traceback
+    with exit status 1 in ``data measure`` and ``predict``). Everything else is the array's."""
+
+    def __init__(self, array: zarr.Array, path: Path, name: str) -> None:
+        self._array, self._path, self._name = array, path, name
+
+    def __getitem__(self, index):
+        try:
+            return self._array[index]
+        except (RuntimeError, OSError) as exc:
+            raise CasnetInputError(
+                f"{self._path}: damaged store: a chunk of {self._name!r} cannot be read "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); rerun the "
+                "stage that wrote it"
+            ) from None
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __getattr__(self, attr: str):
+        return getattr(self._array, attr)
+
+
 class StampStore:
     """Read access to a finished store.
 
@@ -136,7 +162,9 @@ class StampStore:
         return sorted(names, key=lambda n: (n != "image", n))
 
     def array(self, name: str = "image") -> zarr.Array:
-        """The Zarr array ``name`` (lazy; index it to read).
+        """The Zarr array ``name`` (lazy; index it to read: a chunk file that cannot be decoded
+        is a :class:`~casnet.core.errors.CasnetInputError` naming the store, not a codec's
+        traceback).
 
         Raises
         ------
@@ -160,7 +188,7 @@ class StampStore:
                     "that wrote it"
                 )
             self._chunks_checked = True
-        return arr
+        return _Checked(arr, self.path, name)  # type: ignore[return-value]
 
     @property
     def catalog(self) -> pd.DataFrame:
