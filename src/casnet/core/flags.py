@@ -7,7 +7,8 @@ columns, ``<stage>_flag`` (the bits) and ``<stage>_flag_reasons`` (``'; '``-sepa
 catalogue user filters on, as statmorph and MORFOMETRYKA name theirs.
 
 - :class:`Flag` -- the conventional measurement (:func:`casnet.morphology.measure`); bits in
-  :data:`FATAL` mean the values are NaN, the others are warnings on a value that was measured.
+  :data:`FATAL` mean the values are NaN, the others are warnings on a value that was measured,
+  except UNPHYSICAL: the values are kept but are not a galaxy's (:data:`BAD_VALUES`).
 - :class:`CleanFlag` -- galclean (:func:`casnet.data.clean.galclean`).
 - :class:`IngestFlag` -- reading real FITS (:mod:`casnet.data.ingest`).
 - :class:`PredictFlag` -- ``casnet predict`` (:mod:`casnet.networks.predict`).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "BAD_VALUES",
     "FAMILIES",
     "FATAL",
     "CleanFlag",
@@ -48,11 +50,20 @@ class Flag(enum.IntFlag):
     #: the galaxy fills the stamp: too few sky pixels beyond ``sky_exclude_rp`` R_p for a sky
     #: whose error is below the total flux's (the sky then holds the galaxy's wings, C is low)
     STAMP_FILLED = 4096
+    #: a measured value lies outside the range any galaxy can give (R_p below a pixel, no light
+    #: inside R_p, r20 >= r80, A far below 0, C outside the Sersic range; bounds and why in
+    #: :mod:`casnet.morphology.plausibility`): the measurement failed although every step ran.
+    #: Not fatal -- the values are kept for diagnosis -- but in :data:`BAD_VALUES`
+    UNPHYSICAL = 8192
 
 
 #: Flags that leave no usable value (C, A and radii are NaN).
 FATAL = Flag.BAD_INPUT | Flag.NO_SOURCE | Flag.NO_PETROSIAN | Flag.NON_POSITIVE_FLUX
 FATAL |= Flag.SKY_FAILED
+
+#: Flags whose values are not a galaxy's, never to be used as a label or a reference: the fatal
+#: ones (NaN) and UNPHYSICAL (values kept for diagnosis)
+BAD_VALUES = FATAL | Flag.UNPHYSICAL
 
 
 class CleanFlag(enum.IntFlag):
@@ -86,8 +97,11 @@ class PredictFlag(enum.IntFlag):
 
     NONE = 0
     #: the input could not be scored (unreadable, too small for the network's crop, no finite
-    #: positive pixel in it): C and A are NaN
+    #: positive pixel in it; a pixel scale in its header other than the model's): C and A are NaN
     UNUSABLE = 1
+    #: NaN/inf pixels in the network's crop: the model's cleaning filled them with sky before
+    #: scoring (a warning: the values are given, and may be biased), as ``casnet measure`` flags
+    INVALID_PIXELS = 2
 
 
 #: the flag family of each stage that raises flags

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from casnet.core.figures import stamp_grid
+from casnet.core.flags import BAD_VALUES
 from casnet.core.layout import TARGETS
 from casnet.data.io.store import StampStore
 from casnet.evaluation.figures import deviation_histograms, deviation_vs_grid
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
 from casnet.evaluation.settings import NoiseSuiteConfig
-from casnet.morphology import FATAL, measure
+from casnet.morphology import measure
 from casnet.morphology.settings import MorphologyConfig
 
 __all__ = ["agreeing", "deviation_summary", "inject_noise", "noise_suite", "pooled_deviation"]
@@ -134,7 +135,8 @@ def _sample(predictor, val: StampStore, raw: StampStore, cfg: NoiseSuiteConfig, 
     cat = val.catalog
     bright = cat[(cat["snr_p"] > cfg.snr_min) & np.isfinite(cat["asymmetry"])]
     if "flag" in bright:
-        bright = bright[(bright["flag"].astype(int) & int(FATAL)) == 0]
+        # neither failed nor impossible (UNPHYSICAL) measurements are a reference
+        bright = bright[(bright["flag"].astype(int) & int(BAD_VALUES)) == 0]
     index = pd.Series(np.arange(len(raw)), index=raw.catalog["galaxy_id"].astype(str))
     bright = bright[bright["galaxy_id"].astype(str).isin(index.index)]
     counts["n_bright"] = len(bright)

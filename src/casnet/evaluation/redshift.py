@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from casnet.core.figures import save_figure, stamp_grid
-from casnet.core.flags import Flag
+from casnet.core.flags import BAD_VALUES, Flag
 from casnet.data.noise import sky_noise
 from casnet.data.preprocess import CROP_SIZE
 from casnet.data.psf import psf_model
@@ -50,7 +50,7 @@ from casnet.evaluation.noise import deviation_summary
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
 from casnet.evaluation.settings import RedshiftSuiteConfig
-from casnet.morphology import FATAL, measure
+from casnet.morphology import measure
 from casnet.morphology.settings import MorphologyConfig
 
 __all__ = [
@@ -150,7 +150,7 @@ def sky_cutout(sky: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
 #: a reference (z = z_grid[0]) measurement with one of these flags is no reference: the galaxy
 #: or its sky does not fit the stamp, or the measurement failed; such galaxies are left out and
 #: counted (issue 16: at z = 0.2 large ellipticals filled the stamp and C came out 0.3-0.5 low)
-REFERENCE_EXCLUDE = FATAL | Flag.EDGE | Flag.APERTURE_CLIPPED | Flag.STAMP_FILLED
+REFERENCE_EXCLUDE = BAD_VALUES | Flag.EDGE | Flag.APERTURE_CLIPPED | Flag.STAMP_FILLED
 #: the paper's mean dC (fractional) between these redshifts (Sec. 4.3): 15% network, 26% MFMTK
 PAPER_DC_RANGE = (1.0, 3.0)
 PAPER_DC = (0.15, 0.26)
@@ -234,7 +234,7 @@ def redshift_suite(
     ref = table[table["z"] == grid[0]].set_index("galaxy_id")
     flagged = set(ref.index[(ref["conv_flag"] & int(REFERENCE_EXCLUDE)) != 0])
     too_large = set(ref.index[~(ref["true_aperture_px"] <= CROP_SIZE / 2)]) - flagged
-    fatal = (table["conv_flag"] & int(FATAL)) != 0
+    fatal = (table["conv_flag"] & int(BAD_VALUES)) != 0
     ok = (table["snr_p"] > cfg.snr_min) & ~fatal
     kept = table.loc[ok].groupby("galaxy_id")["z"].count() == len(grid)
     keep_ids = set(kept[kept].index) - flagged - too_large

@@ -2,8 +2,9 @@
 
 :func:`measure` chains the small concepts of this package (Tohill et al. 2021 Sec. 2.2-2.3):
 sky -> segmentation -> shape -> curve of growth -> Petrosian radius -> concentration ->
-asymmetry (with its sky-cell background term) -> SNR_p -> errors. It never raises for a bad
-galaxy: every problem becomes a bit of ``flag`` and a sentence of ``flag_reasons``.
+asymmetry (with its sky-cell background term) -> SNR_p -> errors, and a last check that the values
+are a galaxy's (:mod:`.plausibility`). It never raises for a bad galaxy: every problem becomes a
+bit of ``flag`` and a sentence of ``flag_reasons``.
 
 Why ~540 lines: this is the orchestration of the steps (each step's algorithm lives in its own
 module), with the result type, the flags raised between steps and the idealised truth; kept in
@@ -29,6 +30,7 @@ from casnet.morphology.concentration import concentration, light_radii
 from casnet.morphology.extent import sky_pixels_needed
 from casnet.morphology.growth import fill_masked, growth_curve
 from casnet.morphology.petrosian import petrosian_radius
+from casnet.morphology.plausibility import unphysical
 from casnet.morphology.rotate import rotate180
 from casnet.morphology.segmentation import Segmentation, segment, smooth
 from casnet.morphology.settings import MorphologyConfig
@@ -58,7 +60,8 @@ class Measurement:
 
     Radii are semi-major axes in pixels; angles in radians counter-clockwise from +x; positions in
     pixel coordinates with the origin at the centre of pixel [0, 0] (x along columns). Values are
-    NaN when a fatal flag is set (see :mod:`casnet.core.flags`).
+    NaN when a fatal flag is set (see :mod:`casnet.core.flags`); with UNPHYSICAL they are kept but
+    are not a galaxy's (:mod:`casnet.morphology.plausibility`).
     """
 
     concentration: float
@@ -407,7 +410,7 @@ def measure(
     # 7-8. SNR_p and errors.
     snr = snr_petrosian(float(curve.flux_at(r_p)), r_p, shape.q, sky.sigma)
     c_err, a_err = _errors(img, excluded, correlation, sky, curve, ar, cells, shape, r_asym, cfg)
-    return Measurement(
+    result = Measurement(
         concentration=c,
         asymmetry=ar.asymmetry,
         concentration_err=c_err,
@@ -431,6 +434,13 @@ def measure(
         flag=int(flags.flag),
         flag_reasons=flags.reasons,
     )
+    # 9. Every step ran, but are the values a galaxy's? (issue 28: R_p 0.5 px, A -2 with flag 0)
+    problems = unphysical(result)
+    for reason in problems:
+        flags.add(Flag.UNPHYSICAL, reason)
+    if problems:
+        result = replace(result, flag=int(flags.flag), flag_reasons=flags.reasons)
+    return result
 
 
 def _signal_noise_term(img, excluded, correlation, ar, cells, shape, r_asym, cfg):

@@ -21,6 +21,12 @@ def petrosian_eta(
     ``I(r)`` is the mean surface brightness in the elliptical annulus from ``inner*r`` to
     ``outer*r`` (Lotz et al. 2004), ``<I(<r)>`` the mean surface brightness inside ``r``; both use
     the stamp area actually covered.
+
+    NaN where the light inside ``r`` is not positive: the ratio to a mean surface brightness <= 0
+    has no meaning (its sign flips), so it cannot say that eta "fell" to a threshold. At low S/N
+    per pixel the first sub-pixel ellipses around the centre can hold negative noise: on a faint
+    clumpy galaxy (issue 28, ``tests/data/faint_clumpy_unflagged.fits``) the light inside 0.5 px
+    was about -0.001 (eta -0.94), which made R_p 0.5 px instead of ~29 px.
     """
     r = np.asarray(r, dtype=float)
     ann_flux = curve.flux_at(outer * r) - curve.flux_at(inner * r)
@@ -28,7 +34,8 @@ def petrosian_eta(
     in_flux = curve.flux_at(r)
     in_area = curve.area_at(r)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (ann_flux / ann_area) / (in_flux / in_area)
+        eta = (ann_flux / ann_area) / (in_flux / in_area)
+    return np.where(in_flux > 0, eta, np.nan)
 
 
 def petrosian_radius(
@@ -47,8 +54,9 @@ def petrosian_radius(
         return float("nan")
     grid = np.arange(R_MIN, r_hi, 0.25)
     values = petrosian_eta(curve, grid, inner=inner, outer=outer) - eta
-    # eta is undefined (0/0) where an annulus or the inside holds no light: such grid points
-    # cannot bracket the root, so the first crossing is sought between finite neighbours only.
+    # eta is undefined (0/0) where an annulus or the inside holds no light, or where the light
+    # inside is negative (noise at the centre): such grid points cannot bracket the root, so the
+    # first crossing is sought between finite neighbours only.
     finite = np.isfinite(values)
     below = np.flatnonzero(finite & (values <= 0))
     if below.size == 0:

@@ -256,7 +256,10 @@ def _concentrations(
         ann = (flux_at(outer * grid) - flux_at(inner * grid)) / (
             area_at(outer * grid) - area_at(inner * grid)
         )
-        value = ann / (flux_at(grid) / area_at(grid)) - eta
+        inside = flux_at(grid)
+        value = ann / (inside / area_at(grid)) - eta
+    # as petrosian_eta: eta is undefined where the light inside is not positive
+    value = np.where(inside > 0, value, np.nan)
     below = np.isfinite(value) & (value <= 0)
     k = np.argmax(below, axis=1)
     found = below.any(axis=1)

@@ -3,6 +3,8 @@
 Keeps galaxies with SNR_p > ``snr_min``, R_p > ``r_petro_min`` px, none of the excluded
 measurement flags and none of the excluded cleaning flags (``clean_flag``: galclean's BLENDED says
 light of another source was knowingly left in the stamp, so its labels are not the galaxy's);
+UNPHYSICAL (values no galaxy can give, :mod:`casnet.morphology.plausibility`) removes a galaxy
+whatever ``exclude_flags`` says: such values are never a label;
 every removed galaxy is listed in ``rejects.parquet`` with the first cut it failed. Kept stamps
 (and truth images) go through :func:`casnet.data.preprocess.crop_normalise`, the function training,
 serving and evaluation use too.
@@ -35,7 +37,8 @@ __all__ = ["cut_reasons", "run", "write_figures"]
 def cut_reasons(table: pd.DataFrame, cfg: SelectConfig) -> pd.Series:
     """The first cut each row fails (``''`` when kept), in the order cleaning flags, measurement
     flags, SNR_p, R_p."""
-    excluded = 0
+    # not a choice of the configuration: an impossible value must never become a training label
+    excluded = int(Flag.UNPHYSICAL)
     for name in cfg.exclude_flags:
         excluded |= int(Flag[name])
     reasons = pd.Series("", index=table.index, dtype=object)
@@ -110,7 +113,7 @@ def run(
     writer = StoreWriter(
         out, stamp_shape=(size, size), arrays=names, chunk_size=store.chunk_size,
         meta={"stage": "select", "source": str(source), "params": cfg.model_dump(mode="json")},
-        resume=False,
+        resume=False, inputs=[source, measurements],
     )  # fmt: skip
     buffer = Rechunker(writer)
     removed: Counter[str] = Counter()
