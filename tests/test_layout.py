@@ -199,3 +199,17 @@ def test_the_closure_sees_lazy_imports():
     modules = _modules()
     assert "casnet.morphology.measurement" in _closure("casnet.pipeline.measure", modules)
     assert importlib.util.find_spec("casnet.pipeline.measure") is not None
+
+
+def test_the_project_root_is_never_the_checkout_the_package_came_from(tmp_path, monkeypatch):
+    """Issue 28: with an editable install the root fell back to the source checkout, so every
+    folder on the machine used the checkout's MLflow store (and its demo champion)."""
+    from casnet.core.layout import project_root
+
+    monkeypatch.delenv("CASNET_ROOT", raising=False)
+    assert (ROOT / "params.yaml").exists()  # this checkout is a project...
+    assert project_root(tmp_path) == tmp_path.resolve()  # ...and no fallback for other folders
+    (tmp_path / "sub").mkdir()
+    for marker in ("params.yaml", "dvc.yaml"):
+        (tmp_path / marker).write_text("")
+    assert project_root(tmp_path / "sub") == tmp_path.resolve()

@@ -10,6 +10,7 @@ from astropy.table import Table
 from typer.testing import CliRunner
 
 from casnet.cli import app
+from casnet.core.errors import exit_status
 from casnet.core.flags import PredictFlag
 from casnet.data.io.catalog import write_catalog
 from casnet.data.io.store import StoreWriter
@@ -205,3 +206,66 @@ def test_a_cleaning_model_scores_raw_stamps_as_the_pipeline_scores_its_own(model
     plain = predict([tmp_path / "raw"], str(path), chunk_size=4, progress=False)
     assert not np.allclose(plain.set_index("galaxy_id").loc[by_id.index, "asymmetry"],
                            by_id["asymmetry"], rtol=0, atol=1e-7)  # fmt: skip
+
+
+def _stamp_with(path, image, **header):
+    hdu = fits.PrimaryHDU(np.asarray(image, np.float32))
+    for key, value in header.items():
+        hdu.header[key] = value
+    hdu.writeto(path)
+    return path
+
+
+def test_a_stamp_on_another_pixel_scale_is_refused_unless_told(model_dir, tmp_path):
+    """Issue 28: a 0.1"/px cutout was scored by the 0.06"/px networks without a word. The scale
+    comes from the header (PIXSCALE here, the WCS where there is one)."""
+    path, _ = model_dir
+    image = simulate_galaxy(0, SimulateConfig()).image
+    _stamp_with(tmp_path / "coarse.fits", image, PIXSCALE=0.1)
+    _stamp_with(tmp_path / "right.fits", image, PIXSCALE=0.06)
+    _stamp_with(tmp_path / "silent.fits", image)  # no scale in the header: cannot be checked
+    table = predict([tmp_path], str(path), progress=False).set_index("galaxy_id")
+    assert table.loc["coarse", "predict_flag"] == PredictFlag.UNUSABLE
+    assert "pixel scale 0.1" in table.loc["coarse", "predict_flag_reasons"]
+    assert "--ignore-pixel-scale" in table.loc["coarse", "predict_flag_reasons"]
+    assert np.isnan(table.loc["coarse", "concentration"])
+    assert (table.loc[["right", "silent"], "predict_flag"] == 0).all()
+    told = predict([tmp_path], str(path), progress=False, check_scale=False)
+    assert (told["predict_flag"] == 0).all()
+    # alone, the refusal is an error (exit 3), as for an unreadable file
+    alone = CliRunner().invoke(app, ["predict", str(tmp_path / "coarse.fits"), "--model",
+                                     str(path), "--out", str(tmp_path / "c.csv")])  # fmt: skip
+    assert exit_status(alone.exception) == 3 and "pixel scale 0.1" in str(alone.exception)
+    assert not (tmp_path / "c.csv").exists()
+    forced = CliRunner().invoke(app, ["predict", str(tmp_path / "coarse.fits"), "--model",
+                                      str(path), "--out", str(tmp_path / "c.csv"),
+                                      "--ignore-pixel-scale"])  # fmt: skip
+    assert forced.exit_code == 0, forced.output
+
+
+def test_a_mistyped_single_input_fails_like_measure(model_dir, tmp_path):
+    """Issue 28: ``casnet predict data/demo/stamp`` (a typo) exited 0 with one flagged row."""
+    path, _ = model_dir
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "stamp"), "--model", str(path),
+                                      "--out", str(tmp_path / "c.csv")])  # fmt: skip
+    assert exit_status(result.exception) == 3, result.output
+    assert "stamp" in str(result.exception)
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_blank_pixels_at_the_galaxy_are_flagged_not_hidden(model_dir, tmp_path):
+    """Issue 28: predict scored stamps with NaN pixels on the galaxy without a flag (measure
+    flags them). They are scored (the model's cleaning fills them) and flagged."""
+    path, _ = model_dir
+    image = simulate_galaxy(0, SimulateConfig()).image.astype(np.float32)
+    holed = image.copy()
+    holed[48:53, 48:53] = np.nan
+    edge = image.copy()
+    edge[:3, :] = np.nan  # outside the network's 60x60 crop: not the galaxy
+    for name, img in (("holed", holed), ("edge", edge), ("whole", image)):
+        fits.writeto(tmp_path / f"{name}.fits", img)
+    table = predict([tmp_path], str(path), progress=False).set_index("galaxy_id")
+    assert table.loc["holed", "predict_flag"] == PredictFlag.INVALID_PIXELS
+    assert "25 NaN/inf pixel(s)" in table.loc["holed", "predict_flag_reasons"]
+    assert np.isfinite(table.loc["holed", "concentration"])
+    assert table.loc["edge", "predict_flag"] == 0 and table.loc["whole", "predict_flag"] == 0

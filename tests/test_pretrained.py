@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -102,18 +104,20 @@ def test_no_pretrained_model_is_a_clear_error(tmp_path):
 
 
 def test_resolve_falls_back_only_for_the_default_and_never_creates_a_store(no_store, exported):
-    path, notice = pretrained.resolve(pretrained.DEFAULT_URI)
+    path, notice = pretrained.resolve(None)
     assert Path(path) == exported["model"]
     assert "no models:/casnet@champion" in notice and "casnet pull --pretrained" in notice
     assert not no_store.exists() and not no_store.parent.exists()
     assert pretrained.resolve("pretrained")[0] == str(exported["model"])
     assert pretrained.resolve("models:/casnet/3") == ("models:/casnet/3", None)
+    # a model named explicitly is never replaced (issue 28): it resolves, or the command fails
+    assert pretrained.resolve(pretrained.DEFAULT_URI) == (pretrained.DEFAULT_URI, None)
 
 
 def test_resolve_keeps_the_store_champion_when_there_is_one(exported, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{exported['root'] / 'mlflow.db'}")
     monkeypatch.setattr(pretrained, "PACKAGE_DIR", exported["folder"])
-    assert pretrained.resolve(pretrained.DEFAULT_URI) == (pretrained.DEFAULT_URI, None)
+    assert pretrained.resolve(None) == (pretrained.DEFAULT_URI, None)
 
 
 def test_casnet_predict_works_on_fits_files_with_no_mlflow_store(no_store, exported, tmp_path):
@@ -235,3 +239,84 @@ def test_the_shipped_model_measures_galaxies_it_never_saw():
         assert ok.sum() >= 30
         r = np.corrcoef(truth[ok], out[target].to_numpy()[ok])[0, 1]
         assert r > 0.5, (target, r)
+
+
+def _console(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """The real console script (its exit statuses and messages)."""
+    return subprocess.run([sys.executable, "-c", "from casnet.cli import main; main()", *args],
+                          capture_output=True, text=True, check=False, cwd=cwd,
+                          env=env)  # fmt: skip
+
+
+def test_an_explicit_model_that_does_not_resolve_is_an_error_not_a_fallback(no_store, exported,
+                                                                            tmp_path):  # fmt: skip
+    """Issue 28: ``--model models:/casnet@champion`` with no such model scored with the
+    pretrained model, exit status 0."""
+    out = tmp_path / "c.parquet"
+    result = CliRunner().invoke(app, ["predict", str(exported["dir"]), "--out", str(out),
+                                      "--model", "models:/casnet@champion", "--quiet"])  # fmt: skip
+    assert result.exit_code in (3, 4), result.output
+    assert not out.exists() and not no_store.exists()
+
+
+def test_the_notice_of_the_pretrained_fallback_is_not_hidden_by_quiet(no_store, exported,
+                                                                      tmp_path):  # fmt: skip
+    result = CliRunner().invoke(app, ["predict", str(exported["dir"]), "--out",
+                                      str(tmp_path / "c.csv"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "casnet: no models:/casnet@champion in" in result.output
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".fits", ".ecsv"])
+def test_every_catalogue_records_the_model_and_casnets_version(no_store, exported, tmp_path,
+                                                               suffix):  # fmt: skip
+    """Issue 28: no output file recorded which model made it."""
+    import pyarrow.parquet as pq
+    from astropy.table import Table
+
+    from casnet import __version__
+
+    out = tmp_path / f"c{suffix}"
+    result = CliRunner().invoke(app, ["predict", str(exported["dir"]), "--out", str(out),
+                                      "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    if suffix == ".parquet":
+        meta = {k.decode(): v.decode() for k, v in pq.read_schema(out).metadata.items()}
+    else:
+        meta = {k.lower(): v for k, v in Table.read(out).meta.items()}
+    assert meta["casnet_version"] == __version__
+    assert meta["model"] == "pretrained"
+    assert meta["model_commit"] == INFO["git_commit"]
+
+
+def test_a_registered_model_is_recorded_with_its_version(exported, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{exported['root'] / 'mlflow.db'}")
+    out = tmp_path / "c.parquet"
+    result = CliRunner().invoke(app, ["predict", str(exported["dir"]), "--out", str(out),
+                                      "--model", "models:/casnet@champion", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta = {k.decode(): v.decode() for k, v in pq.read_schema(out).metadata.items()}
+    assert meta["model"] == "models:/casnet@champion"
+    assert int(meta["model_version"]) >= 1 and meta["model_run_id"]
+    assert "casnet-model-" not in result.output
+
+
+def test_outside_a_project_predict_looks_for_no_checkouts_store(tmp_path):
+    """Issue 28: with an editable install, ``casnet predict`` in any folder used the checkout's
+    demo champion. Outside a project the store looked up is the working folder's (none: the
+    shipped pretrained model scores, and no store is created)."""
+    from casnet.data.io.fits import write_image
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    gal = simulate_galaxy(0, SimulateConfig())
+    write_image(work / "g.fits", gal.image)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MLFLOW_") and k != "CASNET_ROOT"}  # fmt: skip
+    proc = _console("predict", "g.fits", "--out", "c.csv", "--quiet", cwd=work, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"no models:/casnet@champion in sqlite:///{work.resolve()}/mlflow.db" in proc.stderr
+    assert "scored with pretrained" in proc.stdout
+    assert not (work / "mlflow.db").exists()

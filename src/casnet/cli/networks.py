@@ -215,13 +215,14 @@ def pull(
 def predict(
     inputs: Annotated[list[Path], typer.Argument(help="FITS files, folders, or a casnet store.")],
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="models:/NAME@ALIAS, models:/NAME/VERSION, a local model folder, or "
-            "'pretrained' (the packaged model, also used when the store has no "
-            "casnet@champion)."
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, a local model folder (trusted: "
+            "loading a model runs code from it), or 'pretrained' (the packaged model). Default: "
+            "the project's models:/casnet@champion, or the packaged model where the project "
+            "has none (said on stderr). A model named here must exist."
         ),
-    ] = "models:/casnet@champion",
+    ] = None,
     out: Annotated[Path, typer.Option(help="Catalogue: .parquet, .csv, .fits or .ecsv.")] = Path(
         "catalog.parquet"
     ),
@@ -238,10 +239,19 @@ def predict(
             "4 chunks, else all cores."
         ),
     ] = None,
+    ignore_pixel_scale: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-pixel-scale",
+            help="Score FITS stamps whose header gives another pixel scale than the model's "
+            "(by default they are refused: the networks learnt sizes in pixels).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     params: ParamsOption = None,
 ) -> None:
     """C and A of new stamps from a registered model; every input gets a row (bad ones flagged)."""
+    from casnet.core.locking import scratch_dir
     from casnet.networks import predict as scoring
     from casnet.networks import pretrained as shipped
     from casnet.networks import registry
@@ -250,25 +260,26 @@ def predict(
         raise fail(f"--chunk-size must be >= 1, got {chunk_size}", EXIT_USAGE)
     if out.suffix.lower() not in SUFFIXES:
         raise fail(f"--out must end in one of {', '.join(SUFFIXES)}", EXIT_USAGE)
-    check_output(out)  # a missing folder fails now, not after scoring everything
+    # before any work: a missing folder, or an output that is (inside) an input
+    check_output(out, inputs=inputs)
     chunks = scoring.plan_chunks(inputs, chunk_size)
     if workers is None and scheduler is None and len(chunks) <= 4:
         workers = 0
     conventional = load_params(params).morphology if with_conventional else None
-    import tempfile
-
-    requested = model
     model, notice = shipped.resolve(model)
-    if notice and not quiet:
+    if notice:  # which model scores is never hidden, not even by --quiet
         typer.echo(f"casnet: {notice}", err=True)
-    # a registered model is pulled into a temporary folder removed when scoring ends
-    with tempfile.TemporaryDirectory(prefix="casnet-model-") as tmp:
-        local = Path(model) if Path(model).exists() else registry.pull(model, Path(tmp))
+    # a registered model is pulled into a temporary folder removed when scoring ends (and the
+    # folders of killed runs are removed by the next run)
+    with scratch_dir("casnet-model-") as tmp:
+        local = Path(model) if Path(model).exists() else registry.pull(model, tmp)
+        meta = scoring.provenance(model, local)
         table = scoring.predict(
             inputs, str(local), chunk_size=chunk_size, hdu=parse_hdu(hdu), scheduler=scheduler,
             workers=workers, progress=not quiet, conventional=conventional,
+            check_scale=not ignore_pixel_scale, model_name=meta["model"],
         )  # fmt: skip
-    write_catalog(table, out)
+    write_catalog(table, out, meta)
     bad = int((table["predict_flag"] > 0).sum())
-    shown = shipped.NAME if notice else requested
-    typer.echo(f"{len(table)} galaxies scored with {shown} -> {out} ({bad} flagged)")
+    typer.echo(f"{len(table)} galaxies scored with {meta['model_description']} -> {out} "
+               f"({bad} flagged)")  # fmt: skip

@@ -64,9 +64,13 @@ def project_root(start: str | Path | None = None) -> Path:
     """Return the project root.
 
     ``$CASNET_ROOT`` wins; otherwise the first folder, from ``start`` (default: the working
-    directory) upwards, holding both ``params.yaml`` and ``dvc.yaml``; otherwise the source checkout
-    this package was installed from (editable install); otherwise the working directory. Resolving
-    it explicitly lets commands run from any folder (and ``dvc exp run --temp``) share one store.
+    directory) upwards, holding both ``params.yaml`` and ``dvc.yaml``; otherwise the working
+    directory (``start``). Resolving it explicitly lets commands run from any subfolder (and
+    ``dvc exp run --temp``) share one store.
+
+    Never the source checkout the package was installed from: with an editable install that made
+    every folder on the machine part of the checkout's project, so ``casnet predict`` anywhere
+    scored with the demo's toy champion instead of the pretrained model (issue 28).
     """
     env = os.environ.get("CASNET_ROOT")
     if env:
@@ -75,7 +79,4 @@ def project_root(start: str | Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if all((folder / m).exists() for m in _MARKERS):
             return folder
-    checkout = Path(__file__).resolve().parents[3]  # src/casnet/core/layout.py
-    if all((checkout / m).exists() for m in _MARKERS):
-        return checkout
     return here

@@ -8,6 +8,14 @@ smaller than the networks' crop, 60x60 by default, or nothing finite and positiv
 values,
 ``predict_flag`` :attr:`~casnet.core.flags.PredictFlag.UNUSABLE` and the reason in
 ``predict_flag_reasons``. The model applies :func:`casnet.data.preprocess.crop_normalise` itself.
+
+Issue 28's checks: a FITS stamp whose header gives a pixel scale (WCS or ``PIXSCALE``) other than
+the model's (:func:`model_pixel_scale`) is not scored (the networks learnt sizes in pixels; a
+0.1"/px stamp read as 0.06"/px is a galaxy 1.7x smaller), unless ``check_scale`` is off; a stamp
+with NaN/inf pixels in the network's crop is scored (the model's cleaning fills them with sky)
+but flagged :attr:`~casnet.core.flags.PredictFlag.INVALID_PIXELS`, as ``casnet measure`` flags
+them; a single FITS file asked for alone that cannot be read or scored is an error (``strict``),
+as it is for ``casnet measure``.
 """
 
 from __future__ import annotations
@@ -23,14 +31,30 @@ import pandas as pd
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.flags import PredictFlag
-from casnet.data.io.fits import expand_paths, path_text, read_image
+from casnet.data.io.fits import expand_paths, path_text, pixel_scale, read_image
 from casnet.data.io.store import CATALOG
 from casnet.data.preprocess import NetworkInput
 from casnet.morphology.settings import MorphologyConfig
 
-__all__ = ["WorkUnit", "plan_chunks", "predict", "score_chunk"]
+__all__ = [
+    "DEFAULT_PIXEL_SCALE",
+    "SCALE_TOLERANCE",
+    "WorkUnit",
+    "model_pixel_scale",
+    "plan_chunks",
+    "predict",
+    "provenance",
+    "score_chunk",
+]
 
 _MODELS: dict[str, Any] = {}  # per process: a loaded model per local path
+
+#: arcsec/px of every model that does not record its own: casnet's networks have been trained on
+#: the simulator's CANDELS F160W grid (``simulate.pixel_scale``, 0.06"/px; Koekemoer et al. 2011)
+DEFAULT_PIXEL_SCALE = 0.06
+#: a stamp's pixel scale may differ from the model's by this fraction (header rounding: 0.06 is
+#: written 0.0600 or as a CD matrix of 1.6667e-05 deg) before it is refused
+SCALE_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -73,8 +97,103 @@ def plan_chunks(inputs: Sequence[str | Path], chunk_size: int) -> list[WorkUnit]
     return chunks
 
 
-def _read(chunk: WorkUnit, hdu: int | str | None) -> list[tuple[str, str, np.ndarray | None, str]]:
-    """``(galaxy_id, source, image or None, reason)`` for each input of a chunk."""
+def model_pixel_scale(path: str) -> float:
+    """The pixel scale ("/px) the combined model at ``path`` was trained on: its MLmodel's
+    ``config.pixel_scale`` where recorded, else :data:`DEFAULT_PIXEL_SCALE` (read from the file,
+    without loading the model)."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load((Path(path) / "MLmodel").read_text()) or {}
+        config = spec["flavors"]["python_function"].get("config") or {}
+        return float(config.get("pixel_scale") or DEFAULT_PIXEL_SCALE)
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return DEFAULT_PIXEL_SCALE
+
+
+def provenance(model: str, local: str | Path, root: Path | None = None) -> dict[str, str]:
+    """What scored a catalogue, for its metadata (issue 28: no output said which model made it).
+
+    Parameters
+    ----------
+    model : str
+        The model as resolved (:func:`casnet.networks.pretrained.resolve`): a ``models:/`` URI,
+        a local folder, or the pretrained model's folder.
+    local : str or Path
+        Its local copy.
+
+    Returns
+    -------
+    dict of str to str
+        ``casnet_version``; ``model`` (``pretrained``, the URI, or the folder's absolute path);
+        ``model_version`` (a registered model's version number), ``model_run_id`` (its MLflow
+        run), or ``model_commit`` and ``model_created`` (the pretrained model's git commit and
+        date); and ``model_description``, one line for people.
+    """
+    from casnet import __version__
+    from casnet.networks import pretrained
+
+    meta = {"casnet_version": __version__}
+    shipped = pretrained.available() and (
+        Path(local).resolve() == pretrained.model_path().resolve()
+    )
+    if shipped:
+        info = pretrained.provenance()
+        commit = str(info.get("git_commit", ""))
+        meta.update(model=pretrained.NAME, model_commit=commit,
+                    model_created=str(info.get("created", "")))  # fmt: skip
+        created = meta["model_created"]
+        meta["model_description"] = f"{pretrained.NAME} (casnet {commit[:10]}, {created})"
+        return meta
+    if model.startswith("models:/"):
+        meta["model"] = model
+        version = _registered_version(model, root)
+        if version is not None:
+            meta.update(model_version=str(version.version), model_run_id=str(version.run_id))
+            meta["model_description"] = f"{model} (version {version.version})"
+        else:
+            meta["model_description"] = model
+        return meta
+    meta["model"] = str(Path(model).resolve())
+    meta["model_description"] = meta["model"]
+    return meta
+
+
+def _registered_version(uri: str, root: Path | None):
+    """The registry's version object for ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``
+    (None when it cannot say)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from casnet.core.tracking import tracking_uri
+
+    ref = uri.removeprefix("models:/")
+    try:
+        store = tracking_uri(root)
+        client = MlflowClient(store, registry_uri=store)
+        if "@" in ref:
+            return client.get_model_version_by_alias(*ref.split("@", 1))
+        return client.get_model_version(*ref.split("/", 1))
+    except (MlflowException, TypeError, ValueError):
+        return None
+
+
+def _scale_mismatch(header, expected: float | None) -> str:
+    """Why a stamp's pixel scale (from its header) is not the model's ('' when it is, or when
+    the header does not say)."""
+    if expected is None or header is None:
+        return ""
+    found = pixel_scale(header)
+    if found is None or abs(found - expected) <= SCALE_TOLERANCE * expected:
+        return ""
+    return (f"pixel scale {found:.4g}\"/px (header) is not the model's {expected:.4g}\"/px: "
+            "resample the stamp to the model's grid, or pass --ignore-pixel-scale")  # fmt: skip
+
+
+def _read(chunk: WorkUnit, hdu: int | str | None, expected_scale: float | None = None,
+          strict: bool = False) -> list[tuple[str, str, np.ndarray | None, str]]:  # fmt: skip
+    """``(galaxy_id, source, image or None, reason)`` for each input of a chunk; ``strict``
+    raises instead of giving a reason."""
     if chunk.store is not None:
         from casnet.data.io.store import StampStore
 
@@ -88,11 +207,16 @@ def _read(chunk: WorkUnit, hdu: int | str | None) -> list[tuple[str, str, np.nda
         gid = path_text(path.name.split(".fits")[0] if ".fits" in path.name else path.stem)
         source = path_text(path)
         try:
-            image, _ = read_image(path, hdu)
+            image, header = read_image(path, hdu)
+            why = _scale_mismatch(header, expected_scale)
+            if why and strict:
+                raise CasnetInputError(f"{source}: {why}")
         except (CasnetInputError, OSError, ValueError) as exc:
+            if strict:
+                raise CasnetInputError(path_text(str(exc))) from None
             out.append((gid, source, None, path_text(str(exc))))
             continue
-        out.append((gid, source, image, ""))
+        out.append((gid, source, None if why else image, why))
     return out
 
 
@@ -108,8 +232,20 @@ def _check(image: np.ndarray, net_input: NetworkInput) -> str:
     return ""
 
 
-def _network_input(path: str) -> NetworkInput:
-    """The crop of the combined model at ``path`` (read from its networks).
+def _invalid_pixels(image: np.ndarray, net_input: NetworkInput) -> str:
+    """A warning when NaN/inf pixels lie in the network's crop ('' when none)."""
+    side = net_input.size
+    y0, x0 = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+    bad = int((~np.isfinite(image[y0 : y0 + side, x0 : x0 + side])).sum())
+    if not bad:
+        return ""
+    return (f"{bad} NaN/inf pixel(s) in the central {side}x{side} were filled with sky before "
+            "scoring: the values may be biased")  # fmt: skip
+
+
+def _network_input(path: str, name: str | None = None) -> NetworkInput:
+    """The crop of the combined model at ``path`` (read from its networks); errors name the
+    model as ``name`` (what the user gave, not a temporary copy).
 
     Raises
     ------
@@ -121,8 +257,8 @@ def _network_input(path: str) -> NetworkInput:
         return combined.input
     except Exception as exc:  # a Keras flavour has no python model; another pyfunc no .input
         raise CasnetInputError(
-            f"{path} is not casnet's combined model (models:/casnet@champion takes raw stamps; "
-            f"a single network, models:/casnet-<target>, takes crops): {exc}"
+            f"{name or path} is not casnet's combined model (models:/casnet@champion takes raw "
+            f"stamps; a single network, models:/casnet-<target>, takes crops): {exc}"
         ) from None
 
 
@@ -135,24 +271,33 @@ def _model(path: str):
 
 
 def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = None,
-                conventional: MorphologyConfig | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                conventional: MorphologyConfig | None = None, check_scale: bool = True,
+                strict: bool = False) -> list[dict[str, Any]]:  # fmt: skip
     """Rows for one chunk: galaxy_id, source, concentration, concentration_err, asymmetry,
     asymmetry_err (the networks' sigmas; NaN without a Gaussian head), predict_flag,
     predict_flag_reasons.
 
     Runs where it is called (a Dask worker or this process); ``model_path`` is a local model
-    folder, loaded once per process.
+    folder, loaded once per process. ``check_scale``: refuse FITS stamps whose header gives
+    another pixel scale than the model's. ``strict``: raise for an input that cannot be read
+    (a single file asked for alone).
     """
     rows, good = [], []
     # the crop the registered networks were trained on (it travels with the model)
     net_input = _network_input(model_path)
-    for gid, source, image, reason in _read(chunk, hdu):
+    expected = model_pixel_scale(model_path) if check_scale else None
+    for gid, source, image, reason in _read(chunk, hdu, expected, strict):
+        warning = ""
         if image is not None and not reason:
             reason = _check(np.asarray(image), net_input)
+            warning = "" if reason else _invalid_pixels(np.asarray(image), net_input)
+        flag = PredictFlag.UNUSABLE if reason else PredictFlag.NONE
+        if warning:
+            flag |= PredictFlag.INVALID_PIXELS
+        why = f"UNUSABLE: {reason}" if reason else f"INVALID_PIXELS: {warning}" if warning else ""
         row = {"galaxy_id": gid, "source": source, "concentration": math.nan,
                "concentration_err": math.nan, "asymmetry": math.nan, "asymmetry_err": math.nan,
-               "predict_flag": int(PredictFlag.UNUSABLE if reason else PredictFlag.NONE),
-               "predict_flag_reasons": f"UNUSABLE: {reason}" if reason else ""}  # fmt: skip
+               "predict_flag": int(flag), "predict_flag_reasons": why}  # fmt: skip
         if conventional is not None:
             row.update(_conventional(image, conventional))
         rows.append(row)
@@ -196,16 +341,30 @@ def predict(
     scheduler: str | None = None,
     workers: int | None = 0,
     progress: bool = True,
+    check_scale: bool = True,
+    model_name: str | None = None,
 ) -> pd.DataFrame:
     """Score every input with the model at ``model_path`` (a local MLflow model folder).
 
     ``workers=0`` and no ``scheduler`` runs in this process; otherwise chunks go to Dask.
+    ``check_scale=False`` scores FITS stamps whatever pixel scale their header gives.
+    ``model_name`` is how errors name the model (the URI given, not a temporary copy).
+
+    Raises
+    ------
+    CasnetInputError
+        No input; or a single FITS file given alone that cannot be read, or whose pixel scale is
+        not the model's (several inputs get a flagged row each instead).
     """
     from casnet.core.parallel import executor, map_ordered
     from casnet.core.progress import progress_bar
 
     chunks = plan_chunks(inputs, chunk_size)
     total = sum(len(c) for c in chunks)
+    _network_input(model_path, model_name)  # not the combined model: one error, before any work
+    # one file asked for alone fails with its reason, as `casnet measure` does (issue 28: a typo
+    # scored "1 galaxies" with exit status 0)
+    strict = total == 1 and len(chunks) == 1 and chunks[0].store is None
     rows: list[dict[str, Any]] = []
     with executor(scheduler, workers) as client, progress_bar(
         total, desc="predict", enabled=progress
@@ -213,7 +372,14 @@ def predict(
         items = ((c, model_path) for c in chunks)
 
         def run(chunk, path):
-            return score_chunk(chunk, path, hdu=hdu, conventional=conventional)
+            return score_chunk(
+                chunk,
+                path,
+                hdu=hdu,
+                conventional=conventional,
+                check_scale=check_scale,
+                strict=strict,
+            )
 
         for part in map_ordered(client, run, items):
             rows += part

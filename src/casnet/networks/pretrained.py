@@ -158,24 +158,29 @@ def _store_has(uri: str, root: Path | None) -> bool:
     return True
 
 
-def resolve(model: str, *, root: Path | None = None,
+def resolve(model: str | None, *, root: Path | None = None,
             folder: Path | None = None) -> tuple[str, str | None]:  # fmt: skip
     """What ``casnet predict --model MODEL`` scores with, and a notice for the user (or None).
 
-    ``pretrained`` names the shipped model. The default (``models:/casnet@champion``) falls back
-    to it when the store has no such model (no store at all included: none is created). Anything
-    else is returned unchanged (a registered model or a local folder).
+    ``pretrained`` names the shipped model. No model given (``None``) means the project's
+    ``models:/casnet@champion`` when its store has one, and the shipped model otherwise (no store
+    at all included: none is created), with a notice saying so. Anything else (a registered
+    model or a local folder) is returned unchanged: a model the user names must resolve, or the
+    command fails (issue 28: an explicit ``--model models:/casnet@champion`` that did not resolve
+    fell back to the pretrained model with exit status 0).
     """
     if model == NAME:
         return str(model_path(folder)), f"scoring with {describe(folder)}"
-    if model == DEFAULT_URI and available(folder) and not _store_has(model, root):
+    if model is not None:
+        return model, None
+    if available(folder) and not _store_has(DEFAULT_URI, root):
         from casnet.core.tracking import tracking_uri
 
         return str(model_path(folder)), (
             f"no {DEFAULT_URI} in {tracking_uri(root)}: scoring with {describe(folder)}; "
             "`casnet pull --pretrained` registers it, `casnet train` makes your own"
         )
-    return model, None
+    return DEFAULT_URI, None
 
 
 def register(*, root: Path | None = None, promote: bool = False,
