@@ -256,3 +256,19 @@ def test_a_request_over_the_stamp_limit_gets_413_with_the_limit(server, stamps):
     assert f"limit of {MAX_STAMPS} per request" in message and "CASNET_SERVE_MAX_STAMPS" in message
     status, _ = _invoke(server, {"inputs": big[:MAX_STAMPS].tolist()})
     assert status == 200
+
+
+def test_a_fits_stamp_over_the_pixel_limit_gets_413_from_its_header(server):
+    """Issue 28: a header declaring 8000x8000 (and no pixels: only the header can be read) is
+    answered 413 naming the per-stamp limit (default 1,000,000), not decoded."""
+    import base64
+
+    from astropy.io import fits
+
+    header = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", 8000),
+                          ("NAXIS2", 8000)])  # fmt: skip
+    blob = base64.b64encode(header.tostring().encode()).decode()
+    status, text = _invoke(server, {"inputs": {"fits": [blob]}})
+    assert status == 413, text + server[1]()
+    message = json.loads(text)["message"]
+    assert "1,000,000 per stamp" in message and "CASNET_SERVE_MAX_PIXELS" in message

@@ -34,7 +34,8 @@ def damaged(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args", [["pull", "models:/casnet@champion"],
-                                  ["predict", "x.fits", "--out", "x.parquet"]])  # fmt: skip
+                                  ["predict", "x.fits", "--out", "x.parquet"],
+                                  ["links"]])  # fmt: skip
 def test_a_damaged_store_is_reported_as_such(damaged, args):
     result = CliRunner().invoke(app, [*args[:1], *args[1:]], catch_exceptions=True)
     assert isinstance(result.exception, CasnetStoreError), result.output
@@ -49,6 +50,18 @@ def test_the_command_line_says_it_in_one_line_with_its_exit_status(damaged):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("casnet: error:")]
     assert len(errors) == 1 and "mlflow.db is not a readable MLflow store" in errors[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_links_with_no_store_exits_with_the_store_status(tmp_path, monkeypatch):
+    """The README's exit-status table: a missing store is 4 for every command that reads one
+    (``casnet links`` said 3, issue 28); none is created."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CASNET_ROOT", str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "casnet.cli", "links"], capture_output=True,
+                          text=True, cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == EXIT_STORE, proc.stderr
+    assert proc.stderr.startswith("casnet: error: no MLflow store at sqlite:///")
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_a_mistyped_tracking_uri_creates_nothing(tmp_path, monkeypatch):
@@ -100,5 +113,8 @@ def test_a_version_whose_artifacts_are_gone_is_a_store_error(tmp_path, monkeypat
     shutil.rmtree(root / "mlartifacts")
     with pytest.raises(CasnetStoreError, match="artifacts"):
         registry.pull("models:/casnet@champion", tmp_path / "m", root=root)
-    with pytest.raises(CasnetStoreError, match="artifacts"):
+    with pytest.raises(CasnetStoreError, match="artifacts") as info:
         registry.load("models:/casnet@champion", root=root)
+    # named by the URI given, not by the temporary folder it was being downloaded to
+    assert str(info.value).startswith("models:/casnet@champion ")
+    assert "casnet-model-" not in str(info.value), info.value

@@ -118,11 +118,11 @@ def test_links_go_to_each_experiments_runs_table_and_never_create_a_store(monkey
     from typer.testing import CliRunner
 
     from casnet.cli import app
-    from casnet.core.errors import CasnetInputError
+    from casnet.core.errors import CasnetStoreError
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("CASNET_ROOT", str(tmp_path))
-    with pytest.raises(CasnetInputError, match="no MLflow store"):
+    with pytest.raises(CasnetStoreError, match="no MLflow store"):
         tracking.experiment_links()
     assert not (tmp_path / "mlflow.db").exists()
     tune = tracking.ensure_experiment("casnet-tune", tmp_path)

@@ -57,17 +57,17 @@ def _peak_rss_mb() -> float:
 def _cnn(stamps: np.ndarray, params: BenchmarkParams, model: str | None, batch_size: int,
          repeats: int) -> dict[str, Any]:  # fmt: skip
     """The combined model on the stamps (in-process), and each network's GFLOP/s vs a matmul."""
-    import mlflow
 
     from casnet.bench.throughput import keras_flops, matmul_gflops, network_rate
     from casnet.data.preprocess import crop_normalise
+    from casnet.networks.trust import load_combined
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         archs = {"concentration": params.model.concentration,
                  "asymmetry": params.model.asymmetry}  # fmt: skip
         path, out["model"] = model_folder(model, tmp, archs)
-        pyfunc = mlflow.pyfunc.load_model(path)
+        pyfunc = load_combined(Path(path), str(model or path))  # checked, never unpickled
         combined = pyfunc.unwrap_python_model()
         combined.batch_size = batch_size
         pyfunc.predict(stamps[: min(len(stamps), batch_size)])  # warm-up (tracing)

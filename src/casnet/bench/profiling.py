@@ -111,11 +111,11 @@ def profile_all(
     Returns the report (per profile: wall seconds, top self-time functions, file paths) and
     writes ``hotspots.json`` beside the profiles in ``out``.
     """
-    import mlflow
 
     from casnet.bench.speed import machine_info, model_folder
     from casnet.data.simulate import simulate
     from casnet.morphology import measure
+    from casnet.networks.trust import load_combined
     from casnet.pipeline import clean as clean_stage
     from casnet.pipeline import measure as measure_stage
     from casnet.pipeline import simulate as simulate_stage
@@ -141,7 +141,7 @@ def profile_all(
         archs = {"concentration": params.model.concentration,
                  "asymmetry": params.model.asymmetry}  # fmt: skip
         path, _ = model_folder(None, tmp, archs)
-        pyfunc = mlflow.pyfunc.load_model(path)
+        pyfunc = load_combined(Path(path), str(path))  # checked, never unpickled
         pyfunc.unwrap_python_model().batch_size = batch_size
         pyfunc.predict(tiled[:batch_size])  # tracing outside the profile
         prof["cnn"] = _profile(lambda: pyfunc.predict(tiled), "cnn", out, interval)

@@ -255,6 +255,7 @@ def predict(
     from casnet.networks import predict as scoring
     from casnet.networks import pretrained as shipped
     from casnet.networks import registry
+    from casnet.networks.trust import check_model
 
     if chunk_size < 1:
         raise fail(f"--chunk-size must be >= 1, got {chunk_size}", EXIT_USAGE)
@@ -274,6 +275,8 @@ def predict(
     with scratch_dir("casnet-model-") as tmp:
         local = Path(model) if Path(model).exists() else registry.pull(model, tmp)
         meta = scoring.provenance(model, local)
+        # before any worker loads it: a folder that is not casnet's own model is refused unread
+        check_model(local, model if meta["model"] != shipped.NAME else shipped.NAME)
         table = scoring.predict(
             inputs, str(local), chunk_size=chunk_size, hdu=parse_hdu(hdu), scheduler=scheduler,
             workers=workers, progress=not quiet, conventional=conventional,

@@ -4,7 +4,7 @@ Every command loads ``params.yaml`` once (``--params`` to choose another file), 
 sections down to the documented Python API it is a shell over, and ends a
 :class:`~casnet.core.errors.CasnetError` with a one-line message and an exit status
 (:mod:`casnet.core.errors`): 0 success, 1 the work failed, 2 a wrong command line, 3 an input or
-the configuration cannot be used.
+the configuration cannot be used, 4 the MLflow tracking store is missing or damaged.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def links(
     ),
 ) -> None:
     """Print direct links to the runs tables of the search, training, registry, evaluation and
-    benchmark experiments in the MLflow UI (never creates a store)."""
+    benchmark experiments in the MLflow UI (never creates a store: a missing or damaged one
+    exits with status 4)."""
     from casnet.core.tracking import experiment_links
 
     found = experiment_links(url)

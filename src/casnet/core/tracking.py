@@ -308,22 +308,26 @@ def experiment_links(base_url: str = "http://127.0.0.1:5000",
 
     Raises
     ------
-    CasnetInputError
-        When the local store does not exist.
+    CasnetStoreError
+        When the store does not exist or is damaged (exit status 4 on the command line, as for
+        every command that reads a store).
     """
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    from casnet.core.errors import CasnetInputError
+    from casnet.core.errors import CasnetStoreError
     from casnet.core.layout import EXPERIMENTS
 
-    uri = tracking_uri(root)
-    if not store_exists(root):
-        raise CasnetInputError(f"no MLflow store at {uri}: run make demo (or casnet tune/train) "
-                               "first")  # fmt: skip
+    uri = require_store(root)
     client = MlflowClient(uri)
     links = []
     for name in EXPERIMENTS.values():
-        found = client.get_experiment_by_name(name)
+        try:
+            found = client.get_experiment_by_name(name)
+        except MlflowException as exc:  # a tracking server that does not answer, say
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+            raise CasnetStoreError(f"cannot read the MLflow store at {_where(uri)}: {first}"
+                                   ) from None  # fmt: skip
         if found is not None:
             links.append((name, f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}"
                                 "/runs?workflowType=machine_learning"))  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from casnet.core.config import Section
+from casnet.core.config import Section, short_repr
 from casnet.morphology.settings import (
     JOIN_FRACTION,
     OVERLAP_SADDLE,
@@ -248,7 +248,7 @@ class SelectConfig(Section):
             unknown = [f for f in names if f not in family.__members__]
             if unknown:
                 allowed = ", ".join(n for n in family.__members__ if n != "NONE")
-                raise ValueError(f"unknown flag names {unknown}; allowed: {allowed}")
+                raise ValueError(f"unknown flag names {short_repr(unknown)}; allowed: {allowed}")
         return self
 
 

@@ -253,8 +253,10 @@ def _network_input(path: str, name: str | None = None) -> NetworkInput:
         When ``path`` is not the combined model (a single network, or another model).
     """
     try:
-        combined = _model(path).unwrap_python_model()
+        combined = _model(path, name).unwrap_python_model()
         return combined.input
+    except CasnetInputError:
+        raise  # the trust check's own message (networks.trust) names the model already
     except Exception as exc:  # a Keras flavour has no python model; another pyfunc no .input
         raise CasnetInputError(
             f"{name or path} is not casnet's combined model (models:/casnet@champion takes raw "
@@ -262,11 +264,13 @@ def _network_input(path: str, name: str | None = None) -> NetworkInput:
         ) from None
 
 
-def _model(path: str):
+def _model(path: str, name: str | None = None):
+    """The combined model at ``path``, checked and built without running code from the folder
+    (:func:`casnet.networks.trust.load_combined`), once per process."""
     if path not in _MODELS:
-        import mlflow.pyfunc
+        from casnet.networks.trust import load_combined
 
-        _MODELS[path] = mlflow.pyfunc.load_model(path)
+        _MODELS[path] = load_combined(Path(path), name or path)
     return _MODELS[path]
 
 

@@ -28,6 +28,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from casnet.core.config import short_repr
 from casnet.core.errors import CasnetError, CasnetInputError, CasnetStoreError
 from casnet.core.layout import COMBINED_MODEL, ERR, EXPERIMENTS, NETWORK_MODELS, TARGETS
 from casnet.core.tracking import require_store, tracking_uri, use_store
@@ -38,6 +39,7 @@ from casnet.networks import limits
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.networks import uncertainty as _uncertainty  # noqa: F401  (SigmaScale, Gaussian loss)
 from casnet.networks.inference import predict_mean_sigma
+from casnet.networks.trust import load_combined
 
 __all__ = [
     "COMBINED",
@@ -149,15 +151,51 @@ def _bad(message: str):
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-def _read_fits_bytes(data: Any) -> np.ndarray:
+def _read_fits_bytes(data: Any, index: int, budget: limits.PixelBudget) -> np.ndarray:
+    """The first 2-D image of FITS file bytes (or their base64 text).
+
+    Its size is checked from the header before any pixel is decoded
+    (:func:`casnet.data.io.fits.check_declared_size`): while serving against ``budget`` (HTTP
+    413 over the limit), in process against the reader's own limit,
+    :data:`casnet.data.io.fits.MAX_PIXELS`; and, for a plain (not gzip'ed) file, the bytes it
+    declares against the bytes sent, so a small upload declaring a huge image is refused.
+
+    Raises
+    ------
+    RequestTooLarge
+        While serving, over the pixel limits.
+    ValueError
+        Anything else (CasnetInputError is one): not FITS, no 2-D image, an invalid or untrue
+        size.
+    """
     from astropy.io import fits
+
+    from casnet.data.io.fits import MAX_PIXELS, check_declared_size
 
     if isinstance(data, str):
         data = base64.b64decode(data)
-    with fits.open(io.BytesIO(bytes(data))) as hdul:
+    raw = bytes(data)
+    # a plain FITS file starts with SIMPLE: its length bounds its data; a gzip'ed one's does not
+    plain = raw[:6] == b"SIMPLE"
+    with fits.open(io.BytesIO(raw)) as hdul:
         for hdu in hdul:
-            if hdu.data is not None and hdu.data.ndim == 2:
-                return np.asarray(hdu.data, dtype=np.float32)
+            if not hdu.is_image or hdu.header.get("NAXIS", 0) != 2:
+                continue
+            source = f"FITS {index}"
+            shape = check_declared_size(hdu.header, source=source, max_pixels=None)
+            if 0 in shape:
+                continue
+            budget.check(index, shape)  # while serving: 413 over the limits, whatever else
+            info = hdu.fileinfo()
+            # astropy shows a tile-compressed HDU's image header: its size is the decompressed
+            # image's, not the bytes stored, so only the pixel limits apply
+            bounded = plain and info is not None and not isinstance(hdu, fits.CompImageHDU)
+            check_declared_size(
+                hdu.header, source=source,
+                file_size=len(raw) - info["datLoc"] if bounded else None,
+                max_pixels=None if budget.active else MAX_PIXELS,
+            )  # fmt: skip
+            return np.asarray(hdu.data, dtype=np.float32)
     raise ValueError("no 2-D image HDU")
 
 
@@ -174,12 +212,20 @@ def parse_stamps(
     differ); a dict or DataFrame with ``stamp`` (arrays) or ``fits`` (FITS file bytes, or base64
     text in JSON) and optionally ``galaxy_id``. Each stamp must hold ``net_input``'s crop.
 
+    While serving, the stamps are counted and their pixels checked against
+    :mod:`casnet.networks.limits` before they are decoded or copied (a FITS stamp from its
+    header).
+
     Raises
     ------
+    RequestTooLarge
+        While serving, a request over the stamp or pixel limits (HTTP 413).
     MlflowException
         INVALID_PARAMETER_VALUE (HTTP 400 when served) for anything else.
     """
     ids = None
+    budget = limits.PixelBudget()
+    counted = False  # FITS stamps are counted from their headers, as they are read
     if isinstance(model_input, pd.DataFrame):
         model_input = {c: model_input[c].tolist() for c in model_input.columns}
     if isinstance(model_input, dict):
@@ -188,9 +234,19 @@ def parse_stamps(
         if "fits" in model_input:
             try:
                 blobs = np.asarray(model_input["fits"], dtype=object).reshape(-1)
-                stamps = [_read_fits_bytes(b) for b in blobs]
             except Exception as exc:
                 raise _bad(f"unreadable FITS in 'fits': {exc}") from None
+            limits.check_size(len(blobs))  # before any is decoded
+            stamps = []
+            for i, blob in enumerate(blobs):
+                try:
+                    stamps.append(_read_fits_bytes(blob, i, budget))
+                except limits.RequestTooLarge:
+                    raise
+                except Exception as exc:
+                    text = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+                    raise _bad(f"unreadable FITS in 'fits' (item {i}): {text}") from None
+            counted = True
         elif "stamp" in model_input:
             stamps = model_input["stamp"]
         elif len(model_input) == 1 or set(model_input) == {"inputs"}:
@@ -223,6 +279,8 @@ def parse_stamps(
             s = s[..., 0]
         if s.ndim != 2:
             raise _bad(f"stamp {i}: expected a 2-D image, got shape {s.shape}")
+        if not counted:
+            budget.check(i, s.shape)  # before the copies and the cleaning
         if not np.issubdtype(s.dtype, np.number):
             try:
                 s = s.astype(np.float32)
@@ -320,9 +378,9 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         try:
             batch = int(raw)
         except (TypeError, ValueError):
-            raise _bad(f"batch_size must be an integer >= 1, got {raw!r}") from None
+            raise _bad(f"batch_size must be an integer >= 1, got {short_repr(raw)}") from None
         if batch < 1:
-            raise _bad(f"batch_size must be an integer >= 1, got {raw!r}")
+            raise _bad(f"batch_size must be an integer >= 1, got {short_repr(raw)}")
         table = {} if ids is None else {"galaxy_id": ids}
         for target in TARGETS:
             net = self.networks[target]
@@ -460,40 +518,40 @@ def _is_registered(uri: str) -> bool:
 
 
 def load(uri: str = f"models:/{COMBINED}@{CHAMPION}", root: Path | None = None):
-    """Load the combined model as pyfunc (from any working directory): a ``models:/`` or
-    ``runs:/`` URI of the project store, or a local model folder.
+    """Load the combined model (from any working directory): a ``models:/`` or ``runs:/`` URI
+    of the project store, or a local model folder.
+
+    A registered model is downloaded to a temporary folder first. Nothing shipped in the model
+    runs: the folder is checked and the model built by
+    :func:`casnet.networks.trust.load_combined` (``python_model.pkl`` is not unpickled; the
+    networks load in Keras's safe mode). Messages name ``uri``, never the download folder.
+
+    Returns
+    -------
+    mlflow.pyfunc.PyFuncModel
+        As ``mlflow.pyfunc.load_model`` returns it: ``predict``, ``unwrap_python_model()`` (the
+        :class:`CasnetModel`), ``metadata``.
 
     Raises
     ------
     CasnetStoreError
         The store is missing or damaged, or the version's artifacts are gone.
     CasnetInputError
-        ``uri`` names no model, a folder that is not an MLflow model, or one network rather than
-        the combined ``casnet`` model.
+        ``uri`` names no model, a folder that is not an MLflow model, one network rather than
+        the combined ``casnet`` model, or a model casnet did not write
+        (:func:`casnet.networks.trust.check_model`).
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    if _is_registered(uri):
-        require_store(root)
-    elif not (Path(uri) / "MLmodel").is_file():
-        raise CasnetInputError(f"{uri} is not an MLflow model folder (no MLmodel file in it): "
-                               f"give models:/{COMBINED}@{CHAMPION} or a folder from `casnet "
-                               "pull`")  # fmt: skip
-    try:
-        with use_store(root):
-            model = mlflow.pyfunc.load_model(uri)
-    except MlflowException as exc:
-        raise _load_error(uri, root, exc) from None
-    except OSError as exc:  # the registry names artifacts that are gone
-        raise _load_error(uri, root, exc) from None
-    loader = model.metadata.flavors.get("python_function", {}).get("loader_module", "")
-    if loader != "mlflow.pyfunc.model":
-        kind = loader or "not a pyfunc model"
-        raise CasnetInputError(f"{uri} is a single network ({kind}), not the combined model "
-                               f"that takes stamps: give models:/{COMBINED}@{CHAMPION} (or "
-                               f"models:/{COMBINED}/VERSION)")  # fmt: skip
-    return model
+    if not _is_registered(uri):
+        if not (Path(uri) / "MLmodel").is_file():
+            raise CasnetInputError(f"{uri} is not an MLflow model folder (no MLmodel file in it): "
+                                   f"give models:/{COMBINED}@{CHAMPION} or a folder from `casnet "
+                                   "pull`")  # fmt: skip
+        return load_combined(Path(uri), uri)
+    require_store(root)
+    # the networks are in memory once loaded: the download is not needed afterwards
+    with tempfile.TemporaryDirectory(prefix="casnet-model-") as tmp:
+        path = _download(uri, Path(tmp), root, "load")
+        return load_combined(path, uri)
 
 
 def _resolves(uri: str, root: Path | None) -> bool:
@@ -515,10 +573,19 @@ def _resolves(uri: str, root: Path | None) -> bool:
     return True
 
 
-def _load_error(uri: str, root: Path | None, exc: Exception, verb: str = "load") -> CasnetError:
+def _load_error(uri: str, root: Path | None, exc: Exception, verb: str = "load",
+                dest: Path | None = None) -> CasnetError:  # fmt: skip
     """A one-line error for a model that does not load: the version is registered but its
-    artifacts are gone (a store error), or there is no such model, alias or version."""
+    artifacts are gone (a store error), or there is no such model, alias or version.
+
+    MLflow's message may name ``dest``, the folder the model was being downloaded to (a
+    temporary one when loading): it is replaced by ``uri``, what the user gave.
+    """
     text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if dest is not None:
+        for form in {str(dest), str(Path(dest).resolve())}:
+            text = text.replace(form, f"<{uri}>")
+    text = text[:300]
     if _resolves(uri, root):
         return CasnetStoreError(f"{uri} is registered in {tracking_uri(root)} but its "
                                 f"artifacts cannot be read ({text}): they were moved or "
@@ -526,8 +593,29 @@ def _load_error(uri: str, root: Path | None, exc: Exception, verb: str = "load")
     return CasnetInputError(f"cannot {verb} {uri} from {tracking_uri(root)}: {text}")
 
 
+def _download(uri: str, dest: Path, root: Path | None, verb: str) -> Path:
+    """Download ``uri`` into ``dest`` (which exists); the model's folder. Errors name ``uri``."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with use_store(root):
+            path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                            dst_path=str(dest)))  # fmt: skip
+    except (MlflowException, OSError) as exc:  # OSError: the registry names artifacts gone
+        raise _load_error(uri, root, exc, verb, dest) from None
+    if not (path / "MLmodel").is_file():
+        raise CasnetStoreError(f"{uri} is registered in {tracking_uri(root)} but its artifacts "
+                               "are gone (the download holds no MLmodel); register it again "
+                               "(casnet train)")  # fmt: skip
+    return path
+
+
 def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
     """Download a registered model (``models:/name@alias`` or ``models:/name/version``).
+
+    Nothing in it is loaded or run (:func:`casnet.networks.trust.check_model` checks a
+    download before it is loaded; :func:`load` does). Messages name ``uri``, not ``dest``.
 
     Raises
     ------
@@ -537,21 +625,6 @@ def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
     CasnetInputError
         No such model or alias.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     require_store(root)
     Path(dest).mkdir(parents=True, exist_ok=True)
-    try:
-        with use_store(root):
-            path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
-                                                            dst_path=str(dest)))  # fmt: skip
-    except MlflowException as exc:
-        raise _load_error(uri, root, exc, "pull") from None
-    except OSError as exc:
-        raise _load_error(uri, root, exc, "pull") from None
-    if not (path / "MLmodel").is_file():
-        raise CasnetStoreError(f"{uri} is registered in {tracking_uri(root)} but its artifacts "
-                               f"are gone (nothing to download into {path}); register it "
-                               "again (casnet train)")  # fmt: skip
-    return path
+    return _download(uri, Path(dest), root, "pull")

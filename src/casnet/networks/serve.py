@@ -4,6 +4,11 @@ Used by ``casnet benchmark predict`` (and usable from scripts). The server runs 
 process group with the virtual environment's ``bin`` first on ``PATH`` (MLflow execs ``uvicorn``
 from ``PATH``, or it exits with 127) and answers ``POST /invocations`` with
 ``{"predictions": [...]}``.
+
+MLflow's server loads the model as every pyfunc model is loaded: it unpickles
+``python_model.pkl`` and imports what ``MLmodel`` names. :func:`scoring_server` therefore serves
+only a folder that :func:`casnet.networks.trust.check_model` accepts (a ``models:/`` URI is
+downloaded and checked first, then that folder is served).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from casnet.core.errors import CasnetError
+from casnet.networks.trust import check_model
 
 __all__ = ["free_port", "invoke", "scoring_server"]
 
@@ -48,7 +54,40 @@ def scoring_server(
     model: str, *, port: int | None = None, tracking_uri: str | None = None,
     startup_s: float = 180.0,
 ) -> Iterator[str]:  # fmt: skip
-    """Serve ``model`` (a local folder or ``models:/`` URI) on 127.0.0.1; yields the base URL."""
+    """Serve ``model`` (a local folder or ``models:/`` URI) on 127.0.0.1; yields the base URL.
+
+    Raises
+    ------
+    CasnetInputError
+        ``model`` is not casnet's combined model as casnet writes it
+        (:func:`casnet.networks.trust.check_model`): refused before the server loads it.
+    CasnetError
+        The server did not start.
+    """
+    with tempfile.TemporaryDirectory(prefix="casnet-serve-") as tmp:
+        folder = _checked_folder(model, Path(tmp), tracking_uri)
+        with _serve(folder, port=port, tracking_uri=tracking_uri, startup_s=startup_s) as url:
+            yield url
+
+
+def _checked_folder(model: str, tmp: Path, tracking_uri: str | None) -> str:
+    """A local folder of ``model`` that :func:`check_model` accepted (a URI downloaded to
+    ``tmp``)."""
+    folder = Path(model)
+    if not folder.is_dir():
+        import mlflow
+
+        folder = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=model, dst_path=str(tmp), tracking_uri=tracking_uri,
+            registry_uri=tracking_uri,
+        ))  # fmt: skip
+    check_model(folder, model)  # messages name what was asked, not the download
+    return str(folder)
+
+
+@contextmanager
+def _serve(model: str, *, port: int | None, tracking_uri: str | None,
+           startup_s: float) -> Iterator[str]:  # fmt: skip
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from casnet.core.config import override_from_strings
+from casnet.core.config import override_from_strings, short_repr
 from casnet.core.errors import CasnetError
 from casnet.core.layout import TARGETS
 
@@ -68,7 +68,9 @@ def science_params(params) -> dict:
         key = item.partition("=")[0].strip()
         section, _, rest = key.partition(".")
         if not rest or section not in data or section == "science":
-            raise CasnetError(f"science.set: {item!r} must be SECTION.KEY=VALUE of another section")
+            raise CasnetError(
+                f"science.set: {short_repr(item)} must be SECTION.KEY=VALUE of another section"
+            )
         by_section.setdefault(section, []).append(item.strip()[len(section) + 1 :])
     for section, items in by_section.items():
         current = getattr(params, section)
