@@ -425,6 +425,20 @@ def test_truncated_mosaic_raises_at_call_time(tmp_path):
         iter_mosaic(mosaic, _xy_catalog(tmp_path / "cat.csv"), config=CFG)
 
 
+def test_a_mosaic_too_large_for_memory_is_an_input_error(tmp_path, monkeypatch):
+    """Issue 28: a tile-compressed mosaic is decompressed whole; out of memory it was a
+    MemoryError traceback. (Simulated: the allocation fails when the pixels are touched.)"""
+    mosaic = _mosaic(tmp_path / "mosaic.fits")
+    kind = type(fits.open(mosaic)[0])
+
+    def no_memory(self):
+        raise MemoryError("cannot allocate 40 GiB")
+
+    monkeypatch.setattr(kind, "data", property(no_memory))
+    with pytest.raises(CasnetInputError, match="too large to read into memory"):
+        iter_mosaic(mosaic, _xy_catalog(tmp_path / "cat.csv"), config=CFG)
+
+
 def test_mosaic_is_opened_once_not_per_row(tmp_path, monkeypatch):
     mosaic = _mosaic(tmp_path / "mosaic.fits")
     rows = {f"g{i}": (30.0 + i % 40, 40.0 + i % 30) for i in range(50)}

@@ -508,6 +508,8 @@ def _inspect_mosaic(path: str | Path, hdu: int | str | None) -> _Mosaic:
                     ) from None
     except CasnetInputError:
         raise
+    except MemoryError as exc:  # a tile-compressed mosaic is decompressed whole (issue 28)
+        raise CasnetInputError(f"{path}: too large to read into memory ({exc})") from None
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise CasnetInputError(f"{path}: not a readable FITS file ({exc})") from None
     if len(shape) != 2:
@@ -646,6 +648,8 @@ def _open_mosaic_data(info: _Mosaic) -> tuple[fits.HDUList, np.ndarray]:
             except BaseException:
                 hdul.close()
                 raise
+    except MemoryError as exc:
+        raise CasnetInputError(f"{info.path}: too large to read into memory ({exc})") from None
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise CasnetInputError(f"{info.path}: not a readable FITS file ({exc})") from None
     # degenerate leading axes, e.g. (1, ny, nx): a view, nothing is read
