@@ -130,8 +130,8 @@ class _ParamsLoader(yaml.SafeLoader):
             event = self.peek_event()
             raise _Refused(
                 f"line {event.start_mark.line + 1}: YAML aliases "
-                f"(*{shorten(event.anchor, limit=40)}) are not allowed in parameters; "
-                "write the value out in full"
+                f"(*{shorten(event.anchor, limit=40)}) are not allowed in casnet's "
+                "configuration and model files; write the value out in full"
             )
         self._depth += 1
         try:
@@ -144,7 +144,8 @@ class _ParamsLoader(yaml.SafeLoader):
 
 
 def parse_yaml(text: str | bytes, *, source: str) -> Any:
-    """Parse configuration YAML (a params file, a ``KEY=VALUE`` override's value) safely.
+    """Parse configuration YAML (a params file, a ``KEY=VALUE`` override's value, a model's
+    ``MLmodel``) safely.
 
     Like :func:`yaml.safe_load`, but an alias (``*name``) or a nesting deeper than
     :data:`MAX_YAML_DEPTH` is refused: parameters never need them, and a few kilobytes of

@@ -29,9 +29,8 @@ import pickletools
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
-from casnet.core.errors import CasnetInputError
+from casnet.core.config import parse_yaml
+from casnet.core.errors import CasnetConfigError, CasnetInputError
 from casnet.core.layout import COMBINED_MODEL, TARGETS
 
 __all__ = ["LOADER_MODULE", "PYTHON_MODEL", "check_model", "load_combined"]
@@ -72,16 +71,6 @@ class _Global:
     """A class the pickle refers to (allowed by :data:`_PICKLE_GLOBALS`)."""
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses anchors and aliases: a few kB of nested aliases expand
-    to gigabytes when walked, and MLflow never writes them."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases are not allowed in MLmodel")
-        return super().compose_node(parent, index)
-
-
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}..."
@@ -101,9 +90,11 @@ def _read_mlmodel(file: Path, name: str) -> dict:
     if file.stat().st_size > _MAX_MLMODEL_BYTES:
         raise _refuse(name, f"{file.name} is over {_MAX_MLMODEL_BYTES} bytes")
     try:
-        spec = yaml.load(file.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise _refuse(name, f"{file.name} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        # plain data only, no aliases (a few kB of nested aliases expand to gigabytes when
+        # walked; MLflow never writes them): the configuration's own reader
+        spec = parse_yaml(file.read_bytes(), source=file.name)
+    except CasnetConfigError as exc:
+        raise _refuse(name, str(exc).splitlines()[0]) from None
     if not isinstance(spec, dict) or not isinstance(spec.get("flavors"), dict):
         raise _refuse(name, f"{file.name} has no flavors")
     return spec
