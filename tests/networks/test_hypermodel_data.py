@@ -147,3 +147,19 @@ def test_hypermodel_builds_the_corners_of_the_papers_space(corner, expected_para
         assert [d.units for d in dense] == [128]
         assert model.get_layer("dropout").rate == pytest.approx(0.25)
     assert model.count_params() == expected_params(arch)
+
+
+@pytest.mark.parametrize("how", ["column", "stage"])
+def test_no_network_trains_on_evaluation_only_galaxies(tmp_path, how):
+    """Issue 29: the real COSMOS galaxies are for evaluation only; a store holding them (its
+    catalogue column travels through the stages), or the real suite's own store, is refused."""
+    from casnet.core.layout import EVALUATION_ONLY
+
+    rng = np.random.default_rng(0)
+    rows = [{"galaxy_id": f"g{i}", "label_asymmetry": 0.1, "label_concentration": 2.5,
+             EVALUATION_ONLY: how == "column" and i == 3} for i in range(4)]  # fmt: skip
+    meta = {"stage": "real-suite" if how == "stage" else "select"}
+    with StoreWriter(tmp_path / "s", stamp_shape=(60, 60), chunk_size=4, meta=meta) as w:
+        w.append(rows, {"image": rng.random((4, 60, 60)).astype(np.float32)})
+    with pytest.raises(CasnetInputError, match="evaluation only"):
+        store_dataset(tmp_path / "s", "asymmetry", batch_size=2)

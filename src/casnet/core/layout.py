@@ -15,6 +15,7 @@ __all__ = [
     "CLEANED",
     "COMBINED_MODEL",
     "ERR",
+    "EVALUATION_ONLY",
     "EXPERIMENTS",
     "MEASURED",
     "NETWORK_MODELS",
@@ -33,6 +34,12 @@ TARGETS = ("concentration", "asymmetry")
 #: suffix of a value's standard deviation in every table and response (``concentration_err``:
 #: the conventional measurement's error, or the sigma of a network with a Gaussian head)
 ERR = "_err"
+
+#: catalogue column of galaxies that may be scored but never learnt from: the real COSMOS galaxies
+#: of the real suite (issue 29: "no shipped network is ever trained on these galaxies"); the
+#: stages carry catalogue columns along, so a store made from them keeps it, and training
+#: refuses it (``casnet.networks.dataset.refuse_evaluation_only``)
+EVALUATION_ONLY = "evaluation_only"
 
 # The data stages' outputs (dvc.yaml), relative to the project root.
 RAW = "data/raw"

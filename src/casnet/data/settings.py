@@ -1,5 +1,6 @@
 """Settings of the data stages (``params.yaml`` sections ``data``, ``simulate``, ``clean``,
-``ingest``, ``select``, ``split``, ``augment``, ``store``; Tohill et al. 2021 Sec. 3.1-3.2)."""
+``ingest``, ``select``, ``split``, ``augment``, ``store``; Tohill et al. 2021 Sec. 3.1-3.2), and the
+rendering of the vendored real galaxies (:class:`RealSuiteConfig`, read by the real suite)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ __all__ = [
     "CleanConfig",
     "DataConfig",
     "IngestConfig",
+    "RealSuiteConfig",
     "SelectConfig",
     "SimulateConfig",
     "SplitConfig",
@@ -297,3 +299,60 @@ class StoreConfig(Section):
     chunk_size: int = Field(
         64, ge=1, le=65536, description="galaxies per chunk: the memory bound and the unit of work"
     )
+
+
+class RealSuiteConfig(Section):
+    """The 88 vendored COSMOS HST galaxies rendered as CANDELS F160W stamps (issue 29;
+    :mod:`casnet.data.real`): each galaxy seen ``views`` times, at magnitudes evenly spaced over
+    ``mag_offset_range`` relative to its F814W magnitude, moved fainter where its own HST noise
+    would be more than ``max_own_noise_share`` of the noise variance in the stamp. Never
+    training data.
+
+    The defaults, measured 2026-12-07 on the default simulator (CANDELS-deep H = 27.7): re-rendered
+    on the F160W grid a galaxy's own noise is 0.00025-0.0062 counts/s per pixel per count/s of its
+    flux, 15% of the stamp's noise variance at H = F814W + 0.9 (median; - 0.6 to + 1.7), so the
+    floor, not ``mag_offset_range``, sets the brightest view of 87 of the 88 galaxies. 4 views over
+    + 0 .. + 0.75 give 352 stamps, own-noise share 1.6-15.9%, statmorph's S/N per pixel 0.3-7.0
+    (>= 2.5: 47 views of 26 galaxies). S/N and the own share rise together: a share of 10% / 20% /
+    30% gives 24 / 71 / 110 views at S/N >= 2.5 (of clumpy, irregular or merging galaxies 0 / 9 /
+    21; at 15%, 5): faint 1-orbit ACS cutouts cannot be both high-S/N and clean.
+    """
+
+    views: int = Field(
+        4, ge=1, le=64, description="views of each galaxy: one magnitude and rotation each"
+    )
+    mag_offset_range: tuple[float, float] = Field(
+        (0.0, 0.75),
+        description="H - F814W (mag) of a galaxy's views, evenly spaced from the first value to "
+        "the second (no K-correction: the F814W image stands in for F160W); the whole ladder "
+        "moves fainter where max_own_noise_share demands it",
+    )
+    max_own_noise_share: float = Field(
+        0.15,
+        gt=0.0,
+        le=1.0,
+        description="largest share of the per-pixel noise variance in a stamp that may be the "
+        "galaxy's own HST noise, as measured on each view (README of data/real_galaxies: "
+        "H >~ F814W + 0.9 at CANDELS-deep depth for 15%); 1: no floor",
+    )
+    rotation: Literal["random", "grid", "none"] = Field(
+        "random",
+        description="angle of each view: uniform in [0, 360) deg from the seed, views spread "
+        "evenly over 360 deg, or none",
+    )
+    seed: int = Field(29, ge=0, description="master seed; each view derives its own streams")
+    stamp_size: int | None = Field(
+        None, ge=15, le=1001, description="stamp side (px); null: simulate.stamp_size"
+    )
+    max_galaxies: int | None = Field(
+        None, ge=1, description="the first N galaxies of the catalogue only (tests); null: all 88"
+    )
+
+    @model_validator(mode="after")
+    def _check_offsets(self) -> RealSuiteConfig:
+        lo, hi = self.mag_offset_range
+        if not lo <= hi:
+            raise ValueError(
+                f"mag_offset_range must be (low, high) with low <= high, got {(lo, hi)}"
+            )
+        return self

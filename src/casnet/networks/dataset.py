@@ -14,11 +14,17 @@ import numpy as np
 import tensorflow as tf
 
 from casnet.core.errors import CasnetInputError
-from casnet.core.layout import TARGETS
+from casnet.core.layout import EVALUATION_ONLY, TARGETS
 from casnet.data.io.store import StampStore
 from casnet.data.preprocess import NetworkInput
 
-__all__ = ["LABEL_SOURCES", "label_column", "store_dataset", "store_input"]
+__all__ = [
+    "LABEL_SOURCES",
+    "label_column",
+    "refuse_evaluation_only",
+    "store_dataset",
+    "store_input",
+]
 
 #: what a network can learn (issue 17): ``label``, the training labels (the conventional
 #: measurement or external labels: the paper's choice), or ``truth``, the simulator's idealised
@@ -56,6 +62,26 @@ def store_input(*stores: str | Path) -> NetworkInput:
     return next(iter(sides.values()))
 
 
+def refuse_evaluation_only(src: StampStore) -> None:
+    """Refuse to train on a store that holds evaluation-only galaxies (the real suite's), or
+    that the real suite wrote.
+
+    Raises
+    ------
+    CasnetInputError
+        Naming the store and how many such galaxies it holds.
+    """
+    if src.meta.get("stage") == "real-suite":
+        raise CasnetInputError(f"{src.path}: the real-galaxy suite's store is for evaluation "
+                               "only; no network is trained on it")  # fmt: skip
+    cat = src.catalog
+    if EVALUATION_ONLY in cat.columns:
+        n = int(cat[EVALUATION_ONLY].fillna(False).astype(bool).sum())
+        if n:
+            raise CasnetInputError(f"{src.path}: {n} galaxies are for evaluation only (the real "
+                                   "suite's); no network is trained on them")  # fmt: skip
+
+
 def store_dataset(
     store: str | Path,
     target: str,
@@ -80,6 +106,7 @@ def store_dataset(
     """
     column = label_column(target, labels)
     src = StampStore(store)
+    refuse_evaluation_only(src)
     if column not in src.catalog.columns:
         raise CasnetInputError(f"{store}: no {column} column (not a selected/split store?)")
     if len(src) == 0:
