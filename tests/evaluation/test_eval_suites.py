@@ -373,7 +373,7 @@ def cli_env(monkeypatch, project):
 def test_cli_rejects_an_unknown_suite(cli_env, monkeypatch, capsys):
     code, err = _main(monkeypatch, capsys, "evaluate", "--suite", "bogus")
     assert code == 2
-    assert "--suite must be test, noise, redshift or all" in err and "bogus" in err
+    assert "--suite must be test, noise, redshift, real or all" in err and "bogus" in err
     result = runner.invoke(app, ["evaluate", "--suite", "test,bogus"])
     assert result.exit_code == 2
 

@@ -1,4 +1,5 @@
-"""``casnet evaluate``: the test, noise and redshift suites (Sec. 4) in one MLflow run."""
+"""``casnet evaluate``: the test, noise and redshift suites (Sec. 4) and the real-morphology suite
+(issue 29) in one MLflow run."""
 
 from __future__ import annotations
 
@@ -24,19 +25,24 @@ def evaluate(
     model: Annotated[
         str,
         typer.Option(
-            help="models:/NAME@ALIAS, models:/NAME/VERSION, a model folder, or "
-            "http://HOST:PORT of mlflow models serve."
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, a model folder, 'pretrained' (the "
+            "packaged model), or http://HOST:PORT of mlflow models serve."
         ),
     ] = "models:/casnet@champion",
     suite: Annotated[
-        list[str] | None, typer.Option(help="test | noise | redshift | all (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="test | noise | redshift | real | all (repeatable). real: real COSMOS HST "
+            "galaxies rendered as F160W stamps, network and conventional against the "
+            "conventional measurement of the noise-free stamp (issue 29)."
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
             help="Override evaluate params, KEY=VALUE (YAML), e.g. "
-            "'redshift.n_galaxies=20;noise.max_galaxies=30'.",
+            "'redshift.n_galaxies=20;noise.max_galaxies=30;real.views=2'.",
         ),
     ] = None,
     test: Annotated[Path, typer.Option(help="Test store.")] = Path(TEST),
@@ -46,10 +52,12 @@ def evaluate(
     ),
     params: ParamsOption = None,
 ) -> None:
-    """Test-set, noise and redshift suites (Sec. 4) against a registered or served model; one
-    MLflow run (experiment casnet-evaluate) with metrics, figures and tables; prints a summary."""
+    """Test-set, noise and redshift suites (Sec. 4) and the real-morphology suite (issue 29)
+    against a registered, local, packaged or served model; one MLflow run (experiment
+    casnet-evaluate) with metrics, figures and tables; prints a summary."""
     from casnet.evaluation.run import SUITES
     from casnet.evaluation.run import evaluate as run_evaluation
+    from casnet.networks import pretrained
 
     names = [n.strip() for entry in (suite or ["all"]) for n in entry.split(",") if n.strip()]
     if "all" in names:
@@ -57,8 +65,10 @@ def evaluate(
     bad = [n for n in names if n not in SUITES]
     if bad:
         raise fail(
-            f"--suite must be test, noise, redshift or all, got {', '.join(bad)}", EXIT_USAGE
+            f"--suite must be test, noise, redshift, real or all, got {', '.join(bad)}", EXIT_USAGE
         )
+    if model == pretrained.NAME:
+        model = str(pretrained.model_path())  # the packaged model's folder
     p = load_params(params)
     if set_:
         evaluate = override_from_strings(p.evaluate, set_, source="evaluate (--set)")

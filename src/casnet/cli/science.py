@@ -33,9 +33,10 @@ def science(
 ) -> None:
     """Run the science run: params.yaml with science.set applied, in its own folder
     (science.root: its own DVC project and MLflow store): dvc repro, a Bayesian search per
-    network, training (on the labels, and on the truth), registry, the test, noise and redshift
-    suites, and the report (science.report). Killed at any point, the same command continues
-    where it stopped. Long: run it in the background, e.g. nohup make science > science.log &.
+    network, training (on the labels, and on the truth), registry, the test, noise, redshift and
+    real-galaxy suites, and the report (science.report). Killed at any point, the same command
+    continues where it stopped. Long: run it in the background, e.g.
+    nohup make science > science.log &.
     """
     from casnet.science.run import run_science
 

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 EXPERIMENT = EXPERIMENTS["evaluate"]
-SUITES = ("test", "noise", "redshift")
+SUITES = ("test", "noise", "redshift", "real")
 
 
 @dataclass
@@ -129,9 +129,9 @@ def evaluate(
 ) -> Evaluation:
     """Run ``suites`` against ``model`` and log everything to one MLflow run.
 
-    ``settings`` are the suites' (``params.yaml`` section ``evaluate``); the redshift suite
-    simulates with ``simulate`` and both the noise and redshift suites measure with
-    ``morphology``.
+    ``settings`` are the suites' (``params.yaml`` section ``evaluate``); the redshift and real
+    suites render with ``simulate`` (PSF, pixel scale, zero point, noise) and the noise, redshift
+    and real suites measure with ``morphology``.
     """
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -146,7 +146,7 @@ def evaluate(
         if needed[name] and not (Path(path) / CATALOG).exists():
             raise CasnetInputError(f"no {name} store at {path}: run `dvc repro` first")
     predictor = Predictor(model, root=root, batch_size=settings.batch_size)
-    # lineage of the data these suites read (the redshift suite makes its own sample)
+    # lineage of the data these suites read (the redshift and real suites make their own samples)
     data = {k: str(v) for k, v in stores.items() if needed[k]}
     client = MlflowClient(tracking_uri(root))
     exp = ensure_experiment(EXPERIMENT, root)
@@ -183,6 +183,10 @@ def _run_suite(
         from casnet.evaluation.noise import noise_suite
 
         return noise_suite(predictor, val, raw, settings.noise, morphology, out)
+    if suite == "real":
+        from casnet.evaluation.real import real_suite
+
+        return real_suite(predictor, settings.real, simulate, morphology, out)
     from casnet.evaluation.redshift import redshift_suite
 
     return redshift_suite(predictor, settings.redshift, simulate, morphology, out)

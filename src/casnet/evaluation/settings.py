@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from casnet.core.config import Section
+from casnet.data.settings import RealSuiteConfig
 
-__all__ = ["EvaluateConfig", "NoiseSuiteConfig", "RedshiftSuiteConfig"]
+__all__ = ["EvaluateConfig", "NoiseSuiteConfig", "RealSuiteConfig", "RedshiftSuiteConfig"]
 
 
 class NoiseSuiteConfig(Section):
@@ -70,8 +71,10 @@ class RedshiftSuiteConfig(Section):
 
 
 class EvaluateConfig(Section):
-    """Evaluation of registered models (``casnet evaluate``, Sec. 4)."""
+    """Evaluation of registered models (``casnet evaluate``, Sec. 4; the real-morphology suite:
+    issue 29, :mod:`casnet.evaluation.real`)."""
 
     noise: NoiseSuiteConfig = NoiseSuiteConfig()
     redshift: RedshiftSuiteConfig = RedshiftSuiteConfig()
+    real: RealSuiteConfig = RealSuiteConfig()
     batch_size: int = Field(512, ge=1, description="stamps per network call")

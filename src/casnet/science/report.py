@@ -24,7 +24,14 @@ from casnet.core.scores import degenerate_reason, scores
 from casnet.core.tracking import git_commit, tracking_uri, use_store
 from casnet.data.io.store import StampStore
 
-__all__ = ["PAPER", "calibration_section", "galaxy_table", "paper_table", "write_report"]
+__all__ = [
+    "PAPER",
+    "calibration_section",
+    "galaxy_table",
+    "paper_table",
+    "real_section",
+    "write_report",
+]
 
 #: the paper's headline numbers (Tohill et al. 2021 Secs. 4.1-4.4) as issue 17 lists them:
 #: quantity -> (network, MORFOMETRYKA or None), and the metric of the evaluation run beside it
@@ -125,6 +132,62 @@ def _by_snr(table: pd.DataFrame) -> pd.DataFrame:
                 row[f"{name} bias"] = float(res.mean()) if res.size else np.nan
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def real_section(real: pd.DataFrame | None, by_bin: pd.DataFrame | None,
+                 test: pd.DataFrame) -> tuple[list[str], pd.DataFrame | None]:  # fmt: skip
+    """The "Real galaxies" section (issue 29) from the real suite's tables (``real_galaxies``,
+    ``real_by_bin``) and the test suite's ``test_galaxies``: the headline quantities on the real
+    stamps with S/N per pixel >= 2.5 beside the same quantities on the simulated test set (the
+    truth is its reference there), and the outlier figure. Returns (markdown lines, the
+    headline table); no lines when the evaluation ran no real suite."""
+    from casnet.evaluation.real import HEADLINE, HEADLINE_ROWS, agreement, real_scores
+
+    if real is None or by_bin is None:
+        return [], None
+    sim = test.rename(
+        columns=lambda c: c.replace("conventional_", "conv_").replace("true_", "ref_")
+    )
+    rows, n_test = [], 0
+    for t in TARGETS:
+        head = by_bin[(by_bin["group"] == "headline") & (by_bin["target"] == t)].iloc[0]
+        if f"ref_{t}" in sim:
+            on_test = real_scores(sim, t)
+        else:  # external data: no truth, only the network against the conventional value
+            pair = agreement(sim[f"net_{t}"], sim[f"conv_{t}"])
+            on_test = {"n": pair["n"], "net_conv_r": pair["r"], "net_conv_slope": pair["slope"]}
+        n_test = max(n_test, int(on_test["n"]))
+        for quantity, net, conv in HEADLINE_ROWS:
+            rows.append(
+                {
+                    "quantity": f"{t[0].upper()} {quantity}",
+                    "real: network": head[net],
+                    "real: conventional": head[conv] if conv else np.nan,
+                    "simulated test: network": on_test.get(net, np.nan),
+                    "simulated test: conventional": on_test.get(conv, np.nan) if conv else np.nan,
+                }
+            )
+    table = pd.DataFrame(rows)
+    n_real = int(by_bin.loc[by_bin["group"] == "headline", "n"].max())
+    galaxies = real["cosmos_ident"] if "cosmos_ident" in real else real["galaxy_id"]
+    counts = real["excluded"].replace("", "scored").value_counts()
+    lines = [
+        "## Real galaxies (issue 29)",
+        "",
+        f"{galaxies.nunique()} real COSMOS HST galaxies (F814W morphology standing in "
+        f"for F160W) rendered as {len(real)} CANDELS F160W stamps, scored by the network and "
+        "the conventional measurement against the conventional measurement of the noise-free "
+        f"stamp (the reference; on the simulated test set: the truth). Real: the {n_real} "
+        f"stamps with {HEADLINE}; simulated: the {n_test} test galaxies. Stamps: "
+        + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
+        + ". Per S/N bin and visual kind: `real_by_bin.csv`; per stamp: `real_galaxies.csv`.",
+        "",
+        _markdown(table),
+        "",
+        "![real_outliers](figures/real_outliers.png)",
+        "",
+    ]
+    return lines, table
 
 
 def _speed(model: str, root: Path, test: Path, n: int = 200) -> dict[str, float]:
@@ -229,6 +292,9 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
             shutil.copy(png, figures / png.name)
         summary = (local / "summary.md").read_text()
         evaluated = pd.read_parquet(local / "tables" / "test" / "test_galaxies.parquet")
+        real_tables = {name: pd.read_parquet(path) if path.exists() else None
+                       for name in ("real_galaxies", "real_by_bin")
+                       for path in [local / "tables" / "real" / f"{name}.parquet"]}  # fmt: skip
     from casnet.networks.train import predict_store
 
     truth_networks = _truth_networks(done, root)
@@ -244,6 +310,11 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         ok = np.isfinite(table[f"true_{t}"]) & np.isfinite(pred)
         for k, v in scores(table.loc[ok, f"true_{t}"], pred[ok]).items():
             metrics[f"test_{t}_truthnet_vs_truth_{k}"] = v
+    real_lines, _ = real_section(real_tables["real_galaxies"], real_tables["real_by_bin"],
+                                 evaluated)  # fmt: skip
+    for name, frame in real_tables.items():
+        if frame is not None:
+            frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     by_snr = _by_snr(table)
     by_snr.to_csv(out / "test_by_snr.csv", index=False, float_format="%.6g")
     speed = _speed("models:/casnet@champion", root, test)
@@ -296,6 +367,7 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         f"conventional measurement {speed['conventional_galaxies_per_s']:.1f} galaxies/s "
         f"({speed['speed_up']:.0f}x).",
         "",
+        *real_lines,
         "## Calibration of the per-galaxy uncertainties (issue 18)",
         "",
         "Observed coverage of each sigma on the test set: the fraction of galaxies within 1 and 2 "
