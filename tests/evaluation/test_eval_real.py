@@ -23,13 +23,13 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from casnet.cli import app
+from casnet.data.real import cutout_footprint
 from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import simulate_galaxy
 from casnet.evaluation.real import (
     EXCLUSIONS,
     HEADLINE,
     agreement,
-    footprint,
     outliers,
     real_scores,
     real_suite,
@@ -145,12 +145,12 @@ def test_outliers_take_one_view_per_galaxy():
 
 
 def test_footprint_is_the_rotated_cutout():
-    square = footprint((101, 101), side_px=20)
+    square = cutout_footprint((101, 101), side_px=20)
     assert square.sum() == 21 * 21  # pixel centres within +-10 px of the centre (50, 50)
-    turned = footprint((101, 101), side_px=20, rotation_deg=45)
+    turned = cutout_footprint((101, 101), side_px=20, rotation_deg=45)
     assert not turned[60, 60] and turned[50, 64]  # a corner cut off, the tip of the diamond in
     assert turned.sum() == pytest.approx(400, rel=0.08)  # the area, up to the pixel edges (421)
-    moved = footprint((101, 101), side_px=20, offset_px=(3.0, 0.0))
+    moved = cutout_footprint((101, 101), side_px=20, offset_px=(3.0, 0.0))
     assert moved[50, 63] and not moved[50, 37]
 
 
@@ -174,7 +174,7 @@ def test_reference_takes_the_own_noise_off_a():
         yy, xx = np.indices(clean.shape)
         inside = elliptical_radius(xx - want.x_centre, yy - want.y_centre, want.q, want.pa)
         own = clean[inside <= want.r_petro].mean() / 10  # own S/N 10 inside R_p
-        region = footprint(clean.shape, side_px=24, rotation_deg=30)
+        region = cutout_footprint(clean.shape, side_px=24, rotation_deg=30)
         for seed in range(4):
             noise = signal.fftconvolve(np.random.default_rng(seed).normal(size=clean.shape), psf,
                                        mode="same")  # fmt: skip

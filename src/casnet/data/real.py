@@ -70,6 +70,7 @@ __all__ = [
     "REAL_DIR",
     "RealStamps",
     "ViewMeasurement",
+    "cutout_footprint",
     "draw_view",
     "kinds",
     "measure_view",
@@ -197,18 +198,27 @@ def draw_view(
     return np.asarray(image.array, dtype=np.float64)
 
 
-def _footprint(
-    size: int, cutout_arcsec: float, scale: float, rotation_deg: float, centre: tuple[float, float]
-) -> np.ndarray:
-    """Pixels inside the rotated square a cutout of side ``cutout_arcsec`` covers on the stamp
-    (less :data:`_FOOTPRINT_MARGIN_PX`): where the galaxy's own noise is."""
-    yy, xx = np.indices((size, size), dtype=np.float64)
-    dx, dy = xx - centre[0], yy - centre[1]
+def cutout_footprint(shape: tuple[int, int], *, side_px: float, rotation_deg: float = 0.0,
+                     offset_px: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
+    """The pixels of a ``shape`` stamp inside a square cutout of side ``side_px`` rotated by
+    ``rotation_deg`` counter-clockwise about the stamp centre shifted by ``offset_px`` (x, y):
+    where a rendered view's own HST noise is (:func:`render_real` draws its views so)."""
+    yy, xx = np.indices(shape, dtype=np.float64)
+    dx = xx - ((shape[1] - 1) / 2 + offset_px[0])
+    dy = yy - ((shape[0] - 1) / 2 + offset_px[1])
     a = math.radians(rotation_deg)
     u = dx * math.cos(a) + dy * math.sin(a)
     v = -dx * math.sin(a) + dy * math.cos(a)
-    half = cutout_arcsec / scale / 2 - _FOOTPRINT_MARGIN_PX
-    return (np.abs(u) <= half) & (np.abs(v) <= half)
+    return (np.abs(u) <= side_px / 2) & (np.abs(v) <= side_px / 2)
+
+
+def _footprint(size: int, cutout_arcsec: float, scale: float, rotation_deg: float,
+               offset_px: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
+    """:func:`cutout_footprint` less :data:`_FOOTPRINT_MARGIN_PX` on each side: the pixels
+    where the own noise is measured."""
+    side = cutout_arcsec / scale - 2 * _FOOTPRINT_MARGIN_PX
+    return cutout_footprint((size, size), side_px=side, rotation_deg=rotation_deg,
+                            offset_px=offset_px)  # fmt: skip
 
 
 def _own_noise_on_render(unit: np.ndarray, footprint: np.ndarray) -> tuple[float, int]:
@@ -242,7 +252,7 @@ def _noise_twin(
     noise = catalog.getNoise(index, rng=galsim.BaseDeviate(seed))
     size_arcsec = gal_image.array.shape[0] * gal_image.scale
     size = 2 * math.ceil(size_arcsec / sim.pixel_scale / 2) + 17  # footprint + PSF wings
-    fp = _footprint(size, size_arcsec, sim.pixel_scale, 0.0, ((size - 1) / 2, (size - 1) / 2))
+    fp = _footprint(size, size_arcsec, sim.pixel_scale, 0.0)
     if not fp.any():
         return float("nan")
     values = []
@@ -269,9 +279,7 @@ def _own_noise_per_flux(
     >= 100 such pixels (unrotated) the two agree: render / twin median 0.94, 10-90% 0.84-1.05;
     with fewer, the galaxy's light reaches the pixels left and the render reads up to 4x high.
     """
-    size = unit.shape[0]
-    centre = ((size - 1) / 2 + offset_px[0], (size - 1) / 2 + offset_px[1])
-    fp = _footprint(size, cutout_arcsec, sim.pixel_scale, rotation_deg, centre)
+    fp = _footprint(unit.shape[0], cutout_arcsec, sim.pixel_scale, rotation_deg, offset_px)
     sigma, n = _own_noise_on_render(unit, fp)
     if _MIN_OWN_SKY_PIXELS <= n < np.count_nonzero(fp) and sigma > 0:
         return sigma, "truth"

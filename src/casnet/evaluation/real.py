@@ -74,6 +74,7 @@ from casnet.core.flags import BAD_VALUES, Flag
 from casnet.core.layout import ERR, TARGETS
 from casnet.core.scores import pearson
 from casnet.data.preprocess import CROP_SIZE
+from casnet.data.real import cutout_footprint
 from casnet.data.settings import RealSuiteConfig, SimulateConfig
 from casnet.evaluation.predictor import Predictor
 from casnet.evaluation.result import SuiteResult
@@ -95,7 +96,6 @@ __all__ = [
     "SNR_EDGES",
     "SN_EDGES",
     "agreement",
-    "footprint",
     "own_noise_term",
     "real_scores",
     "real_suite",
@@ -208,20 +208,6 @@ def scores_by_group(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def footprint(shape: tuple[int, int], *, side_px: float, rotation_deg: float = 0.0,
-              offset_px: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
-    """The pixels of a ``shape`` stamp inside a square cutout of side ``side_px`` rotated by
-    ``rotation_deg`` counter-clockwise about the stamp centre shifted by ``offset_px`` (x, y):
-    where a rendered cutout's own noise is (:mod:`casnet.data.real` draws its views so)."""
-    yy, xx = np.indices(shape, dtype=np.float64)
-    dx = xx - ((shape[1] - 1) / 2 + offset_px[0])
-    dy = yy - ((shape[0] - 1) / 2 + offset_px[1])
-    a = math.radians(rotation_deg)
-    u = dx * math.cos(a) + dy * math.sin(a)
-    v = -dx * math.sin(a) + dy * math.cos(a)
-    return (np.abs(u) <= side_px / 2) & (np.abs(v) <= side_px / 2)
-
-
 def own_noise_term(truth: np.ndarray, ref: Measurement, variance: np.ndarray,
                    morph: MorphologyConfig) -> float:  # fmt: skip
     """What the noise-free stamp's own noise adds to its raw asymmetry, in units of A.
@@ -307,10 +293,10 @@ def _measure_all(stamps, catalog: pd.DataFrame, morph: MorphologyConfig,
         own = float(cat.get("own_noise_sigma", 0.0))
         region = None
         if "cutout_arcsec" in cat and np.isfinite(cat["cutout_arcsec"]):
-            region = footprint(clean.shape, side_px=float(cat["cutout_arcsec"]) / pixel_scale,
-                               rotation_deg=float(cat.get("rotation_deg", 0.0)),
-                               offset_px=(float(cat.get("x_offset_px", 0.0)),
-                                          float(cat.get("y_offset_px", 0.0))))  # fmt: skip
+            side = float(cat["cutout_arcsec"]) / pixel_scale
+            offset = (float(cat.get("x_offset_px", 0.0)), float(cat.get("y_offset_px", 0.0)))
+            region = cutout_footprint(clean.shape, side_px=side, offset_px=offset,
+                                      rotation_deg=float(cat.get("rotation_deg", 0.0)))  # fmt: skip
         ref, term = reference(np.asarray(clean, np.float64), noise_sigma=sigma, own_sigma=own,
                               own_region=region, morph=morph)  # fmt: skip
         row = {"snr_p": m.snr_p, "conv_flag": int(m.flag), "conv_flag_reasons": m.flag_reasons,
