@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from casnet.cli import app
+from casnet.core.errors import CasnetInputError
 from casnet.data.real import cutout_footprint
 from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import simulate_galaxy
@@ -376,6 +377,32 @@ def test_evaluate_real_logs_prefixed_metrics_tables_and_figures(stand_in, model_
     tables = sorted(Path(a.path).name for a in client.list_artifacts(ev.run_id, "tables/real"))
     assert tables == ["real_by_bin.parquet", "real_galaxies.parquet"]
     assert "(real, sn_per_pixel >= 2.5)" in ev.summary and "Real suite:" in ev.summary
+
+
+def test_a_report_folder_gets_the_summary_tables_and_figures(stand_in, model_dir, own_store,
+                                                             tmp_path):  # fmt: skip
+    """``--report DIR``: the evaluation as files to commit (every number from the run)."""
+    from casnet import __version__
+
+    params = Params()
+    settings = params.evaluate.model_copy(
+        update={"real": params.evaluate.real.model_copy(update={"views": 1, "max_galaxies": 2})}
+    )
+    report = tmp_path / "reports" / "real"
+    ev = evaluate(str(model_dir), ["real"], settings, simulate=params.simulate,
+                  morphology=params.morphology, root=own_store, report=report)  # fmt: skip
+    text = (report / "summary.md").read_text()
+    assert text.startswith("# casnet evaluate: real") and f"casnet {__version__}" in text
+    assert ev.run_id in text and "## real_by_bin (tables/real_by_bin.csv)" in text
+    tables = sorted(p.name for p in (report / "tables").iterdir())
+    assert tables == ["real_by_bin.csv", "real_galaxies.csv"]
+    figures = sorted(p.name for p in (report / "figures").iterdir())
+    assert figures == ["real_outliers.png", "real_scatter.png"]
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CasnetInputError, match="not a folder"):
+        evaluate(str(model_dir), ["real"], settings, simulate=params.simulate,
+                 morphology=params.morphology, root=own_store,
+                 report=tmp_path / "afile")  # fmt: skip
 
 
 def test_real_is_a_suite_of_all():

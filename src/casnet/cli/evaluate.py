@@ -50,6 +50,13 @@ def evaluate(
     raw: Annotated[Path, typer.Option(help="Raw stamps of the val galaxies (noise suite).")] = Path(
         CLEANED
     ),
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the summary, the tables (CSV) and the figures into this folder "
+            "(e.g. reports/real, to commit)."
+        ),
+    ] = None,
     params: ParamsOption = None,
 ) -> None:
     """Test-set, noise and redshift suites (Sec. 4) and the real-morphology suite (issue 29)
@@ -74,6 +81,6 @@ def evaluate(
         evaluate = override_from_strings(p.evaluate, set_, source="evaluate (--set)")
         p = p.model_copy(update={"evaluate": evaluate})
     result = run_evaluation(model, names, p.evaluate, simulate=p.simulate, morphology=p.morphology,
-                            test=test, val=val, raw=raw)  # fmt: skip
+                            test=test, val=val, raw=raw, report=report)  # fmt: skip
     typer.echo(result.summary)
     typer.echo(f"evaluation run {result.run_id} (experiment casnet-evaluate)")

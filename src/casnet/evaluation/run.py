@@ -126,12 +126,15 @@ def evaluate(
     val: str | Path = "data/split/val",
     raw: str | Path = "data/cleaned",
     root: Path | None = None,
+    report: str | Path | None = None,
 ) -> Evaluation:
     """Run ``suites`` against ``model`` and log everything to one MLflow run.
 
     ``settings`` are the suites' (``params.yaml`` section ``evaluate``); the redshift and real
     suites render with ``simulate`` (PSF, pixel scale, zero point, noise) and the noise, redshift
-    and real suites measure with ``morphology``.
+    and real suites measure with ``morphology``. ``report``: a folder that also gets the summary
+    (``summary.md``, with what was evaluated), the tables as CSV (``tables/``) and the figures
+    (``figures/``), to commit beside the code that made them.
     """
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -140,6 +143,11 @@ def evaluate(
     if unknown or not suites:
         raise CasnetInputError(f"suite must be among {', '.join(SUITES)} or all, got {suites}")
     root = root or project_root()
+    if report is not None:  # before any work: never over a file, nor inside an input store
+        from casnet.data.io.outputs import check_output
+
+        report = check_output(report, kind="folder", inputs=[test, val, raw])
+        report.mkdir(parents=True, exist_ok=True)
     needed = {"test": "test" in suites, "val": "noise" in suites, "raw": "noise" in suites}
     stores = {"test": test, "val": val, "raw": raw}
     for name, path in stores.items():
@@ -165,6 +173,8 @@ def evaluate(
             text = summary_markdown(list(results.values()))
             (out / "summary.md").write_text(text + "\n")
             client.log_artifact(run_id, str(out / "summary.md"))
+            if report is not None:
+                _write_report(Path(report), list(results.values()), text, predictor, run_id)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
@@ -190,6 +200,38 @@ def _run_suite(
     from casnet.evaluation.redshift import redshift_suite
 
     return redshift_suite(predictor, settings.redshift, simulate, morphology, out)
+
+
+def _write_report(folder: Path, results: list[SuiteResult], summary: str, predictor: Predictor,
+                  run_id: str) -> None:  # fmt: skip
+    """The evaluation as files (``--report``): every number in it comes from this run."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from casnet import __version__
+    from casnet.networks import pretrained
+
+    described = predictor.describe()
+    if pretrained.available() and Path(predictor.model).resolve() == pretrained.model_path():
+        described = {"model": pretrained.describe()}  # not this machine's path to it
+    what = ", ".join(f"{k.removeprefix('casnet.')} {v}" for k, v in described.items())
+    head = (f"# casnet evaluate: {', '.join(r.name for r in results)}\n\n"
+            f"Written by `casnet evaluate --report` on "
+            f"{datetime.now(UTC).strftime('%Y-%m-%d')} with casnet {__version__}; "
+            f"{what}; MLflow run {run_id}.\n\n")  # fmt: skip
+    parts = [head + summary]
+    for result in results:
+        for name, table in result.tables.items():
+            (folder / "tables").mkdir(exist_ok=True)
+            table.to_csv(folder / "tables" / f"{name}.csv", index=False)
+            if name.endswith("_by_bin") and len(table) <= 80:  # small enough to read
+                parts.append(f"## {name} (tables/{name}.csv)\n\n"
+                             + table.round(3).to_markdown(index=False))  # fmt: skip
+    (folder / "summary.md").write_text("\n\n".join(parts) + "\n")
+    for result in results:
+        for png in result.figures:
+            (folder / "figures").mkdir(exist_ok=True)
+            shutil.copyfile(png, folder / "figures" / Path(png).name)
 
 
 def _log(client, run_id: str, result: SuiteResult, out: Path, Metric) -> None:

@@ -67,7 +67,7 @@ def _within(child: Path, parent: Path) -> bool:
 def check_output(
     out: str | Path,
     *,
-    kind: Literal["file", "store"],
+    kind: Literal["file", "store", "folder"],
     inputs: Iterable[str | Path | None] = (),
 ) -> Path:
     """Refuse an output that would destroy something: return ``out`` when it is safe to write.
@@ -76,8 +76,9 @@ def check_output(
     ----------
     out : str or Path
         The output: a table file (``kind="file"``) or a store folder (``kind="store"``).
-    kind : {"file", "store"}
-        What will be written there.
+    kind : {"file", "store", "folder"}
+        What will be written there: a file, a store (which replaces what is there), or files
+        into a folder (which keeps what else is there).
     inputs : iterable of str or Path
         What the run reads (files, folders, stores, globs; None entries are skipped).
 
@@ -109,8 +110,12 @@ def check_output(
         if out.is_dir():
             raise CasnetInputError(f"{out}: is a folder; the output is a file: give a file name")
         return out
+    if kind == "folder":
+        if out.exists() and not out.is_dir():
+            raise CasnetInputError(f"{out}: exists and is not a folder; give a folder")
+        return out
     if kind != "store":
-        raise ValueError(f"kind must be 'file' or 'store', got {kind!r}")
+        raise ValueError(f"kind must be 'file', 'store' or 'folder', got {kind!r}")
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise CasnetInputError(
