@@ -117,6 +117,73 @@ def benchmark_simulate_cmd(
     typer.echo(f"report and figure: {out}/simulate.md, simulate.json, {figure}")
 
 
+@commands.command("realgap")
+def benchmark_realgap_cmd(
+    n: Annotated[
+        int, typer.Option(help="Simulated galaxies (at the real views' magnitudes).")
+    ] = 1500,
+    k: Annotated[int, typer.Option(help="Simulated galaxies matched to each real view.")] = 50,
+    twins: Annotated[int, typer.Option(help="Own-noise twins per real view (x 4 rotations).")] = 2,
+    max_galaxies: Annotated[
+        int | None, typer.Option(help="Real galaxies: the first N only (default: all 88).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Combined model whose residuals are compared (folder or models:/ "
+            "URI; default: the packaged pretrained model)."
+        ),
+    ] = None,
+    network: Annotated[bool, typer.Option(help="Compare the network's residuals too.")] = True,
+    out: Annotated[Path, typer.Option(help="Folder of the report and figures.")] = Path(
+        "benchmarks"
+    ),
+    params: ParamsOption = None,
+) -> None:
+    """Where the simulator fails to cover real morphology (issue 29): the real suite's views
+    against simulated galaxies matched in magnitude and size, noise-matched: C, A, smoothness
+    and residual peaks of the noise-free stamps, the observed C and A, the network residuals
+    (writes OUT/realgap.{md,json} and OUT/realgap/: rows and figures)."""
+    from casnet.bench.realgap import (
+        format_realgap,
+        plot_outside,
+        plot_plane,
+        plot_residuals,
+        realgap,
+        realgap_report,
+    )
+
+    if n < 1 or k < 1 or twins < 1 or n < k:
+        raise fail(f"--n, --k and --twins must be >= 1 and --n >= --k, got n={n}, k={k}, "
+                   f"twins={twins}", EXIT_USAGE)  # fmt: skip
+    p = load_params(params)
+    real_cfg = override(p.evaluate.real, source="command line", max_galaxies=max_galaxies)
+    if network and model is None:
+        from casnet.networks.pretrained import available, model_path
+
+        if available():
+            model = str(model_path())
+        else:
+            typer.echo("no packaged pretrained model: network residuals skipped")
+    gap = realgap(n, sim=p.simulate, real_cfg=real_cfg, morph=p.morphology, k=k, twins=twins,
+                  model=model if network else None, log=typer.echo)  # fmt: skip
+    report = realgap_report(gap)
+    folder = out / "realgap"
+    folder.mkdir(parents=True, exist_ok=True)
+    gap.real.to_csv(folder / "real_rows.csv", index=False)
+    gap.sims.to_csv(folder / "sim_rows.csv", index=False)
+    gap.pairs.to_csv(folder / "pairs.csv", index=False)
+    text = format_realgap(report)
+    (out / "realgap.md").write_text(text + "\n")
+    (out / "realgap.json").write_text(json.dumps(report, indent=2, default=float))
+    figures = [plot_plane(gap, folder / "plane.png"), plot_outside(gap, folder / "outside.png")]
+    if "net_asymmetry_residual" in gap.real:
+        figures.append(plot_residuals(gap, folder / "residuals.png"))
+    typer.echo(text)
+    typer.echo(f"report: {out}/realgap.md, realgap.json; rows and figures: "
+               + ", ".join(str(f) for f in figures))  # fmt: skip
+
+
 @commands.command("data")
 def benchmark_data_cmd(
     n: Annotated[int, typer.Option(help="Galaxies of the large run (the small one: N/5).")] = 500,
