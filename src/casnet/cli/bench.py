@@ -143,7 +143,8 @@ def benchmark_realgap_cmd(
     """Where the simulator fails to cover real morphology (issue 29): the real suite's views
     against simulated galaxies matched in magnitude and size, noise-matched: C, A, smoothness
     and residual peaks of the noise-free stamps, the observed C and A, the network residuals
-    (writes OUT/realgap.{md,json} and OUT/realgap/: rows and figures)."""
+    (writes OUT/realgap.{md,json} and OUT/realgap/: the rows of the real views, the simulated
+    galaxies and the noise-matched pairs, and the figures)."""
     from casnet.bench.realgap import (
         format_realgap,
         plot_outside,
@@ -172,7 +173,7 @@ def benchmark_realgap_cmd(
     folder.mkdir(parents=True, exist_ok=True)
     gap.real.to_csv(folder / "real_rows.csv", index=False)
     gap.sims.to_csv(folder / "sim_rows.csv", index=False)
-    gap.pairs.to_csv(folder / "pairs.csv", index=False)
+    gap.pairs.to_csv(folder / "pairs.csv.gz", index=False)
     text = format_realgap(report)
     (out / "realgap.md").write_text(text + "\n")
     (out / "realgap.json").write_text(json.dumps(report, indent=2, default=float))
