@@ -251,7 +251,7 @@ def test_a_leftover_old_store_beside_a_whole_one_is_removed(tmp_path):
     old = Path(f"{path}.old")
     old.mkdir()
     (old / "store.json").write_text("{}")  # what a StoreWriter's close leaves there
-    (old / "junk").write_text("x")
+    (old / "catalog.parquet").write_text("x")
     _write(path, 4)
     assert not old.exists() and len(StampStore(path)) == 4
 

@@ -177,13 +177,16 @@ def test_a_registered_model_is_checked_and_errors_name_the_uri(folder, marker, t
     the download, naming the URI given, never the temporary download folder."""
     import mlflow
 
-    from casnet.core.tracking import use_store
+    from casnet.core.tracking import ensure_experiment, use_store
 
     root = tmp_path / "project"
     root.mkdir()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.setenv("CASNET_ROOT", str(root))
-    with use_store(root), mlflow.start_run() as run:
+    # an experiment of this store: another test may have left MLflow's active one set
+    experiment = ensure_experiment("casnet-registry", root)
+    with use_store(root), mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_artifacts(str(folder), artifact_path="model")
         mlflow.register_model(f"runs:/{run.info.run_id}/model", "casnet")
     from mlflow import MlflowClient

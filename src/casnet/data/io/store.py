@@ -59,6 +59,8 @@ REPLACED = "replaced"
 META = "store.json"
 _PARTS = "parts"
 _PROGRESS = "progress.json"
+#: every name a store or its staging folder holds (and nothing else)
+_OURS = frozenset({IMAGES, CATALOG, REJECTS, META, _PARTS, _PROGRESS})
 #: columns of ``rejects.parquet``
 REJECT_COLUMNS = ("source", "galaxy_id", "reason")
 
@@ -317,12 +319,6 @@ class StoreWriter:
         self.path = check_output(path, kind="store", inputs=inputs)
         self.staging = Path(f"{self.path}.partial")
         self._inputs = tuple(inputs)
-        for side in (self.staging, Path(f"{self.path}.old")):
-            if (side.exists() or side.is_symlink()) and not _is_ours(side):
-                raise CasnetInputError(
-                    f"{side}: exists and is not a casnet store's staging folder; casnet writes "
-                    f"{self.path} through it: move it away, or choose another output"
-                )
         self.stamp_shape = tuple(int(s) for s in stamp_shape)
         self.names = list(arrays)
         self.chunk_size = int(chunk_size)
@@ -336,6 +332,14 @@ class StoreWriter:
         # one writer per store: a second run fails here, before it touches the staging folder
         self._lock = OutputLock(self.path).acquire()
         try:
+            # under the lock: a staging folder met now is no live run's (a second run stops at
+            # the lock above); one that no StoreWriter made is never removed
+            for side in (self.staging, Path(f"{self.path}.old")):
+                if (side.exists() or side.is_symlink()) and not _is_ours(side):
+                    raise CasnetInputError(
+                        f"{side}: exists and is not a casnet store's staging folder; casnet "
+                        f"writes {self.path} through it: move it away, or choose another output"
+                    )
             self._finish_interrupted_close()
             if not resume:
                 shutil.rmtree(self.staging, ignore_errors=True)
@@ -530,13 +534,12 @@ class StoreWriter:
 
 
 def _is_ours(path: Path) -> bool:
-    """Whether ``path`` (``STORE.partial`` or ``STORE.old``) is a folder a StoreWriter made: empty,
-    or holding its ``store.json`` (the first file a writer puts in a fresh staging folder)."""
-    return (
-        path.is_dir()
-        and not path.is_symlink()
-        and ((path / META).exists() or not any(path.iterdir()))
-    )
+    """Whether ``path`` (``STORE.partial`` or ``STORE.old``) is a folder a StoreWriter made: it
+    holds nothing but what a store or its staging holds (a writer killed while it set up its
+    staging folder leaves ``parts/`` and ``images.zarr`` before ``store.json``)."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    return all(entry.name in _OURS for entry in path.iterdir())
 
 
 def _assemble_catalog(parts: Sequence[Path], dest: Path) -> None:
