@@ -132,3 +132,20 @@ def test_miscalibration_reason_is_empty_only_inside_issue_18s_ranges():
     assert "2 sigma" in miscalibration_reason(0.70, 0.85)
     assert "1 sigma" not in miscalibration_reason(0.70, 0.85)
     assert "undefined" in miscalibration_reason(np.nan, 0.95)
+
+
+def test_a_small_sample_is_no_verdict_on_the_sigma():
+    """Issue 28 follow-up: the demo's C network (42 test galaxies, 30 within 1 sigma and all 42
+    within 2) was marked "sigma miscalibrated"; a calibrated sigma does that 14% of the time.
+    The ranges widen by two binomial errors of the sample; a large sample keeps them."""
+    from casnet.core.calibration import miscalibration_reason
+
+    assert miscalibration_reason(30 / 42, 1.0, n=42) == ""
+    assert miscalibration_reason(30 / 42, 1.0, n=2000) != ""
+    assert miscalibration_reason(1.0, 1.0, n=42) != ""  # 42 of 42 within 1 sigma: too wide
+    rng = np.random.default_rng(3)
+    misses = 0
+    for _ in range(400):  # calibrated Gaussian sigmas on 42 galaxies: rarely judged wrong
+        z = np.abs(rng.normal(size=42))
+        misses += bool(miscalibration_reason(np.mean(z <= 1), np.mean(z <= 2), n=42))
+    assert misses / 400 < 0.1

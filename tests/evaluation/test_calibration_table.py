@@ -52,7 +52,10 @@ def test_coverage_by_hand_overall_and_per_bin():
     assert net["coverage_1sigma"] == pytest.approx(0.7)
     assert net["coverage_2sigma"] == pytest.approx(1.0)
     assert net["median_sigma"] == pytest.approx(0.02)
-    assert not net["calibrated"]  # 100% at 2 sigma: the sigmas are too large there
+    # 7 of 10 within 1 sigma and 10 of 10 within 2: what calibrated sigmas give on 10 galaxies
+    # (0.954^10 = 62%); the ranges widen by the binomial error of so small a sample
+    assert net["calibrated"]
+    assert not row("conventional", "concentration", "truth", "all")["calibrated"]
     assert row("network", "concentration", "truth", "2-10")["coverage_1sigma"] == pytest.approx(1.0)
     assert row("network", "concentration", "truth", "10-inf")["coverage_1sigma"] == pytest.approx(
         0.4

@@ -128,7 +128,7 @@ def test_an_over_covering_sigma_is_marked_miscalibrated(tmp_path):
 
     lines = summary_markdown([result]).splitlines()
     assert lines[0].startswith("**The concentration network's sigma is miscalibrated**")
-    assert "1.000 at 1 sigma (accepted 0.60-0.76)" in lines[0] and "against the labels" in lines[0]
+    assert "1.000 at 1 sigma (accepted " in lines[0] and "against the labels" in lines[0]
     for k in (1, 2):
         c_cov = next(line for line in lines if line.startswith(f"| C coverage at {k} sigma"))
         assert f"{MISCALIBRATED} (1.0000)" in c_cov

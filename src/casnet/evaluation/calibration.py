@@ -48,7 +48,7 @@ def _row(part: pd.DataFrame, method: str, target: str, reference: str) -> dict:
     return {"n": int(ok.sum()), "coverage_1sigma": c1, "coverage_2sigma": c2,
             "median_sigma": float(np.median(s[ok])) if ok.any() else np.nan,
             "rms_error": float(np.sqrt(np.mean((p[ok] - y[ok]) ** 2))) if ok.any() else np.nan,
-            "calibrated": not miscalibration_reason(c1, c2)}  # fmt: skip
+            "calibrated": not miscalibration_reason(c1, c2, int(ok.sum()))}  # fmt: skip
 
 
 def calibration_table(table: pd.DataFrame, methods: dict[str, str], *,

@@ -105,7 +105,11 @@ def _calibration(table: pd.DataFrame, result: SuiteResult, out: Path, *, has_tru
         # recalibrated on (the truth is not there for real data)
         c1, c2 = (result.metrics.get(f"{t}_net_coverage_{k}sigma_vs_label", np.nan)
                   for k in (1, 2))  # fmt: skip
-        reason = miscalibration_reason(c1, c2)
+        label, net, sigma = (table[c].to_numpy(float) for c in
+                             (f"label_{t}", f"net_{t}", f"net_{t}_err"))  # fmt: skip
+        judged = int((np.isfinite(label) & np.isfinite(net) & np.isfinite(sigma)
+                      & (sigma > 0)).sum())  # fmt: skip
+        reason = miscalibration_reason(c1, c2, judged)
         result.metrics[f"{t}_sigma_miscalibrated"] = float(bool(reason))
         if reason:
             result.miscalibrated[t] = f"{reason} against the labels"
