@@ -965,6 +965,14 @@ def _selection_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _pair_row(label: str, by_kind: dict, quantity: str, keys: tuple[str, str],
+              fmt: Callable[[float], str] = _pc) -> str:  # fmt: skip
+    """One table row: per visual kind, ``first / second`` of ``by_kind[kind][quantity]``."""
+    cells = [f"{fmt(stats[quantity][keys[0]])} / {fmt(stats[quantity][keys[1]])}"
+             for stats in by_kind.values()]  # fmt: skip
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
 def format_realgap(report: dict[str, Any]) -> str:
     """Markdown: the coverage, per kind the shares outside the matched simulated 95/99% regions,
     the medians, the observed values and the network residuals."""
@@ -996,29 +1004,15 @@ def format_realgap(report: dict[str, Any]) -> str:
         + " |"
     )
     lines += [head, "|---" * (len(kinds) + 1) + "|"]
+    by_kind = report["by_kind"]
     for q, (label, _) in QUANTITIES.items():
-        cells = [
-            f"{_pc(report['by_kind'][k][q]['above_p95'])} / "
-            f"{_pc(report['by_kind'][k][q]['above_p99'])}"
-            for k in kinds
-        ]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(_pair_row(label, by_kind, q, ("above_p95", "above_p99")))
     for name, s_col in JOINT.items():
-        cells = [
-            f"{_pc(report['by_kind'][k][f'joint_{name}']['outside_95'])} / "
-            f"{_pc(report['by_kind'][k][f'joint_{name}']['outside_99'])}"
-            for k in kinds
-        ]
-        lines.append(
-            f"| joint (A, {QUANTITIES[s_col][0].split()[0]}) | " + " | ".join(cells) + " |"
-        )
+        label = f"joint (A, {QUANTITIES[s_col][0].split()[0]})"
+        lines.append(_pair_row(label, by_kind, f"joint_{name}", ("outside_95", "outside_99")))
     for q, label in OBSERVED.items():
-        cells = [
-            f"{_pc(report['by_kind'][k][q]['above_p95'])} / "
-            f"{_pc(report['by_kind'][k][q]['above_p99'])}"
-            for k in kinds
-        ]
-        lines.append(f"| {label}, not noise-matched | " + " | ".join(cells) + " |")
+        lines.append(_pair_row(f"{label}, not noise-matched", by_kind, q,
+                               ("above_p95", "above_p99")))  # fmt: skip
     lines += _selection_table(report)
     lines += [
         "",
@@ -1028,12 +1022,7 @@ def format_realgap(report: dict[str, Any]) -> str:
         "|---" * (len(kinds) + 1) + "|",
     ]
     for q, (label, _) in QUANTITIES.items():
-        cells = [
-            f"{_pc(report['by_kind'][k][q]['below_p05'])} / "
-            f"{_pc(report['by_kind'][k][q]['below_p01'])}"
-            for k in kinds
-        ]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(_pair_row(label, by_kind, q, ("below_p05", "below_p01")))
     lines += [
         "",
         "Medians, real / matched simulated (noise-matched):",
@@ -1043,12 +1032,8 @@ def format_realgap(report: dict[str, Any]) -> str:
     ]
     for q, (label, _) in QUANTITIES.items():
         digits = 1 if q == "n_peaks" else 3
-        cells = [
-            f"{_num(report['by_kind'][k][q]['real_median'], digits)} / "
-            f"{_num(report['by_kind'][k][q]['sim_median'], digits)}"
-            for k in kinds
-        ]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(_pair_row(label, by_kind, q, ("real_median", "sim_median"),
+                               lambda v, d=digits: _num(v, d)))  # fmt: skip
     if "network_by_sn" in report:
         lines += [
             "",
