@@ -1003,7 +1003,8 @@ def format_realgap(report: dict[str, Any]) -> str:
         + " | ".join(f"{k} (N={report['by_kind'][k]['n_views']})" for k in kinds)
         + " |"
     )
-    lines += [head, "|---" * (len(kinds) + 1) + "|"]
+    rule = [head, "|---" * (len(kinds) + 1) + "|"]  # the per-kind tables' header
+    lines += rule
     by_kind = report["by_kind"]
     for q, (label, _) in QUANTITIES.items():
         lines.append(_pair_row(label, by_kind, q, ("above_p95", "above_p99")))
@@ -1014,22 +1015,11 @@ def format_realgap(report: dict[str, Any]) -> str:
         lines.append(_pair_row(f"{label}, not noise-matched", by_kind, q,
                                ("above_p95", "above_p99")))  # fmt: skip
     lines += _selection_table(report)
-    lines += [
-        "",
-        "Share of real views below the matched simulated 5th / 1st percentile:",
-        "",
-        head,
-        "|---" * (len(kinds) + 1) + "|",
-    ]
+    below = "Share of real views below the matched simulated 5th / 1st percentile:"
+    lines += ["", below, "", *rule]
     for q, (label, _) in QUANTITIES.items():
         lines.append(_pair_row(label, by_kind, q, ("below_p05", "below_p01")))
-    lines += [
-        "",
-        "Medians, real / matched simulated (noise-matched):",
-        "",
-        head,
-        "|---" * (len(kinds) + 1) + "|",
-    ]
+    lines += ["", "Medians, real / matched simulated (noise-matched):", "", *rule]
     for q, (label, _) in QUANTITIES.items():
         digits = 1 if q == "n_peaks" else 3
         lines.append(_pair_row(label, by_kind, q, ("real_median", "sim_median"),
