@@ -29,7 +29,7 @@ def test_population_report_accounts_for_every_galaxy(small_population, tmp_path)
     # every galaxy is either selected or removed by exactly one named cut
     assert report["n_selected"] + sum(report["removed_by_cut"].values()) == 40
     assert report["survival"] == pytest.approx(report["n_selected"] / 40)
-    assert set(report["survival_by_kind"]) <= {"disk", "clumpy", "merger", "spheroid"}
+    assert set(report["survival_by_kind"]) <= {"disk", "clumpy", "merger", "spheroid", "irregular"}
     assert report["stamp_overflows"] == 0
     assert report["label_c_p05"] <= report["label_c_p50"] <= report["label_c_p95"]
     assert [t["quantity"] for t in report["targets"]] == [k for k, _, _ in TARGETS]

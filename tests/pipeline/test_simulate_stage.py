@@ -113,7 +113,8 @@ def _median_true(cfg: SimulateConfig, key: str, n: int = 16) -> float:
 @pytest.mark.slow
 def test_population_knobs_move_c_and_a_the_expected_way():
     bright = {"mag_range": (20.0, 23.0), "neighbour_fraction": 0.0}
-    disks = SimulateConfig(**bright, clumpy_fraction=0, merger_fraction=0, spheroid_fraction=0)
+    disks = SimulateConfig(**bright, clumpy_fraction=0, merger_fraction=0, spheroid_fraction=0,
+                           irregular_fraction=0)  # fmt: skip
     spheroids = disks.model_copy(update={"spheroid_fraction": 1.0})
     clumpy = disks.model_copy(update={"clumpy_fraction": 1.0})
     mergers = disks.model_copy(update={"merger_fraction": 1.0})
@@ -129,5 +130,6 @@ def test_population_knobs_move_c_and_a_the_expected_way():
 
 
 def test_kind_column_follows_the_fractions():
-    cfg = SimulateConfig(clumpy_fraction=0.0, merger_fraction=0.0, spheroid_fraction=1.0)
+    cfg = SimulateConfig(clumpy_fraction=0.0, merger_fraction=0.0, spheroid_fraction=1.0,
+                         irregular_fraction=0.0)  # fmt: skip
     assert {simulate_galaxy(i, cfg).params["kind"] for i in range(5)} == {"spheroid"}

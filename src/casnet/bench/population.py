@@ -32,13 +32,19 @@ from casnet.pipeline.settings import DaskConfig
 
 __all__ = ["TARGETS", "format_population", "plot_population", "population", "population_report"]
 
-#: the issue-15 targets for the default parameters (N >= 2,000): (report key, op, value)
+#: the targets for the default parameters (N >= 2,000): (report key, op, value). Issue 15's;
+#: its C tail (p95 >= 4.2, 5% above 4) replaced by issue 29's, which follow from the paper's
+#: definition (C inside 1.5 R_p through the F160W PSF; shared/design.md sec. 8): p95 in
+#: [3.45, 3.75], p99 >= 3.7, 0.3-2% above C = 4 (nucleated disks)
 TARGETS: tuple[tuple[str, str, float], ...] = (
     ("survival", ">=", 0.55),
     ("no_source_fraction", "<=", 0.03),
     ("label_c_p05", "<=", 2.3),
-    ("label_c_p95", ">=", 4.2),
-    ("label_c_above_4", ">=", 0.05),
+    ("label_c_p95", ">=", 3.45),
+    ("label_c_p95", "<=", 3.75),
+    ("label_c_p99", ">=", 3.7),
+    ("label_c_above_4", ">=", 0.003),
+    ("label_c_above_4", "<=", 0.02),
     ("label_a_above_0.15", ">=", 0.12),
     ("label_a_above_0.3", ">=", 0.04),
     ("label_a_negative", "<=", 0.15),
@@ -116,7 +122,7 @@ def population_report(rows: pd.DataFrame, select_metrics: dict[str, Any]) -> dic
     for prefix, c, a in (("label", "concentration", "asymmetry"),
                          ("truth", "concentration_true", "asymmetry_true")):  # fmt: skip
         cc, aa = kept[c].dropna(), kept[a].dropna()
-        for q in (5, 50, 95):
+        for q in (5, 50, 95, 99):
             report[f"{prefix}_c_p{q:02d}"] = float(np.percentile(cc, q)) if len(cc) else np.nan
             report[f"{prefix}_a_p{q:02d}"] = float(np.percentile(aa, q)) if len(aa) else np.nan
         report[f"{prefix}_c_above_4"] = _share(cc, cc > 4)
@@ -149,18 +155,19 @@ def format_population(report: dict[str, Any]) -> str:
     lines += [f"| {k} | {v:.1%} |" for k, v in report["survival_by_kind"].items()]
     lines += [
         "",
-        f"| selected (N = {report['n_selected']}) | C p5 | C p50 | C p95 | C > 4 | A p5 | A p50 "
-        "| A p95 | A > 0.15 | A > 0.3 | A < 0 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| selected (N = {report['n_selected']}) | C p5 | C p50 | C p95 | C p99 | C > 4 | A p5 "
+        "| A p50 | A p95 | A > 0.15 | A > 0.3 | A < 0 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for prefix, name in (("label", "labels (conventional)"), ("truth", "idealised truth")):
         r = {k[len(prefix) + 1 :]: v for k, v in report.items() if k.startswith(prefix + "_")}
         lines.append(
             f"| {name} | {r['c_p05']:.2f} | {r['c_p50']:.2f} | {r['c_p95']:.2f} "
-            f"| {r['c_above_4']:.1%} | {r['a_p05']:.3f} | {r['a_p50']:.3f} | {r['a_p95']:.3f} "
+            f"| {r['c_p99']:.2f} | {r['c_above_4']:.1%} | {r['a_p05']:.3f} | {r['a_p50']:.3f} "
+            f"| {r['a_p95']:.3f} "
             f"| {r['a_above_0.15']:.1%} | {r['a_above_0.3']:.1%} | {r['a_negative']:.1%} |"
         )
-    lines += ["", "| target (issue 15) | wanted | here | met |", "|---|---|---|---|"]
+    lines += ["", "| target (issues 15, 29) | wanted | here | met |", "|---|---|---|---|"]
     for t in report["targets"]:
         lines.append(f"| {t['quantity']} | {t['target']} | {t['value']:.3g} "
                      f"| {'yes' if t['met'] else '**no**'} |")  # fmt: skip

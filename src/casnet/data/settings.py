@@ -19,6 +19,7 @@ from casnet.morphology.settings import (
 )
 
 __all__ = [
+    "REAL_MORPHOLOGY_SHARES",
     "AugmentConfig",
     "CleanConfig",
     "DataConfig",
@@ -51,6 +52,21 @@ class DataConfig(Section):
         if self.source == "ingest" and not self.input:
             raise ValueError("source 'ingest' needs data.input (FITS files, folders or globs)")
         return self
+
+
+#: the shares of issue 29's real-morphology structure (all 0:
+#: :meth:`SimulateConfig.without_real_morphology`)
+REAL_MORPHOLOGY_SHARES = (
+    "irregular_fraction",
+    "ragged_fraction",
+    "complex_clumps_fraction",
+    "clumpy_arms_fraction",
+    "bulgeless_fraction",
+    "offcentre_bulge_fraction",
+    "disturbed_spheroid_fraction",
+    "double_nucleus_fraction",
+    "nucleated_fraction",
+)
 
 
 class SimulateConfig(Section):
@@ -117,6 +133,53 @@ class SimulateConfig(Section):
     disk_thickness: float = Field(
         0.2, gt=0.0, le=1.0, description="intrinsic axis ratio q0 of disks (edge-on q)"
     )
+    # --- real morphology (issue 29; benchmarks/realgap.md). All 0: the simulator before it,
+    # bit for bit (these draws come from a second random stream)
+    irregular_fraction: float = Field(
+        0.1, ge=0.0, le=1.0,
+        description="irregular galaxies: no smooth disk, patchy one-sided light and clump "
+        "complexes (the rest of the kinds keep their shares; disks take what is left)",
+    )  # fmt: skip
+    ragged_fraction: float = Field(
+        0.8, ge=0.0, le=1.0,
+        description="disks whose smooth disk is patchy (log-normal random field) and lopsided "
+        "(an m = 1 mode growing outwards)",
+    )  # fmt: skip
+    ragged_strength: tuple[float, float] = Field(
+        (0.15, 1.0),
+        description="range of the log-normal strength s of a ragged disk's patchiness; its m = 1 "
+        "amplitude is drawn over the same range",
+    )
+    complex_clumps_fraction: float = Field(
+        0.7, ge=0.0, le=1.0,
+        description="clumpy disks whose clumps are irregular complexes of many sizes, often on "
+        "one side, instead of round Gaussian knots",
+    )  # fmt: skip
+    clumpy_arms_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="spiral arms broken into knots"
+    )
+    bulgeless_fraction: float = Field(
+        0.4, ge=0.0, le=1.0,
+        description="disks without a bulge, Sersic n 0.4-1 (the low C of real late types)",
+    )  # fmt: skip
+    offcentre_bulge_fraction: float = Field(
+        0.3, ge=0.0, le=1.0, description="bulges displaced 0.05-0.35 r_half from the disk centre"
+    )
+    disturbed_spheroid_fraction: float = Field(
+        0.6, ge=0.0, le=1.0,
+        description="spheroids with a faint offset envelope (5-25% of the light) or a displaced "
+        "core",
+    )  # fmt: skip
+    double_nucleus_fraction: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="mergers whose companion is 0.15-0.6 r_half from the host (double nuclei)",
+    )  # fmt: skip
+    nucleated_fraction: float = Field(
+        0.08, ge=0.0, le=1.0,
+        description="bulge + disk galaxies that are nucleated disks instead: an unresolved "
+        "nucleus with 20-40% of the light on a bulgeless exponential disk of r_half 9-13 px "
+        "(the C > 4 tail; shared/design.md sec. 8)",
+    )  # fmt: skip
     fit_tries: int = Field(
         8, ge=0, le=50,
         description="redraws at 0.8x the size of a galaxy that does not fit its stamp",
@@ -159,16 +222,27 @@ class SimulateConfig(Section):
         None, gt=0.0, description="arcsec/px of psf_file (default: its PIXSCALE, or pixel_scale)"
     )
 
+    def without_real_morphology(self) -> SimulateConfig:
+        """These settings with every share of issue 29's real-morphology structure at 0: the
+        simulator before it, bit for bit (the baseline of ``casnet benchmark realtrain``)."""
+        return self.model_copy(update=dict.fromkeys(REAL_MORPHOLOGY_SHARES, 0.0))
+
     @model_validator(mode="after")
     def _check_ranges(self) -> SimulateConfig:
-        for name in ("mag_range", "neighbour_mag_range", "rhalf_range_px"):
+        for name in ("mag_range", "neighbour_mag_range", "rhalf_range_px", "ragged_strength"):
             lo, hi = getattr(self, name)
             if not lo < hi:
                 raise ValueError(f"{name} must be (low, high) with low < high, got {(lo, hi)}")
-        total = self.clumpy_fraction + self.merger_fraction + self.spheroid_fraction
+        total = (
+            self.clumpy_fraction
+            + self.merger_fraction
+            + self.spheroid_fraction
+            + self.irregular_fraction
+        )
         if total > 1.0 + 1e-9:
             raise ValueError(
-                f"clumpy + merger + spheroid fractions must not exceed 1, got {total:.3f}"
+                f"clumpy + merger + spheroid + irregular fractions must not exceed 1, got "
+                f"{total:.3f}"
             )
         return self
 

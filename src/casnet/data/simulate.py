@@ -5,7 +5,15 @@ Populations a CANDELS user would recognise (Tohill et al. 2021 Sec. 2.1, Figs. 1
 - ``disk``: bulge (Sersic n 2-6) + exponential disk, bulge-to-total from a Beta distribution;
 - ``clumpy``: a disk whose light is partly in GalSim ``RandomKnots`` (star-forming clumps);
 - ``merger``: a close pair (companion 1.5-3.5 r_half away) with a one-sided tidal plume;
-- ``spheroid``: compact, high-n (3.5-6) single Sersic.
+- ``spheroid``: compact, high-n (3.5-6) single Sersic;
+- ``irregular``: no smooth disk: patchy, one-sided light with irregular clump complexes.
+
+Real morphology (issue 29, measured against 88 real COSMOS galaxies in benchmarks/realgap.md):
+most disks are ragged (patchy, lopsided outer light), clumps are irregular complexes, arms
+are knotty, some bulges sit off-centre, some disks have no bulge, spheroids may carry an offset
+envelope or a displaced core, some mergers are double nuclei, and a few disks are nucleated
+(the C > 4 tail). Those choices come from a second random stream per galaxy, so with their
+shares at 0 (``SimulateConfig``) the stamps are the old simulator's, bit for bit.
 
 H magnitudes follow number counts N(m) ~ 10^(mag_slope m); half-light radii a log-normal
 size-magnitude relation. Unrelated neighbours (galaxies and stars) are scattered in a fraction of
@@ -61,7 +69,7 @@ _SPHEROID_SIZE = 0.8
 #: Sersic indices are drawn on this grid: GalSim caches the (expensive) Hankel tables per n
 _N_STEP = 0.1
 #: population kinds, stored as the ``kind`` column
-KINDS = ("disk", "clumpy", "merger", "spheroid", "cosmos")
+KINDS = ("disk", "clumpy", "merger", "spheroid", "irregular", "cosmos")
 _GSPARAMS = structure.GSPARAMS
 
 
@@ -170,6 +178,8 @@ def disk_galaxy(
     thickness: float = 0.2,
     pixel_scale: float = 0.06,
     max_extent: float = 3.0,
+    real: _RealStructure | None = None,
+    nucleus: float = 0.0,
 ):
     """Bulge + disk of total ``flux`` and half-light radius ~``r_half`` ("), with structure.
 
@@ -177,7 +187,10 @@ def disk_galaxy(
     size; bulge-to-total from Beta(0.8, 2). ``clumpy``: 20-50% of the disk's light is in resolved
     clumps (:func:`casnet.data.structure.clumps`). ``arms`` / ``lopsided``: the chance that the
     disk has spiral arms (never edge-on, q < 0.35) / an off-centre component. Every random
-    number comes from ``rng``.
+    number comes from ``rng``, except those of ``real`` (issue 29: ragged disks, clump
+    complexes, knotty arms, no or an off-centre bulge), drawn from its own stream.
+    ``nucleus``: the share of the light in an unresolved nucleus on a bulgeless exponential
+    disk (a nucleated disk).
     """
     bt = float(rng.beta(0.8, 2.0))
     n_bulge = float(rng.uniform(1.5, 4.5))
@@ -190,22 +203,39 @@ def disk_galaxy(
     parts = []
     info = {"bt": bt, "n_bulge": n_bulge, "n_disk": n_disk, "q": q_disk, "pa_deg": beta,
             "edge_on": q_disk < 0.35, "clump_fraction": 0.0, "n_clumps": 0, "arm_fraction": 0.0,
-            "n_arms": 0, "arm_pitch_deg": float("nan"), "lopsided_fraction": 0.0}  # fmt: skip
+            "n_arms": 0, "arm_pitch_deg": float("nan"), "lopsided_fraction": 0.0,
+            **REAL_STRUCTURE_DEFAULTS}  # fmt: skip
+    choice = real.choose() if real is not None else {}
+    if nucleus > 0 or choice.get("bulgeless"):
+        bt, n_disk = 0.0, 1.0 if nucleus > 0 else choice.get("n_disk", n_disk)
+        info.update(bt=0.0, n_bulge=float("nan"), n_disk=n_disk, bulgeless=True)
+    if nucleus > 0:
+        parts.append(galsim.DeltaFunction(flux=flux * nucleus))
+        flux *= 1 - nucleus
+        info["nucleus_fraction"] = nucleus
     if bt < 0.98:
         disk_flux = flux * (1 - bt)
         smooth_share = 1.0
         extra = []
         if clumpy:
             frac = float(rng.uniform(0.2, 0.5))
-            knots, kinfo = structure.clumps(rng, disk_flux * frac, disk_r, q_disk, beta)
+            if choice.get("complex_clumps"):
+                knots, kinfo = structure.clump_complexes(
+                    real.rng, disk_flux * frac, disk_r, q_disk, beta
+                )
+                info.update(complex_clumps=True, clump_one_sidedness=kinfo["clump_one_sidedness"])
+            else:
+                knots, kinfo = structure.clumps(rng, disk_flux * frac, disk_r, q_disk, beta)
             extra.append(knots)
             smooth_share -= frac
             info.update(clump_fraction=frac, n_clumps=kinfo["n_clumps"])
         if q_disk >= 0.35 and rng.random() < arms:
             frac = float(rng.uniform(0.15, 0.4))
             spiral, ainfo = structure.spiral_arms(
-                rng, disk_flux * frac, disk_r, q_disk, beta, pixel_scale, max_extent
-            )
+                rng, disk_flux * frac, disk_r, q_disk, beta, pixel_scale, max_extent,
+                clumpiness=choice.get("arm_clumpiness", 0.0),
+                field_rng=real.rng if real is not None else None,
+            )  # fmt: skip
             extra.append(spiral)
             smooth_share -= frac
             info.update(arm_fraction=frac, **ainfo)
@@ -215,41 +245,147 @@ def disk_galaxy(
             extra.append(blob)
             smooth_share -= frac
             info["lopsided_fraction"] = frac
-        disk = sersic_profile(n_disk, disk_r, disk_flux * smooth_share)
-        parts.append(disk.shear(q=q_disk, beta=beta * galsim.degrees))
+        if "ragged" in choice:
+            disk, rinfo = structure.ragged_disk(
+                real.rng, disk_flux * smooth_share, disk_r, n_disk, q_disk, beta, pixel_scale,
+                max_extent, **choice["ragged"],
+            )  # fmt: skip
+            info.update(rinfo)
+            parts.append(disk)
+        else:
+            disk = sersic_profile(n_disk, disk_r, disk_flux * smooth_share)
+            parts.append(disk.shear(q=q_disk, beta=beta * galsim.degrees))
         parts.extend(extra)
     if bt > 0.02:
         bulge = sersic_profile(n_bulge, bulge_r, flux * bt)
-        parts.append(bulge.shear(q=q_bulge, beta=beta * galsim.degrees))
+        bulge = bulge.shear(q=q_bulge, beta=beta * galsim.degrees)
+        if "bulge_offset" in choice:
+            # an off-centre bulge or core (issue 29: real cores are often displaced from the
+            # outer isophotes' centre: the realgap's centroid offsets)
+            off, angle = choice["bulge_offset"]
+            bulge = bulge.shift(r_half * off * math.cos(angle), r_half * off * math.sin(angle))
+            info["bulge_offset_rhalf"] = off
+        parts.append(bulge)
     return (galsim.Add(parts) if len(parts) > 1 else parts[0]), info
 
 
-def _spheroid(rng: np.random.Generator, flux: float, r_half: float):
+#: the real-morphology columns (issue 29) of a galaxy that has none of it
+REAL_STRUCTURE_DEFAULTS = {"bulgeless": False, "nucleus_fraction": 0.0, "flocculence": 0.0,
+                           "m1_amplitude": 0.0, "field_scale_rhalf": float("nan"),
+                           "complex_clumps": False, "clump_one_sidedness": float("nan"),
+                           "arm_clumpiness": 0.0, "bulge_offset_rhalf": 0.0,
+                           "envelope_fraction": 0.0, "envelope_offset_rhalf": float("nan"),
+                           "core_offset_rhalf": 0.0, "double_nucleus": False}  # fmt: skip
+
+
+@dataclass
+class _RealStructure:
+    """The real-morphology choices of one galaxy (issue 29), drawn from their own stream ``rng``
+    so that the old simulator's draws (from the structure stream) stay as they were."""
+
+    rng: np.random.Generator
+    cfg: SimulateConfig
+
+    def choose(self) -> dict:
+        """Which real-morphology structures a disk gets, and their strengths."""
+        rng, cfg = self.rng, self.cfg
+        out: dict = {}
+        # every draw is made whatever the shares, so a share changes only its own structure
+        u = rng.random(5)
+        lo, hi = cfg.ragged_strength
+        strength, m1, corr = rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(0.15, 0.5)
+        n_disk, arm_s = rng.uniform(0.4, 1.0), rng.uniform(0.4, 1.0)
+        offset = (rng.uniform(0.05, 0.35), rng.uniform(0.0, 2 * np.pi))
+        if u[0] < cfg.ragged_fraction:
+            out["ragged"] = {"flocculence": float(strength), "m1": float(m1),
+                             "corr_rhalf": float(corr)}  # fmt: skip
+        if u[1] < cfg.complex_clumps_fraction:
+            out["complex_clumps"] = True
+        if u[2] < cfg.clumpy_arms_fraction:
+            out["arm_clumpiness"] = float(arm_s)
+        if u[3] < cfg.bulgeless_fraction:
+            out.update(bulgeless=True, n_disk=float(n_disk))
+        if u[4] < cfg.offcentre_bulge_fraction:
+            out["bulge_offset"] = (float(offset[0]), float(offset[1]))
+        return out
+
+
+def _spheroid(rng: np.random.Generator, flux: float, r_half: float,
+              real: _RealStructure | None = None):  # fmt: skip
     """A single Sersic spheroid: n 3-6 (CANDELS quiescent galaxies cluster at n ~ 3-5, van der
-    Wel et al. 2012), q 0.5-1."""
+    Wel et al. 2012), q 0.5-1.
+
+    With ``real`` (issue 29), a share ``disturbed_spheroid_fraction`` is disturbed: 60% carry a
+    faint offset envelope with 5-25% of the light (the real spheroids' one-sided outer light:
+    realgap peak one-sidedness 0.68 against the simulator's 0.35), 40% a core with 10-25% of
+    the light displaced 0.1-0.4 r_half."""
     n = float(rng.uniform(3.0, 6.0))
     q = float(rng.uniform(0.5, 1.0))
     beta = float(rng.uniform(0.0, 180.0))
-    gal = sersic_profile(n, r_half, flux).shear(q=q, beta=beta * galsim.degrees)
     info = {"bt": 1.0, "n_bulge": n, "n_disk": float("nan"), "q": q, "pa_deg": beta,
-            "edge_on": False}  # fmt: skip
-    return gal, info
+            "edge_on": False, **REAL_STRUCTURE_DEFAULTS}  # fmt: skip
+    if real is None:
+        return sersic_profile(n, r_half, flux).shear(q=q, beta=beta * galsim.degrees), info
+    r2 = real.rng
+    u, envelope_like, share = r2.random(), r2.random() < 0.6, float(r2.uniform(0.05, 0.25))
+    core_share, core_off, angle = r2.uniform(0.1, 0.25), r2.uniform(0.1, 0.4), r2.uniform(0, 6.3)
+    if u >= real.cfg.disturbed_spheroid_fraction:
+        return sersic_profile(n, r_half, flux).shear(q=q, beta=beta * galsim.degrees), info
+    if envelope_like:
+        body = sersic_profile(n, r_half, flux * (1 - share)).shear(q=q, beta=beta * galsim.degrees)
+        env, einfo = structure.envelope(r2, flux * share, r_half, q, beta)
+        info.update(envelope_fraction=share, **einfo)
+        return galsim.Add([body, env]), info
+    body = sersic_profile(n, r_half, flux * (1 - core_share)).shear(q=q, beta=beta * galsim.degrees)
+    core = sersic_profile(2.0, 0.2 * r_half, flux * core_share)
+    core = core.shift(r_half * core_off * math.cos(angle), r_half * core_off * math.sin(angle))
+    info["core_offset_rhalf"] = float(core_off)
+    return galsim.Add([body, core]), info
 
 
-def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig):
+def _irregular(rng: np.random.Generator, flux: float, r_half: float, cfg: SimulateConfig):
+    """An irregular galaxy (issue 29): no smooth disk under it; strongly patchy, one-sided light
+    (log-normal strength 0.6-1.2, m = 1 amplitude 0.3-1.2) of Sersic n 0.5-1 on a thick disk
+    (q0 0.4) with 20-60% of its light in 3-12 irregular clump complexes."""
+    extent = cfg.stamp_size * cfg.pixel_scale / 2
+    q = _disk_axis_ratio(rng, 0.4)
+    beta = float(rng.uniform(0.0, 180.0))
+    n = float(rng.uniform(0.5, 1.0))
+    frac = float(rng.uniform(0.2, 0.6))
+    body, rinfo = structure.ragged_disk(
+        rng, flux * (1 - frac), r_half, n, q, beta, cfg.pixel_scale, extent,
+        flocculence=float(rng.uniform(0.6, 1.2)), m1=float(rng.uniform(0.3, 1.2)),
+        corr_rhalf=float(rng.uniform(0.2, 0.6)),
+    )  # fmt: skip
+    knots, kinfo = structure.clump_complexes(rng, flux * frac, r_half, q, beta, n_range=(3, 12))
+    info = {**REAL_STRUCTURE_DEFAULTS, "bt": 0.0, "n_bulge": float("nan"), "n_disk": n, "q": q,
+            "pa_deg": beta, "edge_on": q < 0.35, "clump_fraction": frac,
+            "n_clumps": kinfo["n_clumps"], "arm_fraction": 0.0, "n_arms": 0,
+            "arm_pitch_deg": float("nan"), "lopsided_fraction": 0.0, "bulgeless": True,
+            "complex_clumps": True, "clump_one_sidedness": kinfo["clump_one_sidedness"],
+            **rinfo}  # fmt: skip
+    return galsim.Add([body, knots]), info
+
+
+def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig,
+            real: _RealStructure | None = None, nucleus: float = 0.0):  # fmt: skip
     """The target in arcsec units: for a merger the host, its companion and their tidal debris
     together (the companion overlaps the host; its light is the merger's asymmetry, issue 15)."""
     extent = cfg.stamp_size * cfg.pixel_scale / 2
     structure_args = {"arms": cfg.arms_fraction, "lopsided": cfg.lopsided_fraction,
                       "thickness": cfg.disk_thickness, "pixel_scale": cfg.pixel_scale,
-                      "max_extent": extent}  # fmt: skip
+                      "max_extent": extent, "real": real}  # fmt: skip
     merger = {"companion_ratio": 0.0, "companion_sep_rhalf": float("nan"), "n_tails": 0,
-              "tail_fraction": 0.0, "n_shells": 0, "shell_fraction": 0.0}  # fmt: skip
+              "tail_fraction": 0.0, "n_shells": 0, "shell_fraction": 0.0,
+              "double_nucleus": False}  # fmt: skip
     if kind == "spheroid":
-        gal, info = _spheroid(rng, flux, r_half)
+        gal, info = _spheroid(rng, flux, r_half, real)
         return gal, {**_NO_DISK_STRUCTURE, **info, **merger}
+    if kind == "irregular":
+        gal, info = _irregular(rng, flux, r_half, cfg)
+        return gal, {**info, **merger}
     if kind != "merger":
-        gal, info = disk_galaxy(rng, flux, r_half, clumpy=kind == "clumpy",
+        gal, info = disk_galaxy(rng, flux, r_half, clumpy=kind == "clumpy", nucleus=nucleus,
                                 **structure_args)  # fmt: skip
         return gal, {**info, **merger}
     # A merger: host (a disk, or for a third a spheroid with shells) + an overlapping companion
@@ -259,7 +395,7 @@ def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig):
     host_flux = flux * (1 - debris) / (1 + ratio)
     spheroid_host = rng.random() < 1 / 3
     if spheroid_host:
-        host, info = _spheroid(rng, host_flux, r_half)
+        host, info = _spheroid(rng, host_flux, r_half, real)
         info = {**_NO_DISK_STRUCTURE, **info}
     else:
         host, info = disk_galaxy(rng, host_flux, r_half, clumpy=rng.random() < 0.3,
@@ -268,6 +404,13 @@ def _target(rng, kind: str, flux: float, r_half: float, cfg: SimulateConfig):
     # overlapping: within the 1.8 r_half inside which the segmentation counts a distinct
     # source as part of the target (casnet.morphology.segmentation.OVERLAP_RHALF)
     sep = r_half * float(rng.uniform(0.6, 1.8))
+    if real is not None:
+        # double nuclei (issue 29: the real pairs' A is 0.23 where the simulated mergers matched
+        # to them had 0.05): the companion inside the host's half-light radius
+        u, close = real.rng.random(), real.rng.uniform(0.15, 0.6)
+        if u < cfg.double_nucleus_fraction:
+            sep = r_half * float(close)
+            merger["double_nucleus"] = True
     comp_r = r_half * ratio**0.3  # sizes scale weakly with luminosity
     if rng.random() < 0.3:
         comp, _ = _spheroid(rng, host_flux * ratio, comp_r)
@@ -307,7 +450,7 @@ _COSMOS_DEFAULTS = {"bt": float("nan"), "n_bulge": float("nan"), "n_disk": float
                     "arm_pitch_deg": float("nan"), "lopsided_fraction": float("nan"),
                     "companion_ratio": float("nan"), "companion_sep_rhalf": float("nan"),
                     "n_tails": -1, "tail_fraction": float("nan"), "n_shells": -1,
-                    "shell_fraction": float("nan")}  # fmt: skip
+                    "shell_fraction": float("nan"), **REAL_STRUCTURE_DEFAULTS}  # fmt: skip
 
 #: the disk-structure columns of a galaxy without a disk
 _NO_DISK_STRUCTURE = {"clump_fraction": 0.0, "n_clumps": 0, "arm_fraction": 0.0, "n_arms": 0,
@@ -363,8 +506,10 @@ def simulate_galaxy(
     rng = simulation_rng(cfg.seed, index)
     scale, size = cfg.pixel_scale, cfg.stamp_size
     u = rng.random()
-    cuts = np.cumsum([cfg.clumpy_fraction, cfg.merger_fraction, cfg.spheroid_fraction])
-    kind = ("clumpy", "merger", "spheroid", "disk")[int(np.searchsorted(cuts, u, side="right"))]
+    cuts = np.cumsum([cfg.clumpy_fraction, cfg.merger_fraction, cfg.spheroid_fraction,
+                      cfg.irregular_fraction])  # fmt: skip
+    kinds = ("clumpy", "merger", "spheroid", "irregular", "disk")
+    kind = kinds[int(np.searchsorted(cuts, u, side="right"))]
     if cfg.cosmos_dir and rng.random() < cfg.cosmos_fraction:
         kind = "cosmos"  # a real COSMOS morphology at its own size (casnet.data.cosmos)
     mag = _draw_mag(rng, *cfg.mag_range, cfg.mag_slope)
@@ -374,6 +519,17 @@ def simulate_galaxy(
     neighbours = _neighbours(rng, cfg) if rng.random() < cfg.neighbour_fraction else []
     z = float(np.clip(0.5 + 0.45 * (mag - 20.0) + 0.5 * rng.standard_normal(), 0.0, 7.0))
     structure_seed = [cfg.seed, index, 1]  # the same structure at every size tried
+    real_seed = [cfg.seed, index, 2]  # issue 29's structure: its own stream (see the docstring)
+    # a nucleated disk (the C > 4 tail): chosen per galaxy, since it sets a large size
+    galaxy_choice = np.random.default_rng([cfg.seed, index, 3])
+    u_nucleus, u_share, u_size = galaxy_choice.random(3)
+    nucleus = 0.0
+    if kind == "disk" and u_nucleus < cfg.nucleated_fraction:
+        # an exponential disk of r_half 9-13 px under an unresolved nucleus with 20-40% of the
+        # light has C 3.6-4.8 through the F160W PSF (1.5 R_p, eta 0.2; tests/test_structure.py);
+        # larger disks trap the Petrosian radius on the nucleus (C ~ 3.1)
+        nucleus = float(0.2 + 0.2 * u_share)
+        r_drawn = float(np.clip(9.0 + 4.0 * u_size, *cfg.rhalf_range_px))
     sigma = sky_sigma_per_pixel(cfg)
     psf = psf_model(cfg)
     centre = ((size - 1) / 2 + offset[0] / scale, (size - 1) / 2 + offset[1] / scale)
@@ -386,7 +542,9 @@ def simulate_galaxy(
             target, info = cosmos_galaxy(catalog, structure_rng, flux)
             target, info = target.dilate(shrink), {**_COSMOS_DEFAULTS, **info}
         else:
-            target, info = _target(structure_rng, kind, flux, r_drawn * shrink * scale, cfg)
+            real = _RealStructure(np.random.default_rng(real_seed), cfg)
+            target, info = _target(structure_rng, kind, flux, r_drawn * shrink * scale, cfg,
+                                   real, nucleus)  # fmt: skip
         target = target.shift(*offset)
         truth = galsim.Convolve(target, psf).drawImage(nx=size, ny=size, scale=scale).array
         room = noiseless_fit(truth, centre, sigma, morphology)
