@@ -185,6 +185,120 @@ def benchmark_realgap_cmd(
                + ", ".join(str(f) for f in figures))  # fmt: skip
 
 
+@commands.command("finetune")
+def benchmark_finetune_cmd(
+    init: Annotated[
+        str,
+        typer.Option(
+            help="The model fine-tuned and scored before: 'pretrained', models:/casnet@champion "
+            "or a combined model folder."
+        ),
+    ] = "pretrained",
+    splits: Annotated[int, typer.Option(help="Splits by galaxy (seeds SEED, SEED+1, ...).")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the first split.")] = 0,
+    fine_fraction: Annotated[
+        float, typer.Option(help="Share of the galaxies that fine-tune; the rest are held out.")
+    ] = 2 / 3,
+    eval_views: Annotated[
+        int, typer.Option(help="Real-suite views per galaxy scored (evaluate.real otherwise).")
+    ] = 8,
+    train_views: Annotated[int, typer.Option(help="Labelled views drawn per galaxy.")] = 16,
+    train_share: Annotated[
+        float,
+        typer.Option(help="Largest own-noise share of the labelled views (the suite's: 0.15)."),
+    ] = 0.3,
+    label_sn: Annotated[
+        float, typer.Option(help="Labelled views: S/N per pixel at least this.")
+    ] = 2.5,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs of each fine-tuning.")] = 60,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Batch size of the fine-tuning.")] = 32,
+    learning_rate_factor: Annotated[
+        float | None,
+        typer.Option(
+            help="Learning rate over params.yaml's (default: casnet train --init's, 0.1)."
+        ),
+    ] = None,
+    mirror: Annotated[
+        bool, typer.Option(help="Also fine-tune on the mirrored stamps (C and A unchanged).")
+    ] = True,
+    max_galaxies: Annotated[
+        int | None, typer.Option(help="The first N real galaxies only (default: all 88).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder of the report.")] = Path("benchmarks"),
+    params: ParamsOption = None,
+) -> None:
+    """Fine-tune the pretrained networks on real galaxies (issue 29, the worked example of
+    `casnet train --init`): labelled by the conventional measurement at high S/N, split by
+    galaxy, scored by the real suite on the held-out galaxies before and after (writes
+    OUT/finetune.{md,json}; ~10 min on 2 cores)."""
+    from casnet.bench.finetune import finetune, format_finetune
+
+    if min(splits, eval_views, train_views, epochs, patience, batch_size) < 1:
+        raise fail("--splits, --eval-views, --train-views, --epochs, --patience and "
+                   "--batch-size must be >= 1", EXIT_USAGE)  # fmt: skip
+    p = load_params(params)
+    real_cfg = override(p.evaluate.real, source="command line", max_galaxies=max_galaxies)
+    report = finetune(real_cfg=real_cfg, sim=p.simulate, morph=p.morphology,
+                      archs={"concentration": p.model.concentration,
+                             "asymmetry": p.model.asymmetry},
+                      init=init, splits=splits, seed=seed, fine_fraction=fine_fraction,
+                      eval_views=eval_views, train_views=train_views, train_share=train_share,
+                      label_sn=label_sn, epochs=epochs, patience=patience, batch_size=batch_size,
+                      learning_rate_factor=learning_rate_factor, mirror=mirror,
+                      log=typer.echo)  # fmt: skip
+    text = format_finetune(report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "finetune.md").write_text(text + "\n")
+    (out / "finetune.json").write_text(json.dumps(report, indent=2, default=float))
+    typer.echo(text)
+    typer.echo(f"report: {out}/finetune.md, {out}/finetune.json")
+
+
+@commands.command("realtrain")
+def benchmark_realtrain_cmd(
+    n: Annotated[
+        int, typer.Option(help="Simulated galaxies per simulator (before the cuts).")
+    ] = 3000,
+    seeds: Annotated[int, typer.Option(help="Training seeds per simulator (1, 2, ...).")] = 3,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs of each training.")] = 30,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience.")] = 6,
+    views: Annotated[
+        int | None, typer.Option(help="Real-suite views per galaxy (default: evaluate.real's).")
+    ] = None,
+    max_galaxies: Annotated[
+        int | None, typer.Option(help="Real galaxies: the first N only (default: all 88).")
+    ] = None,
+    work: Annotated[
+        Path, typer.Option(help="Folder of the simulated stores (reused by a later run).")
+    ] = Path("data/realtrain"),
+    out: Annotated[Path, typer.Option(help="Folder of the report.")] = Path("benchmarks"),
+    params: ParamsOption = None,
+) -> None:
+    """Does the widened simulator close the gap to real galaxies? (issue 29) The shipped
+    architectures trained with the same budget on the old simulator (no real-morphology
+    structure) and on the new one, several seeds each, scored on the real suite and on both
+    simulated test sets, against the issue's targets (writes OUT/realtrain.{md,json}; ~30 min on
+    2 cores at the defaults)."""
+    from casnet.bench.realtrain import format_realtrain, realtrain
+
+    if min(n, seeds, epochs, patience) < 1 or (views is not None and views < 1):
+        raise fail("--n, --seeds, --epochs, --patience and --views must be >= 1", EXIT_USAGE)
+    p = load_params(params)
+    real_cfg = override(p.evaluate.real, source="command line", max_galaxies=max_galaxies,
+                        **({"views": views} if views is not None else {}))  # fmt: skip
+    report = realtrain(n, sim=p.simulate, real_cfg=real_cfg, clean_cfg=p.clean,
+                       morph=p.morphology, select_cfg=p.select, split_cfg=p.split, dask=p.dask,
+                       out=work, seeds=tuple(range(1, seeds + 1)), epochs=epochs,
+                       patience=patience, log=typer.echo)  # fmt: skip
+    text = format_realtrain(report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "realtrain.md").write_text(text + "\n")
+    (out / "realtrain.json").write_text(json.dumps(report, indent=2, default=float))
+    typer.echo(text)
+    typer.echo(f"report: {out}/realtrain.md, {out}/realtrain.json")
+
+
 @commands.command("data")
 def benchmark_data_cmd(
     n: Annotated[int, typer.Option(help="Galaxies of the large run (the small one: N/5).")] = 500,

@@ -111,6 +111,21 @@ def train(
             "simulator's idealised truth; such a network is logged, not registered)."
         ),
     ] = "label",
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tune: start from this model's network for TARGET, its architecture and "
+            "weights: 'pretrained' (the packaged model), models:/casnet@champion, "
+            "models:/casnet-TARGET@champion or a model folder (params/--from-tune layers are "
+            "then ignored; their optimizer and batch size are used)."
+        ),
+    ] = None,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Learning rate (default: the architecture's; with --init a tenth of it)."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
     params: ParamsOption = None,
 ) -> None:
@@ -118,9 +133,15 @@ def train(
 
     The new version is `challenger`; it becomes `champion` if its validation RMSE beats the
     champion's on the same validation set (or with --promote), and then the combined model
-    `casnet` is re-registered around the two champions.
+    `casnet` is re-registered around the two champions. With --init the network is fine-tuned
+    from an existing model's (e.g. the packaged pretrained one on your own labelled stamps).
     """
     check_target(target)
+    if init is not None and from_tune not in (None, "", "none", "params"):
+        raise fail("give --init or --from-tune, not both (a fine-tuning keeps the init "
+                   "network's architecture)", EXIT_USAGE)  # fmt: skip
+    if learning_rate is not None and not learning_rate > 0:
+        raise fail(f"--learning-rate must be > 0, got {learning_rate}", EXIT_USAGE)
     if labels not in ("label", "truth"):
         raise fail(f"--labels must be label or truth, got {labels!r}", EXIT_USAGE)
     if labels == "truth" and register:
@@ -148,11 +169,14 @@ def train(
         arch, source = architecture_from_search(
             target, from_tune, data={"train": train_store, "val": val}
         )
-    typer.echo(f"{target}: {arch.model_dump()} (from {source})")
+    if init is None:
+        typer.echo(f"{target}: {arch.model_dump()} (from {source})")
     done = train_and_register(target, arch, train_store=train_store, val=val, test=test,
                               budget=limits, source=source, register=register, promote=promote,
                               verbose=0 if quiet else 1, labels=labels,
-                              clean=p.clean)  # fmt: skip
+                              clean=p.clean, init=init, learning_rate=learning_rate)  # fmt: skip
+    if init is not None:
+        typer.echo(f"{target}: fine-tuned from {init}: {done.result.architecture.model_dump()}")
     result, m = done.result, done.result.metrics
     summary = "; ".join(
         f"{name} RMSE {m[f'{key}_rmse']:.4f}, MAE {m[f'{key}_mae']:.4f}, "
@@ -286,3 +310,40 @@ def predict(
     bad = int((table["predict_flag"] > 0).sum())
     typer.echo(f"{len(table)} galaxies scored with {meta['model_description']} -> {out} "
                f"({bad} flagged)")  # fmt: skip
+
+
+@commands.command("ood-fit")
+def ood_fit(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A combined model folder (from `casnet pull`), or 'pretrained' (the packaged "
+            "model's folder)."
+        ),
+    ],
+    store: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Store of simulated galaxies like the networks' training set (repeatable; "
+            "default: the validation store)."
+        ),
+    ] = None,
+    quantile: Annotated[
+        float, typer.Option(help="Share of those galaxies scoring under the threshold.")
+    ] = 0.99,
+    note: Annotated[str, typer.Option(help="How the stores were made (kept in the fit).")] = "",
+) -> None:
+    """Fit a model's out-of-distribution score (issue 29): writes MODEL/ood.npz, read by
+    `casnet predict` (column ood_score, flag OUT_OF_DISTRIBUTION)."""
+    from casnet.networks import ood
+    from casnet.networks import pretrained as shipped
+    from casnet.networks.trust import check_model
+
+    if not 0.5 < quantile < 1:
+        raise fail(f"--quantile must be between 0.5 and 1, got {quantile}", EXIT_USAGE)
+    folder = shipped.model_path() if model == shipped.NAME else Path(model)
+    check_model(folder, model)  # a folder that is not casnet's model is refused unread
+    fit = ood.fit_model(folder, store or [Path(VAL)], quantile=quantile, note=note)
+    n_fit, n_threshold = fit.meta["n_fit"], fit.meta["n_threshold"]
+    typer.echo(f"{folder / ood.OOD_FILE}: fitted on {n_fit} galaxies, threshold chosen on "
+               f"{n_threshold} ({quantile:g} of them score <= 1)")  # fmt: skip

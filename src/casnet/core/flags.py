@@ -102,6 +102,11 @@ class PredictFlag(enum.IntFlag):
     #: NaN/inf pixels in the network's crop: the model's cleaning filled them with sky before
     #: scoring (a warning: the values are given, and may be biased), as ``casnet measure`` flags
     INVALID_PIXELS = 2
+    #: the stamp is unlike the simulated galaxies the networks learnt: its ``ood_score`` (the
+    #: networks' features' distance from those of simulated galaxies, :mod:`casnet.networks.ood`)
+    #: is above the model's threshold, which 1% of simulated galaxies exceed. A warning: the
+    #: values are given, but are an extrapolation not to be trusted
+    OUT_OF_DISTRIBUTION = 4
 
 
 #: the flag family of each stage that raises flags

@@ -65,7 +65,9 @@ class Predictor:
                     raise CasnetInputError(f"{self.url} answered {status}: {body}")
                 parts.append(pd.DataFrame(body["predictions"]))
         table = pd.concat(parts, ignore_index=True)
-        return table.reindex(columns=columns).astype(float)  # a point network: NaN sigma
+        # the out-of-distribution score where the model gives one (issue 29), over REST too
+        cols = columns + (["ood_score"] if "ood_score" in table else [])
+        return table.reindex(columns=cols).astype(float)  # a point network: NaN sigma
 
 
 def _registered(uri: str, root: Path | None) -> tuple[str | None, str | None]:

@@ -57,6 +57,15 @@ of network vs conventional, network vs reference and conventional vs reference; 
 network and conventional against the reference and their RMSE ratio. Against a noisy reference
 the best predictor has a forward slope below 1; a calibrated conditional mean has reverse slope
 1 (design guide, section 8, "Regression to the mean").
+
+Knowing when not to trust the network (issue 29 item 3): with the model's out-of-distribution
+fit (:mod:`casnet.networks.ood`; threshold chosen on simulated galaxies, 1% of which exceed it)
+every view gets ``ood_score`` and ``ood_flagged`` (above 1, what ``casnet predict`` flags
+OUT_OF_DISTRIBUTION). :func:`ood_by_group` gives the share of views flagged, overall, per S/N
+bin and per visual kind, and whether the flagged views are the ones the network gets wrong: the
+RMSE of network and conventional against the reference over flagged and unflagged views
+(metrics ``ood_*``, table ``real_ood``). A model without a fit has NaN scores and no such
+table.
 """
 
 from __future__ import annotations
@@ -96,6 +105,7 @@ __all__ = [
     "SNR_EDGES",
     "SN_EDGES",
     "agreement",
+    "ood_by_group",
     "own_noise_term",
     "real_scores",
     "real_suite",
@@ -206,6 +216,50 @@ def scores_by_group(table: pd.DataFrame) -> pd.DataFrame:
             rows.append({"group": group, "bin": name, "target": t,
                          **real_scores(table[mask], t)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def ood_by_group(table: pd.DataFrame) -> pd.DataFrame:
+    """The out-of-distribution flag per selection (:func:`selections`) of ``table`` (columns
+    ``ood_score``, ``net_*``, ``conv_*``, ``ref_*``): ``n`` (views with a score),
+    ``n_flagged`` and ``flagged_share`` (``ood_score > 1``), ``median_ood_score`` and, per
+    target, the RMSE against the reference of the network and of the conventional measurement
+    over flagged and unflagged views (``<target>_net_rmse_flagged``, ...; NaN for an empty
+    set): flagged views whose network RMSE is far above the unflagged ones', and above the
+    conventional's on the same views, are the network's extrapolations the flag is for."""
+    rows = []
+    score = table["ood_score"].to_numpy(float)
+    for group, name, mask in selections(table):
+        has = mask & np.isfinite(score)
+        flagged = has & (score > 1)
+        n = int(has.sum())
+        row = {"group": group, "bin": name, "n": n, "n_flagged": int(flagged.sum()),
+               "flagged_share": flagged.sum() / n if n else np.nan,
+               "median_ood_score": float(np.median(score[has])) if n else np.nan}  # fmt: skip
+        for t in TARGETS:
+            for which, sel in (("flagged", flagged), ("unflagged", has & ~flagged)):
+                s = real_scores(table[sel], t)
+                row[f"{t}_net_rmse_{which}"] = s["net_rmse"]
+                row[f"{t}_conv_rmse_{which}"] = s["conv_rmse"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _ood_scores(predictor: Predictor, images: np.ndarray, preds: pd.DataFrame) -> np.ndarray:
+    """Each stamp's ``ood_score``: the model's answer's column where it gives one, else from an
+    in-process model's out-of-distribution fit (its features of the same stamps, cleaned as
+    scoring cleans them); NaN without a fit (or for a served model that sends none)."""
+    from casnet.networks.ood import OOD_SCORE
+
+    if OOD_SCORE in preds:
+        return preds[OOD_SCORE].to_numpy(float)
+    nan = np.full(len(images), np.nan)
+    if predictor.pyfunc is None or not len(images):
+        return nan
+    model = predictor.pyfunc.unwrap_python_model()
+    fit = getattr(model, "ood_fit", None)
+    if fit is None or not hasattr(fit, "score"):
+        return nan
+    return fit.score(model.features(np.asarray(images, np.float32)))
 
 
 def own_noise_term(truth: np.ndarray, ref: Measurement, variance: np.ndarray,
@@ -362,6 +416,8 @@ def real_suite(
     for t in TARGETS:
         table[f"net_{t}"] = preds[t].to_numpy(float)
         table[f"net_{t}{ERR}"] = preds[f"{t}{ERR}"].to_numpy(float)
+    table["ood_score"] = _ood_scores(predictor, stamps.image, preds)
+    table["ood_flagged"] = table["ood_score"] > 1
     table["excluded"] = _excluded(table)
     table["headline"] = (table["excluded"] == "") & (table["sn_per_pixel"] >= HEADLINE_SN)
     scored = table[table["excluded"] == ""].reset_index(drop=True)
@@ -379,6 +435,11 @@ def real_suite(
                 result.metrics[f"{t}_{key}_{k}"] = float(v)
     _summary(result, by_group)
     result.notes.append(_note(counts))
+    if np.isfinite(table["ood_score"]).any():
+        _ood_results(result, table, scored)
+    else:
+        result.notes.append("Out of distribution: the model has no out-of-distribution fit "
+                            "(`casnet ood-fit`), no view is flagged.")  # fmt: skip
     out = Path(out)
     if len(scored):
         result.figures.append(scatter(scored, out / "real_scatter.png"))
@@ -387,6 +448,43 @@ def real_suite(
             _outliers(scored, stamps.image[rows], stamps.truth[rows], out / "real_outliers.png")
         )
     return result
+
+
+def _ood_results(result: SuiteResult, table: pd.DataFrame, scored: pd.DataFrame) -> None:
+    """The out-of-distribution flag's hit rate on the real views: metrics ``ood_*``, table
+    ``real_ood`` (:func:`ood_by_group` of the scored views) and a note."""
+    answered = np.isfinite(table["ood_score"].to_numpy(float))
+    flagged = int(table["ood_flagged"][answered].sum())
+    result.metrics["n_ood_scored"] = int(answered.sum())
+    result.metrics["n_ood_flagged"] = flagged
+    result.metrics["ood_flagged_share"] = flagged / answered.sum()
+    by_group = ood_by_group(scored)
+    result.tables["real_ood"] = by_group
+    parts = []
+    for key, name in (("all", "all"), ("sn2p5", HEADLINE)):
+        row = by_group[by_group["bin"] == name].iloc[0]
+        result.metrics[f"ood_scored_{key}_flagged_share"] = float(row["flagged_share"])
+        for t in TARGETS:
+            for col in ("net_rmse_flagged", "net_rmse_unflagged", "conv_rmse_flagged",
+                        "conv_rmse_unflagged"):  # fmt: skip
+                result.metrics[f"{t}_{key}_ood_{col}"] = float(row[f"{t}_{col}"])
+    row = by_group[by_group["bin"] == "all"].iloc[0]
+    for t in TARGETS:
+        x = t[0].upper()
+        parts.append(f"{x} RMSE vs the reference, network {row[f'{t}_net_rmse_flagged']:.3f} "
+                     f"flagged / {row[f'{t}_net_rmse_unflagged']:.3f} unflagged (conventional "
+                     f"{row[f'{t}_conv_rmse_flagged']:.3f} / "
+                     f"{row[f'{t}_conv_rmse_unflagged']:.3f})")  # fmt: skip
+    kinds = by_group[by_group["group"] == "kind"]
+    per_kind = ", ".join(f"{r['bin']} {r['flagged_share']:.0%}" for _, r in kinds.iterrows())
+    result.notes.append(
+        f"Out of distribution (issue 29; the model's threshold lets 1% of simulated galaxies "
+        f"through): {flagged} of {int(answered.sum())} real views flagged "
+        f"({flagged / answered.sum():.0%}); of the {int(row['n'])} scored views "
+        f"{int(row['n_flagged'])} ({row['flagged_share']:.0%}); per kind: {per_kind}. "
+        + "; ".join(parts)
+        + ". Per S/N bin: table real_ood."
+    )
 
 
 #: the headline rows of the summary: (quantity, network column, conventional column or None)

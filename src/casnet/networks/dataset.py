@@ -20,6 +20,7 @@ from casnet.data.preprocess import NetworkInput
 
 __all__ = [
     "LABEL_SOURCES",
+    "evaluation_only_count",
     "label_column",
     "refuse_evaluation_only",
     "store_dataset",
@@ -62,6 +63,18 @@ def store_input(*stores: str | Path) -> NetworkInput:
     return next(iter(sides.values()))
 
 
+def evaluation_only_count(src: StampStore) -> int:
+    """How many galaxies of ``src`` are for evaluation only: the rows flagged
+    :data:`~casnet.core.layout.EVALUATION_ONLY`, or every row of a store the real suite wrote
+    (``stage: real-suite``)."""
+    if src.meta.get("stage") == "real-suite":
+        return len(src)
+    cat = src.catalog
+    if EVALUATION_ONLY not in cat.columns:
+        return 0
+    return int(cat[EVALUATION_ONLY].fillna(False).astype(bool).sum())
+
+
 def refuse_evaluation_only(src: StampStore) -> None:
     """Refuse to train on a store that holds evaluation-only galaxies (the real suite's), or
     that the real suite wrote.
@@ -74,12 +87,10 @@ def refuse_evaluation_only(src: StampStore) -> None:
     if src.meta.get("stage") == "real-suite":
         raise CasnetInputError(f"{src.path}: the real-galaxy suite's store is for evaluation "
                                "only; no network is trained on it")  # fmt: skip
-    cat = src.catalog
-    if EVALUATION_ONLY in cat.columns:
-        n = int(cat[EVALUATION_ONLY].fillna(False).astype(bool).sum())
-        if n:
-            raise CasnetInputError(f"{src.path}: {n} galaxies are for evaluation only (the real "
-                                   "suite's); no network is trained on them")  # fmt: skip
+    n = evaluation_only_count(src)
+    if n:
+        raise CasnetInputError(f"{src.path}: {n} galaxies are for evaluation only (the real "
+                               "suite's); no network is trained on them")  # fmt: skip
 
 
 def store_dataset(
@@ -90,6 +101,7 @@ def store_dataset(
     shuffle: bool = False,
     seed: int = 0,
     labels: str = "label",
+    allow_evaluation_only: bool = False,
 ) -> tf.data.Dataset:
     """Batches of ``(stamps[..., None], labels)`` from ``store``.
 
@@ -103,10 +115,15 @@ def store_dataset(
     shuffle : bool
         Shuffle chunk order and, within a buffer of two chunks, the galaxies (seeded; a new order
         each epoch).
+    allow_evaluation_only : bool
+        Serve a store that holds evaluation-only galaxies (refused by default:
+        :func:`refuse_evaluation_only`). Only for :func:`casnet.networks.train.train`'s
+        override, which marks the run and never logs its network as a model.
     """
     column = label_column(target, labels)
     src = StampStore(store)
-    refuse_evaluation_only(src)
+    if not allow_evaluation_only:
+        refuse_evaluation_only(src)
     if column not in src.catalog.columns:
         raise CasnetInputError(f"{store}: no {column} column (not a selected/split store?)")
     if len(src) == 0:

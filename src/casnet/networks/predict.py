@@ -16,11 +16,19 @@ with NaN/inf pixels in the network's crop is scored (the model's cleaning fills 
 but flagged :attr:`~casnet.core.flags.PredictFlag.INVALID_PIXELS`, as ``casnet measure`` flags
 them; a single FITS file asked for alone that cannot be read or scored is an error (``strict``),
 as it is for ``casnet measure``.
+
+Issue 29's check: with the model's out-of-distribution fit (:mod:`casnet.networks.ood`) every
+scored stamp gets an ``ood_score`` (1 at the fit's threshold, which 1% of simulated galaxies
+exceed) and a stamp above 1 is flagged
+:attr:`~casnet.core.flags.PredictFlag.OUT_OF_DISTRIBUTION`: the values are given, but a galaxy
+the networks have never seen the like of must not look like a confident answer. A model without
+a fit scores NaN and :func:`predict` says so once on stderr.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +49,7 @@ __all__ = [
     "SCALE_TOLERANCE",
     "WorkUnit",
     "model_pixel_scale",
+    "ood_notice",
     "plan_chunks",
     "predict",
     "provenance",
@@ -270,15 +279,41 @@ def _model(path: str, name: str | None = None):
     if path not in _MODELS:
         from casnet.networks.trust import load_combined
 
-        _MODELS[path] = load_combined(Path(path), name or path)
+        model = load_combined(Path(path), name or path)
+        model.unwrap_python_model().use_ood(Path(path))  # the out-of-distribution fit, if any
+        _MODELS[path] = model
     return _MODELS[path]
+
+
+def ood_notice(path: str, name: str | None = None) -> str:
+    """One line for the user when the combined model at ``path`` has no usable
+    out-of-distribution fit (its ``ood_score`` is NaN); '' when it has one."""
+    why = _model(path, name).unwrap_python_model().ood_reason
+    if not why:
+        return ""
+    return (
+        f"{name or path}: {why}: ood_score is NaN and no stamp is flagged "
+        "OUT_OF_DISTRIBUTION (`casnet ood-fit` fits one on simulated galaxies)"
+    )
+
+
+def _ood_flag(score: float, quantile: float) -> str:
+    """The reason a stamp is out of distribution ('' when it is not, or not scored)."""
+    if not score > 1:  # NaN: no fit
+        return ""
+    return (
+        f"ood_score {score:.3g} > 1: the networks have not seen stamps like this one (above "
+        f"the threshold {100 * (1 - quantile):.3g}% of simulated galaxies exceed); the "
+        "values are an extrapolation, not to be trusted"
+    )
 
 
 def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = None,
                 conventional: MorphologyConfig | None = None, check_scale: bool = True,
                 strict: bool = False) -> list[dict[str, Any]]:  # fmt: skip
     """Rows for one chunk: galaxy_id, source, concentration, concentration_err, asymmetry,
-    asymmetry_err (the networks' sigmas; NaN without a Gaussian head), predict_flag,
+    asymmetry_err (the networks' sigmas; NaN without a Gaussian head), ood_score (NaN without
+    the model's out-of-distribution fit, :mod:`casnet.networks.ood`), predict_flag,
     predict_flag_reasons.
 
     Runs where it is called (a Dask worker or this process); ``model_path`` is a local model
@@ -301,7 +336,8 @@ def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = Non
         why = f"UNUSABLE: {reason}" if reason else f"INVALID_PIXELS: {warning}" if warning else ""
         row = {"galaxy_id": gid, "source": source, "concentration": math.nan,
                "concentration_err": math.nan, "asymmetry": math.nan, "asymmetry_err": math.nan,
-               "predict_flag": int(flag), "predict_flag_reasons": why}  # fmt: skip
+               "ood_score": math.nan, "predict_flag": int(flag),
+               "predict_flag_reasons": why}  # fmt: skip
         if conventional is not None:
             row.update(_conventional(image, conventional))
         rows.append(row)
@@ -310,14 +346,25 @@ def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = Non
     if good:
         # the ids travel with the stamps: a model that cleans them seeds each galaxy's cleaning
         # by its id, as the pipeline's clean stage does
-        table = _model(model_path).predict(
+        model = _model(model_path)
+        table = model.predict(
             {"stamp": [g[1] for g in good], "galaxy_id": [rows[g[0]]["galaxy_id"] for g in good]}
         )
-        columns = ("concentration", "concentration_err", "asymmetry", "asymmetry_err")
+        fit = model.unwrap_python_model().ood_fit
+        columns = ("concentration", "concentration_err", "asymmetry", "asymmetry_err",
+                   "ood_score")  # fmt: skip
         for j, (i, _) in enumerate(good):
+            row = rows[i]
             for name in columns:
-                # a model registered before issue 18 returns no _err columns
-                rows[i][name] = float(table[name].iloc[j]) if name in table else math.nan
+                # a model registered before issue 18 returns no _err columns, one without an
+                # out-of-distribution fit no ood_score
+                row[name] = float(table[name].iloc[j]) if name in table else math.nan
+            why = _ood_flag(row["ood_score"], fit.quantile) if fit is not None else ""
+            if why:
+                row["predict_flag"] = int(PredictFlag(row["predict_flag"])
+                                          | PredictFlag.OUT_OF_DISTRIBUTION)  # fmt: skip
+                reasons = [row["predict_flag_reasons"], f"OUT_OF_DISTRIBUTION: {why}"]
+                row["predict_flag_reasons"] = "; ".join(filter(None, reasons))
     return rows
 
 
@@ -366,6 +413,11 @@ def predict(
     chunks = plan_chunks(inputs, chunk_size)
     total = sum(len(c) for c in chunks)
     _network_input(model_path, model_name)  # not the combined model: one error, before any work
+    notice = ood_notice(model_path, model_name)
+    if notice:
+        # said once, here, whatever the workers: a catalogue without out-of-distribution flags
+        # must not look like one whose every galaxy passed the check
+        print(f"casnet: {notice}", file=sys.stderr)
     # one file asked for alone fails with its reason, as `casnet measure` does (issue 28: a typo
     # scored "1 galaxies" with exit status 0)
     strict = total == 1 and len(chunks) == 1 and chunks[0].store is None

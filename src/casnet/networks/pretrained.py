@@ -236,7 +236,9 @@ def register(*, root: Path | None = None, promote: bool = False,
     config = _model_config(model).get("clean")
     first = not has_champion(COMBINED_MODEL)
     clean = CleanConfig.model_validate(config) if config else None
-    combined = register_combined(versions, root=root, champion=first or promote, clean=clean)
+    ood_file = model / "ood.npz"  # the shipped out-of-distribution fit travels with it
+    combined = register_combined(versions, root=root, champion=first or promote, clean=clean,
+                                 ood_file=ood_file if ood_file.is_file() else None)  # fmt: skip
     for key, value in tags.items():
         client.set_model_version_tag(COMBINED_MODEL, combined, key, value)
     return {**{NETWORK_MODELS[t]: v for t, v in versions.items()}, COMBINED_MODEL: combined}

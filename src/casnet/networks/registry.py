@@ -35,16 +35,18 @@ from casnet.core.tracking import require_store, tracking_uri, use_store
 from casnet.data.clean import clean_stamp
 from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import CleanConfig
-from casnet.networks import limits
+from casnet.networks import limits, ood
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.networks import uncertainty as _uncertainty  # noqa: F401  (SigmaScale, Gaussian loss)
 from casnet.networks.inference import predict_mean_sigma
 from casnet.networks.trust import load_combined
+from casnet.networks.uncertainty import mean_and_sigma
 
 __all__ = [
     "COMBINED",
     "ERR",
     "NETWORKS",
+    "OOD_SCORE",
     "CasnetModel",
     "Promotion",
     "combined_signature",
@@ -58,6 +60,9 @@ __all__ = [
 NETWORKS = NETWORK_MODELS
 COMBINED = COMBINED_MODEL
 CHAMPION, CHALLENGER = "champion", "challenger"
+#: the output column of the out-of-distribution score (:mod:`casnet.networks.ood`)
+OOD_SCORE = ood.OOD_SCORE
+_UNREAD = object()  # a CasnetModel whose out-of-distribution fit has not been looked for yet
 
 
 @dataclass(frozen=True)
@@ -102,10 +107,12 @@ def register_network(
     import mlflow
 
     from casnet.core.scores import scores
-    from casnet.networks.train import predict_store
+    from casnet.networks.train import check_promotable, predict_store
 
     name = NETWORKS[target]
     client = _client(root)
+    # a network trained on evaluation-only galaxies is never registered (issue 29)
+    check_promotable(client.get_run(run_id).data.tags, name=f"run {run_id}")
     champion = _champion(client, name)
     with use_store(root):
         version = str(mlflow.register_model(model_uri, name).version)
@@ -325,7 +332,20 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
     :func:`casnet.data.clean.clean_stamp`, the function of the pipeline's clean stage, seeded by
     its ``galaxy_id`` when the request gives one: the served model sees what the trained one saw
     (issue 17). A stamp of the crop's size is taken as network-ready (the pipeline's own stamps).
+
+    With an out-of-distribution fit in the model folder (:data:`casnet.networks.ood.OOD_FILE`,
+    issue 29) the answer has an ``ood_score`` column too: how unlike the simulated galaxies
+    each stamp looks to the networks, 1 at the fit's threshold (:mod:`casnet.networks.ood`),
+    from the same forward pass (the networks' outputs are unchanged). Without a fit there is no
+    such column (rather than NaN, as for ``_err``).
     """
+
+    #: the out-of-distribution fit (:class:`casnet.networks.ood.OodFit` or None), read from the
+    #: model folder on first use (:meth:`use_ood`); class attributes, because the pickles of
+    #: models registered before issue 29 have no such attribute
+    ood_fit: Any = _UNREAD
+    #: why there is no usable fit ('' when there is)
+    ood_reason: str = ""
 
     def __init__(self, networks: dict[str, Any] | None = None, batch_size: int = 512,
                  clean: CleanConfig | None = None) -> None:  # fmt: skip
@@ -359,21 +379,80 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         }
         settings = (getattr(context, "model_config", None) or {}).get("clean")
         self.clean = CleanConfig.model_validate(settings) if settings else None
+        self.use_ood(_model_folder(context))
 
-    def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+    def use_ood(self, folder: str | Path | None) -> None:
+        """Read the out-of-distribution fit of the model folder ``folder`` (None: the model has
+        none), checked against these networks (:func:`casnet.networks.ood.load_fit`); sets
+        :attr:`ood_fit` and :attr:`ood_reason`."""
+        if folder is None:
+            self.ood_fit, self.ood_reason = None, "the model's folder is not known"
+        else:
+            self.ood_fit, self.ood_reason = ood.load_fit(folder, self.networks)
+
+    def _ood(self, context) -> Any:
+        """The fit, looked for in the folder of ``context``'s artifacts on first use (a model
+        built by :func:`casnet.networks.trust.load_combined` has no ``load_context`` call)."""
+        if self.ood_fit is _UNREAD:
+            self.use_ood(_model_folder(context))
+        return self.ood_fit
+
+    def _inputs(self, model_input, deadline: limits.Deadline | None = None
+                ) -> tuple[np.ndarray, list[str] | None]:  # fmt: skip
+        """The networks' input (N, s, s, 1) of the stamps a caller gives, and their ids."""
         net_input = self.input
         stamps, ids = parse_stamps(model_input, net_input)
         # while serving: a size limit (413) and the server's timeout (issue 19)
         limits.check_size(len(stamps))
-        deadline = limits.Deadline()
+        check = None if deadline is None else deadline.check
         if self.clean is not None:
-            stamps = clean_stamps(stamps, ids, self.clean, net_input, check=deadline.check)
+            stamps = clean_stamps(stamps, ids, self.clean, net_input, check=check)
         x, ok = network_inputs(stamps, net_input)
         if not ok.all():
             bad = ", ".join(str(i) for i in np.flatnonzero(~ok)[:10])
             side = net_input.size
             raise _bad(f"stamps with no finite positive pixel in the central "
                        f"{side}x{side} (NaN-only or empty): {bad}")  # fmt: skip
+        return x, ids
+
+    def _run(self, target: str, x: np.ndarray, batch: int, deadline: limits.Deadline,
+             features: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
+        """(values, sigmas, features or None) of one network on ``x``, ``batch`` at a time;
+        with ``features``, from one pass of the network's graph with two outputs
+        (:func:`casnet.networks.ood.feature_model`)."""
+        net = self.networks[target]
+        if not features:
+            parts = []
+            for lo in range(0, len(x), batch):
+                deadline.check(lo, len(x))
+                parts.append(predict_mean_sigma(net, x[lo : lo + batch], batch))
+            mu, sigma = (np.concatenate(p) for p in zip(*parts, strict=True))
+            return mu, sigma, None
+        models = self.__dict__.setdefault("_feature_models", {})
+        if target not in models:
+            models[target] = ood.feature_model(net)
+        outs, feats = [], []
+        for lo in range(0, len(x), batch):
+            deadline.check(lo, len(x))
+            out, feat = ood.outputs_and_features(models[target], x[lo : lo + batch])
+            outs.append(out)
+            feats.append(feat)
+        mu, sigma = mean_and_sigma(np.concatenate(outs))
+        return mu, sigma, np.concatenate(feats)
+
+    def features(self, model_input, *, batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """Each network's features (:func:`casnet.networks.ood.feature_model`: the activations
+        fed to its output layer), (N, d) float32 per target, of the stamps a caller gives
+        (:func:`parse_stamps`), cleaned, cropped and normalised as :meth:`predict` does: the
+        input of the out-of-distribution fit (:func:`casnet.networks.ood.fit_model`)."""
+        x, _ = self._inputs(model_input)
+        batch = batch_size or self.batch_size
+        deadline = limits.Deadline()
+        return {t: self._run(t, x, batch, deadline, features=True)[2] for t in TARGETS}
+
+    def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+        deadline = limits.Deadline()
+        x, ids = self._inputs(model_input, deadline)
         raw = (params or {}).get("batch_size", self.batch_size)
         try:
             batch = int(raw)
@@ -382,17 +461,28 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         if batch < 1:
             raise _bad(f"batch_size must be an integer >= 1, got {short_repr(raw)}")
         table = {} if ids is None else {"galaxy_id": ids}
+        fit = self._ood(context)
+        feats = {}
         for target in TARGETS:
-            net = self.networks[target]
-            parts = []
-            for lo in range(0, len(x), batch):
-                deadline.check(lo, len(x))
-                parts.append(predict_mean_sigma(net, x[lo : lo + batch], batch))
-            mu, sigma = (np.concatenate(p) for p in zip(*parts, strict=True))
+            mu, sigma, feats[target] = self._run(target, x, batch, deadline, fit is not None)
             table[target] = mu
-            if net.output_shape[-1] == 2:  # a Gaussian head (issue 18)
+            if self.networks[target].output_shape[-1] == 2:  # a Gaussian head (issue 18)
                 table[f"{target}{ERR}"] = sigma
+        if fit is not None:
+            table[OOD_SCORE] = fit.score(feats)
         return pd.DataFrame(table)
+
+
+def _model_folder(context) -> Path | None:
+    """The folder of the model whose ``context`` this is: two levels above a network's artifact
+    folder (``<model>/artifacts/<target>``, as MLflow lays out a pyfunc model), when it holds
+    an ``MLmodel``; None otherwise."""
+    artifacts = getattr(context, "artifacts", None) or {}
+    first = artifacts.get(TARGETS[0]) if isinstance(artifacts, dict) else None
+    if not first:
+        return None
+    folder = Path(first).resolve().parents[1]
+    return folder if (folder / "MLmodel").is_file() else None
 
 
 def clean_stamps(stamps: list[np.ndarray], ids: list[str] | None, clean: CleanConfig,
@@ -437,12 +527,12 @@ def _download_networks(versions: dict[str, str], dest: Path,
     return local, gaussian
 
 
-def combined_signature(gaussian: dict[str, bool]):
+def combined_signature(gaussian: dict[str, bool], *, ood_score: bool = False):
     """The combined model's signature: no input schema (stamps come as arrays, lists, base64
     FITS or a table of them, see :func:`parse_stamps`), the output columns (``galaxy_id`` when
-    given, each quantity and, for a network with a Gaussian head, its ``_err``; issue 18) and
-    the ``batch_size`` parameter (MLflow passes inference params only when the signature
-    declares them)."""
+    given, each quantity and, for a network with a Gaussian head, its ``_err``; issue 18; with
+    ``ood_score``, the optional :data:`OOD_SCORE`, issue 29) and the ``batch_size`` parameter
+    (MLflow passes inference params only when the signature declares them)."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -451,6 +541,8 @@ def combined_signature(gaussian: dict[str, bool]):
         cols.append(ColSpec("double", t))
         if gaussian.get(t):
             cols.append(ColSpec("double", f"{t}{ERR}"))
+    if ood_score:
+        cols.append(ColSpec("double", OOD_SCORE, required=False))
     params = ParamSchema([ParamSpec("batch_size", "long", 512)])
     return ModelSignature(inputs=None, outputs=Schema(cols), params=params)
 
@@ -461,11 +553,23 @@ def register_combined(
     root: Path | None = None,
     champion: bool = True,
     clean: CleanConfig | None = None,
+    ood_store: str | Path | None = None,
+    ood_quantile: float = ood.DEFAULT_QUANTILE,
+    ood_file: str | Path | None = None,
 ) -> str:
     """Log and register ``casnet`` wrapping the given network versions (default: champions).
 
     ``clean``: the galclean settings of the networks' training data; the served model cleans raw
     stamps with them (:class:`CasnetModel`). None: it only crops and normalises.
+
+    ``ood_store``: a store of simulated galaxies like the networks' training set (the validation
+    store): the out-of-distribution score is fitted on it (:func:`casnet.networks.ood.fit_model`,
+    threshold at ``ood_quantile``) and its file added to the registered model. A fit that cannot
+    be made (too few galaxies) leaves the model without one: the version's tag ``casnet.ood``
+    says why. None: no fit (``casnet ood-fit`` makes one for a model folder later).
+    ``ood_file``: instead, an existing fit of these networks (:data:`casnet.networks.ood.OOD_FILE`
+    of a model folder, e.g. the pretrained model's) added as it is; a fit of other weights is
+    never applied (:func:`casnet.networks.ood.load_fit` checks when the model is loaded).
 
     Returns
     -------
@@ -500,17 +604,50 @@ def register_combined(
             python_model=CasnetModel(),
             artifacts=artifacts,
             registered_model_name=COMBINED,
-            signature=combined_signature(gaussian),
+            signature=combined_signature(gaussian, ood_score=bool(ood_store or ood_file)),
             pip_requirements=model_requirements(combined=True),
             model_config={"clean": clean.model_dump(mode="json")} if clean is not None else None,
         )
     version = str(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(COMBINED, version, key, value)
+    if ood_store is not None:
+        _fit_ood(client, info.model_id, version, ood_store, ood_quantile, root)
+    elif ood_file is not None:
+        fit = ood.read_fit(ood_file)  # refused unless it is a fit file
+        with tempfile.TemporaryDirectory(prefix="casnet-ood-") as tmp:
+            ood.save_fit(fit, tmp)
+            client.log_model_artifacts(info.model_id, tmp)
+        client.set_model_version_tag(COMBINED, version, "casnet.ood",
+                                     f"copied from {ood_file}")  # fmt: skip
     client.set_registered_model_alias(COMBINED, CHALLENGER, version)
     if champion:
         client.set_registered_model_alias(COMBINED, CHAMPION, version)
     return version
+
+
+def _fit_ood(client, model_id: str, version: str, store: str | Path, quantile: float,
+             root: Path | None) -> None:  # fmt: skip
+    """Fit the out-of-distribution score of the registered ``casnet`` version on ``store`` and
+    add its file to the logged model (the registered version's artifacts), tagging the version
+    ``casnet.ood`` with the outcome."""
+    with tempfile.TemporaryDirectory(prefix="casnet-ood-") as tmp:
+        local = _download(f"models:/{COMBINED}/{version}", Path(tmp) / "model", root, "fit")
+        note = f"fitted when {COMBINED} version {version} was registered, on {store}"
+        try:
+            fit = ood.fit_model(local, [store], quantile=quantile, note=note, write=False)
+        except CasnetInputError as exc:
+            client.set_model_version_tag(COMBINED, version, "casnet.ood",
+                                         f"not fitted: {str(exc)[:400]}")  # fmt: skip
+            return
+        upload = Path(tmp) / "upload"
+        upload.mkdir()
+        ood.save_fit(fit, upload)
+        client.log_model_artifacts(model_id, str(upload))
+    client.set_model_version_tag(COMBINED, version, "casnet.ood",
+                                 f"fitted on {store}: threshold {fit.threshold:.4g} at quantile "
+                                 f"{fit.quantile:g} ({fit.meta['n_fit']} + "
+                                 f"{fit.meta['n_threshold']} galaxies)")  # fmt: skip
 
 
 def _is_registered(uri: str) -> bool:
@@ -546,12 +683,19 @@ def load(uri: str = f"models:/{COMBINED}@{CHAMPION}", root: Path | None = None):
             raise CasnetInputError(f"{uri} is not an MLflow model folder (no MLmodel file in it): "
                                    f"give models:/{COMBINED}@{CHAMPION} or a folder from `casnet "
                                    "pull`")  # fmt: skip
-        return load_combined(Path(uri), uri)
+        return _with_ood(load_combined(Path(uri), uri), Path(uri))
     require_store(root)
     # the networks are in memory once loaded: the download is not needed afterwards
     with tempfile.TemporaryDirectory(prefix="casnet-model-") as tmp:
         path = _download(uri, Path(tmp), root, "load")
-        return load_combined(path, uri)
+        return _with_ood(load_combined(path, uri), path)
+
+
+def _with_ood(model, folder: Path):
+    """``model`` (a loaded combined model) with the out-of-distribution fit of ``folder`` read
+    now, while the folder exists (a download is removed once loaded)."""
+    model.unwrap_python_model().use_ood(folder)
+    return model
 
 
 def _resolves(uri: str, root: Path | None) -> bool:

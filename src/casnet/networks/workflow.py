@@ -52,6 +52,8 @@ def train_and_register(
     verbose: int = 1,
     labels: str = "label",
     clean: CleanConfig | None = None,
+    init: str | None = None,
+    learning_rate: float | None = None,
 ) -> Trained:
     """Train ``arch`` for ``target``, register it and, when it becomes champion, the combined
     model.
@@ -72,6 +74,8 @@ def train_and_register(
     labels : {"label", "truth"}
         What the network learns. Only ``label`` networks are registered: the registry's models
         are the ones that reproduce the labels (the paper's networks).
+    init, learning_rate
+        Fine-tune from a model's network (:func:`casnet.networks.train.train`).
 
     The training is resumable: killed midway, the same call continues from the last finished
     epoch (a Keras ``BackupAndRestore`` folder under ``<root>/.training``, keyed by the target,
@@ -79,14 +83,17 @@ def train_and_register(
     """
     if labels != "label" and register:
         raise CasnetError("only networks trained on the labels are registered: use register=False")
+    # a fine-tuning is another training than one from scratch (kept out of the key otherwise,
+    # so the folders of trainings from scratch keep their names)
+    start = [init, learning_rate] if init is not None or learning_rate is not None else []
     key = hashlib.sha256(
         json.dumps([target, labels, arch.model_dump(mode="json"),
-                    budget.model_dump(mode="json"), str(train_store)]).encode()
+                    budget.model_dump(mode="json"), str(train_store), *start]).encode()
     ).hexdigest()[:12]  # fmt: skip
     backup = (root or project_root()) / ".training" / f"{target}-{labels}-{key}"
     result = train(target, arch, train=train_store, val=val, test=test, budget=budget,
                    source=source, root=root, verbose=verbose, labels=labels,
-                   backup=backup)  # fmt: skip
+                   backup=backup, init=init, learning_rate=learning_rate)  # fmt: skip
     if not register:
         return Trained(result, None, None)
     promotion = register_network(result.run_id, result.model_uri, target, val_store=val,
@@ -95,7 +102,9 @@ def train_and_register(
     if not promotion.promoted:
         return Trained(result, promotion, None)
     try:
-        version = register_combined(root=root, clean=clean)
+        # the out-of-distribution fit on the validation store (issue 29): the threshold is the
+        # 99th percentile of galaxies the networks did not learn from
+        version = register_combined(root=root, clean=clean, ood_store=val)
     except CasnetError as exc:  # the other network has no champion yet
         return Trained(result, promotion, None, str(exc))
     return Trained(result, promotion, version)
