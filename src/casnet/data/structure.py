@@ -45,6 +45,15 @@ GSPARAMS = galsim.GSParams(folding_threshold=5e-3, maximum_fft_size=4096)
 _GSPARAMS = GSPARAMS
 
 
+def _face_on(light: np.ndarray, step: float, flux: float) -> galsim.GSObject:
+    """A face-on light array drawn at ``step`` ("/px) as a GalSim profile holding ``flux``
+    (GalSim's stepk / maxk taken from the padded array, not searched for)."""
+    return galsim.InterpolatedImage(
+        galsim.Image(light, scale=step), flux=flux, calculate_stepk=False,
+        calculate_maxk=False, pad_factor=2, gsparams=_GSPARAMS,
+    )  # fmt: skip
+
+
 def project(x: np.ndarray, y: np.ndarray, q: float, beta_deg: float) -> tuple[np.ndarray, ...]:
     """Disk-plane offsets (") to sky offsets, as GalSim's ``shear(q=q, beta=beta)`` maps them."""
     m = galsim.Shear(q=q, beta=beta_deg * galsim.degrees).getMatrix()
@@ -135,11 +144,7 @@ def spiral_arms(
     if clumpiness > 0 and field_rng is not None:
         field = random_field(field_rng, n, 0.15 * h / step)
         light *= np.exp(clumpiness * field - clumpiness**2 / 2)
-    image = galsim.Image(light, scale=step)
-    arms = galsim.InterpolatedImage(
-        image, flux=flux, calculate_stepk=False, calculate_maxk=False, pad_factor=2,
-        gsparams=_GSPARAMS,
-    )  # fmt: skip
+    arms = _face_on(light, step, flux)
     info = {"n_arms": m, "arm_pitch_deg": pitch, "arm_clumpiness": clumpiness}
     return arms.shear(q=q, beta=beta_deg * galsim.degrees), info
 
@@ -251,11 +256,7 @@ def ragged_disk(
     light = np.exp(-_sersic_b(n) * r ** (1.0 / n))
     light *= np.exp(flocculence * field - flocculence**2 / 2)
     light *= np.exp(m1 * r / (1.0 + r) * np.cos(theta - phase))
-    image = galsim.Image(light, scale=step)
-    disk = galsim.InterpolatedImage(
-        image, flux=flux, calculate_stepk=False, calculate_maxk=False, pad_factor=2,
-        gsparams=_GSPARAMS,
-    )  # fmt: skip
+    disk = _face_on(light, step, flux)
     info = {"flocculence": flocculence, "m1_amplitude": m1, "field_scale_rhalf": corr_rhalf}
     return disk.shear(q=q, beta=beta_deg * galsim.degrees), info
 
