@@ -261,8 +261,8 @@ def benchmark_realtrain_cmd(
         int, typer.Option(help="Simulated galaxies per simulator (before the cuts).")
     ] = 3000,
     seeds: Annotated[int, typer.Option(help="Training seeds per simulator (1, 2, ...).")] = 3,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs of each training.")] = 30,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience.")] = 6,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs of each training.")] = 40,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience.")] = 8,
     views: Annotated[
         int | None, typer.Option(help="Real-suite views per galaxy (default: evaluate.real's).")
     ] = None,
