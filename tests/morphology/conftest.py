@@ -12,10 +12,17 @@ from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import SimulatedGalaxy, simulate_galaxy
 from casnet.morphology import Measurement, measure
 
+#: the population the measurement tests' tolerances were established on: the simulator before
+#: issue 29's real-morphology structure. On the widened population the conventional C is less
+#: stable for clump complexes and irregulars (r20 jumps between clumps; A(c) has several shallow
+#: minima, so the aperture centre moves): tests/morphology/test_uncertainty.py records the
+#: under-covering C errors there as a known defect
+_BASE = SimulateConfig().without_real_morphology()
+
 
 @cache
 def _simulated(index: int, mag_range: tuple[float, float] | None) -> SimulatedGalaxy:
-    cfg = SimulateConfig() if mag_range is None else SimulateConfig(mag_range=mag_range)
+    cfg = _BASE if mag_range is None else _BASE.model_copy(update={"mag_range": mag_range})
     return simulate_galaxy(index, cfg)
 
 

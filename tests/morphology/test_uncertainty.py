@@ -16,10 +16,13 @@ from casnet.morphology import measure
 from casnet.morphology.uncertainty import NoiseCorrelation, noise_correlation, noise_field
 
 
-def _pulls(n_galaxies: int, n_redraws: int, scales: tuple[float, ...]):
+def _pulls(n_galaxies: int, n_redraws: int, scales: tuple[float, ...], *, real: bool = False):
     """(snr_p, pull_C, pull_A) per measurement: (x - mean over re-draws) / sigma, with the
-    sqrt(n / (n - 1)) of a mean estimated from the same n draws."""
+    sqrt(n / (n - 1)) of a mean estimated from the same n draws. ``real``: the widened simulator
+    (issue 29's real-morphology structure), else the one the error model was calibrated on."""
     cfg = SimulateConfig(neighbour_fraction=0.0, seed=11)
+    if not real:
+        cfg = cfg.without_real_morphology()
     out = []
     for i in range(n_galaxies):
         g = simulate_galaxy(i, cfg)
@@ -58,6 +61,22 @@ def test_pull_widths_are_one_in_snr_bins(pulls, lo, hi):
     for col, name in ((1, "C"), (2, "A")):
         width = float(np.std(sel[:, col]))
         assert 0.8 <= width <= 1.25, f"{name} pull width {width:.2f} at SNR_p {lo}-{hi}"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 29, 2026-12-07): on the widened "
+    "simulator clump complexes and irregulars scatter C 1.5-9x its propagated "
+    "sigma at SNR_p 5-20 (r20 jumps between clumps); C pull width 1.9",
+)
+def test_c_pull_width_on_real_morphology_at_moderate_snr():
+    """The same criterion on the widened population. The propagated sigma_C assumes a smooth
+    curve of growth; a galaxy whose light is in a few bright clumps has r20 jumping from clump to
+    clump between noise draws. Strict: when the error model learns this, the test says so."""
+    sel = _pulls(24, 8, (1.0, 0.5, 0.25), real=True)
+    sel = sel[(sel[:, 0] >= 5) & (sel[:, 0] < 20)]
+    assert 0.8 <= float(np.std(sel[:, 1])) <= 1.25
 
 
 def test_noise_correlation_recovers_the_area_factor():
