@@ -110,3 +110,36 @@ def registered_project():
     """``registered_project(root, arch, sizes=, epochs=, clean=) -> (stores, results)``: both
     networks trained on label stores and registered, with ``casnet@champion``."""
     return _registered_project
+
+
+#: a network small enough to build and save in a second (the tests of models, not of training)
+TINY_ARCH = {"blocks": 1, "conv_per_block": 1, "filters": 4, "dense_layers": 1, "dense_units": 8,
+             "dropout": 0.25, "optimizer": "adam", "learning_rate": 0.01,
+             "batch_size": 16}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_combined_model(tmp_path_factory):
+    """A combined model saved locally around two small untrained networks (seeded; no cleaning,
+    no out-of-distribution fit). Read-only: copy it before writing into it."""
+    import keras
+    import mlflow
+
+    from casnet.core.layout import TARGETS
+    from casnet.networks.architecture import build_model
+    from casnet.networks.registry import CasnetModel
+    from casnet.networks.settings import ArchitectureConfig
+    from casnet.networks.train import network_signature
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    artifacts = {}
+    for i, target in enumerate(TARGETS):
+        keras.utils.set_random_seed(i)
+        artifacts[target] = str(root / target)
+        # requirements given: their inference would take most of the fixture's time
+        mlflow.keras.save_model(build_model(ArchitectureConfig(**TINY_ARCH)), artifacts[target],
+                                signature=network_signature(),
+                                pip_requirements=["mlflow"])  # fmt: skip
+    mlflow.pyfunc.save_model(str(root / "casnet"), python_model=CasnetModel(),
+                             artifacts=artifacts, pip_requirements=["mlflow"])  # fmt: skip
+    return root / "casnet"

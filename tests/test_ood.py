@@ -22,7 +22,6 @@ from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import simulate_galaxy
 from casnet.evaluation.real import ood_by_group
 from casnet.networks import ood
-from casnet.networks.architecture import build_model
 from casnet.networks.predict import predict
 from casnet.networks.settings import ArchitectureConfig
 
@@ -160,35 +159,12 @@ def test_the_pretrained_model_flags_stamps_no_galaxy_looks_like(pretrained_model
 # --- casnet predict with a tiny model --------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    """A combined model around two small untrained networks (no cleaning), without a fit."""
-    import keras
-    import mlflow
-
-    from casnet.networks.registry import CasnetModel
-    from casnet.networks.train import network_signature
-
-    root = tmp_path_factory.mktemp("model")
-    artifacts = {}
-    for i, target in enumerate(TARGETS):
-        keras.utils.set_random_seed(i)
-        artifacts[target] = str(root / target)
-        # requirements given: their inference would take most of the test's time
-        mlflow.keras.save_model(build_model(TINY), artifacts[target],
-                                signature=network_signature(),
-                                pip_requirements=["mlflow"])  # fmt: skip
-    mlflow.pyfunc.save_model(str(root / "casnet"), python_model=CasnetModel(),
-                             artifacts=artifacts, pip_requirements=["mlflow"])  # fmt: skip
-    return root / "casnet"
-
-
 @pytest.fixture
-def model_dir(saved_model, tmp_path):
-    """A copy of :func:`saved_model` of the test's own (tests write fits into it)."""
+def model_dir(tiny_combined_model, tmp_path):
+    """A copy of the tiny combined model of the test's own (tests write fits into it)."""
     import shutil
 
-    return Path(shutil.copytree(saved_model, tmp_path / "casnet"))
+    return Path(shutil.copytree(tiny_combined_model, tmp_path / "casnet"))
 
 
 def _stamps_dir(tmp_path, label_store):

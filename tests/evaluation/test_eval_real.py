@@ -38,7 +38,6 @@ from casnet.evaluation.real import (
     scores_by_group,
 )
 from casnet.evaluation.run import SUITES, evaluate
-from casnet.networks.architecture import build_model
 from casnet.networks.settings import ArchitectureConfig
 from casnet.params import Params
 
@@ -269,24 +268,9 @@ class _Cfg:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tiny_combined_model):
     """A combined model saved locally around two small (untrained, seeded) networks."""
-    import keras
-    import mlflow
-
-    from casnet.networks.registry import CasnetModel
-    from casnet.networks.train import network_signature
-
-    root = tmp_path_factory.mktemp("model")
-    artifacts = {}
-    for i, target in enumerate(TARGETS):
-        keras.utils.set_random_seed(i)
-        artifacts[target] = str(root / target)
-        mlflow.keras.save_model(build_model(TINY), artifacts[target],
-                                signature=network_signature())  # fmt: skip
-    mlflow.pyfunc.save_model(str(root / "casnet"), python_model=CasnetModel(),
-                             artifacts=artifacts, pip_requirements=["mlflow"])  # fmt: skip
-    return root / "casnet"
+    return tiny_combined_model
 
 
 @pytest.fixture
