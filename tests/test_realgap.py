@@ -17,7 +17,10 @@ from casnet.bench.realgap import (
     MIN_BOXCAR_PX,
     QUANTITIES,
     SIZE_SCALE_DEX,
+    RealGap,
+    _agreement_table,
     boxcar_size,
+    headline_agreement,
     match,
     noise_smoothness,
     orthant_depth,
@@ -245,3 +248,42 @@ def test_benchmark_realgap_refuses_bad_sizes(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["benchmark", "realgap", "--n", "5", "--k", "10"])
     assert result.exit_code != 0
     assert "--n" in result.output
+
+
+def _frame(rng: np.random.Generator, n: int, sn: np.ndarray, net) -> pd.DataFrame:
+    """A set of galaxies with a reference, a conventional value (reference + noise) and a
+    network value ``net(ref, conv)``, per target."""
+    d = {"sn_per_pixel": sn}
+    for t in ("concentration", "asymmetry"):
+        ref = rng.uniform(0.0, 0.5, n) + (2.0 if t == "concentration" else 0.0)
+        conv = ref + rng.normal(0.0, 0.08, n)
+        d.update({f"ref_{t}": ref, f"conv_{t}": conv, f"net_{t}": net(ref, conv)})
+    return pd.DataFrame(d)
+
+
+def test_headline_agreement_says_what_a_perfect_network_would_score():
+    """A network equal to the noise-free reference scores exactly the 'perfect network' columns
+    against the conventional value (r = conv-ref r, slope = the reference's slope on the
+    conventional); the matched set is the headline views' matches only."""
+    rng = np.random.default_rng(1)
+    n = 400
+    real = _frame(rng, n, np.where(np.arange(n) < 300, 3.0, 1.0), lambda ref, conv: ref)
+    sims = _frame(rng, n, np.full(n, 3.0), lambda ref, conv: 0.5 * ref + 0.05)
+    matches = np.tile(np.arange(5), (n, 1))
+    matches[300:] = np.arange(100, 105)  # the views below the headline S/N: never counted
+    gap = RealGap(real, sims, pd.DataFrame(), matches, np.zeros((0, 2, 2)), np.zeros((0, 2, 2)))
+    rows = {(r["set"], r["target"]): r for r in headline_agreement(gap)}
+    for t in ("concentration", "asymmetry"):
+        r = rows[("real views", t)]
+        assert r["n"] == 300
+        assert r["net_ref_r"] == pytest.approx(1.0)
+        assert r["net_conv_r"] == pytest.approx(r["conv_ref_r"])
+        assert r["net_conv_slope"] == pytest.approx(r["conv_ref_reverse_slope"])
+        assert r["rmse_ratio"] == pytest.approx(0.0)
+        # the noisy conventional value caps what any network reaches against it
+        assert r["conv_ref_r"] < 0.95
+        s = rows[("simulated, same magnitudes", t)]
+        assert s["n"] == n and s["net_ref_slope"] == pytest.approx(0.5)
+        assert rows[("simulated, matched to those views", t)]["n"] == 5
+    text = "\n".join(_agreement_table({"agreement": list(rows.values())}))
+    assert "perfect network" in text

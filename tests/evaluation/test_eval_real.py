@@ -325,6 +325,12 @@ def test_real_suite_scores_counts_and_excludes(suite_result):
     assert "A slope of network on conventional (real, sn_per_pixel >= 2.5)" in quantities
     assert "C RMSE ratio, network / conventional (real, sn_per_pixel >= 2.5)" in quantities
     assert all(r["n"] == 4 for r in result.summary)
+    # the ceiling any network has against the conventional value: the reference's own scores
+    rows = {r["quantity"]: r["network"] for r in result.summary}
+    for t in TARGETS:
+        x = t[0].upper()
+        ceiling = f"{x} Pearson r vs conventional of a perfect network (the reference) (real, "
+        assert rows[ceiling + "sn_per_pixel >= 2.5)"] == pytest.approx(m[f"{t}_sn2p5_conv_ref_r"])
 
 
 def test_reference_is_the_measure_stages_truth_measurement(suite_result):
