@@ -68,6 +68,21 @@ class SearchConfig(Section):
     seed: int = Field(1, ge=0)
     max_epochs: int = Field(300, ge=1, description="paper: 300")
     patience: int = Field(30, ge=1, description="early-stopping patience on validation RMSE")
+    # issue 30: at a fixed rate, early stopping fired on the validation RMSE's fluctuations
+    lr_factor: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="the learning rate is multiplied "
+        "by this after lr_patience epochs without a better validation RMSE",
+    )
+    lr_patience: int = Field(
+        3,
+        ge=1,
+        description="epochs without improvement before the "
+        "learning rate is reduced (no reduction unless < patience)",
+    )
+    min_learning_rate: float = Field(1e-5, gt=0.0, description="the reductions stop here")
     # gaussian: the better-calibrated uncertainty of issue 18's comparison on the science run
     # (README, "The science run"); the mean is trained as a point network's is
     head: Head = Field("gaussian", description="the output head of every trial (not searched)")

@@ -50,6 +50,7 @@ from casnet.core.tracking import (
 from casnet.data.io.store import StampStore
 from casnet.data.preprocess import CROP_SIZE
 from casnet.networks.architecture import build_model
+from casnet.networks.callbacks import training_callbacks
 from casnet.networks.dataset import (
     evaluation_only_count,
     label_column,
@@ -215,7 +216,9 @@ def train(
     Parameters
     ----------
     budget : SearchConfig
-        ``max_epochs``, ``patience`` and ``seed`` are used.
+        ``max_epochs``, ``seed`` and the schedule (:func:`casnet.networks.callbacks.
+        training_callbacks`: ``patience``, ``lr_factor``, ``lr_patience``,
+        ``min_learning_rate``) are used.
     source : str
         Where the hyperparameters came from (``params.yaml`` or a search run id), a tag.
     labels : {"label", "truth"}
@@ -223,7 +226,9 @@ def train(
         against the same values. A tag and a param of the run.
     backup : Path, optional
         Keras ``BackupAndRestore`` folder: a training killed midway and started again with the
-        same folder continues from its last finished epoch (the folder is removed at the end).
+        same folder continues from its last finished epoch, with the schedule's state (the
+        early-stopping counter, best value and weights, the learning rate) as it was (the
+        folder is removed at the end).
     init : str, optional
         Fine-tune: start from this model's ``target`` network, its architecture and weights
         (:func:`init_network`: ``pretrained``, a ``models:/`` or ``runs:/`` URI, or a model
@@ -295,6 +300,8 @@ def train(
     run_id = client.create_run(exp, run_name=name, tags=tags).info.run_id
     params = {**arch.model_dump(mode="json"), "target": target,
               "max_epochs": budget.max_epochs, "patience": budget.patience,
+              "lr_factor": budget.lr_factor, "lr_patience": budget.lr_patience,
+              "min_learning_rate": budget.min_learning_rate,
               "seed": budget.seed, "input_size": net_input.size, "labels": labels}  # fmt: skip
     if init is not None:
         params["init"] = init
@@ -316,13 +323,9 @@ def train(
             epochs=budget.max_epochs,
             shuffle=False,  # the dataset shuffles itself
             verbose=2 if verbose else 0,
-            callbacks=[
-                *resume,
-                EpochLogger(run_id, uri),
-                keras.callbacks.EarlyStopping(monitor=EARLY_STOPPING, mode="min",
-                                              patience=budget.patience,
-                                              restore_best_weights=True),
-            ],
+            # the schedule after BackupAndRestore: its state is written after the checkpoint
+            callbacks=[*resume, *training_callbacks(budget, state_dir=backup),
+                       EpochLogger(run_id, uri)],
         )  # fmt: skip
         metrics: dict[str, float] = {"epochs": len(history.history["loss"])}
         watched = np.asarray(history.history.get(EARLY_STOPPING, [np.nan]), dtype=float)

@@ -51,9 +51,9 @@ from casnet.core.errors import CasnetConfigError, CasnetError, CasnetInputError
 from casnet.core.layout import EXPERIMENTS, TARGETS, project_root
 from casnet.core.tracking import data_inputs, lineage_tags, tracking_uri
 from casnet.data.io.store import CATALOG, StampStore
+from casnet.networks.callbacks import training_callbacks
 from casnet.networks.dataset import store_dataset, store_input
 from casnet.networks.hypermodel import CasnetHyperModel
-from casnet.networks.metrics import EARLY_STOPPING
 from casnet.networks.settings import SearchConfig
 
 __all__ = [
@@ -187,8 +187,10 @@ class MlflowTuner(kt.BayesianOptimization):
         Tags of every child run (target, search key, lineage).
     data : dict
         Role -> path of the data read, logged as MLflow dataset inputs.
-    patience : int
-        Early stopping on the validation RMSE (Sec. 3.4).
+    schedule : SearchConfig
+        The training schedule of every trial (:func:`casnet.networks.callbacks.
+        training_callbacks`: learning-rate reduction and early stopping on the validation RMSE,
+        Sec. 3.4), as ``casnet train`` trains, so a trial's score is the trained network's.
     progress : callable, optional
         Called with one line per finished trial (its scores and hyperparameters), the search's
         console output when Keras Tuner's own is off.
@@ -197,7 +199,7 @@ class MlflowTuner(kt.BayesianOptimization):
     """
 
     def __init__(self, hypermodel, *, parent_run_id: str, experiment_id: str, tracking_uri: str,
-                 tags: dict[str, str], data: dict[str, str], patience: int,
+                 tags: dict[str, str], data: dict[str, str], schedule: Any,
                  progress: Callable[[str], None] | None = None, **kwargs: Any) -> None:  # fmt: skip
         self.parent_run_id = parent_run_id
         self.progress = progress
@@ -205,7 +207,7 @@ class MlflowTuner(kt.BayesianOptimization):
         self.tracking_uri = tracking_uri
         self.run_tags = dict(tags)
         self.data = dict(data)
-        self.patience = patience
+        self.schedule = schedule
         super().__init__(hypermodel, objective=kt.Objective(OBJECTIVE, "min"), **kwargs)
 
     def _client(self):
@@ -241,10 +243,8 @@ class MlflowTuner(kt.BayesianOptimization):
         run_id = self._child_run(client, trial)
         callbacks = [
             *kwargs.pop("callbacks", []),
+            *training_callbacks(self.schedule, restore_best_weights=False),
             EpochLogger(run_id, self.tracking_uri),
-            keras.callbacks.EarlyStopping(
-                monitor=EARLY_STOPPING, mode="min", patience=self.patience
-            ),
         ]
         try:
             histories = super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
@@ -500,7 +500,7 @@ def tune(
         tracking_uri=uri,
         tags=tags,
         data=data,
-        patience=space.patience,
+        schedule=space,
         max_trials=space.max_trials,
         num_initial_points=space.num_initial_points,
         seed=space.seed,

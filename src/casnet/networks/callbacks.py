@@ -1,0 +1,198 @@
+"""The training schedule: early stopping and learning-rate reduction that survive a restart.
+
+Issue 30 (science run 2): at a fixed learning rate with patience 3 over 15 epochs, early
+stopping fired on fluctuations of the validation RMSE (the last epoch 12-41% above the best),
+and Keras ``BackupAndRestore`` brings back the weights, the optimizer and the epoch of a killed
+training but not the callbacks' state: a resumed training forgot its best validation RMSE, its
+best weights and how long it had waited, and so stopped differently from one never killed.
+
+:func:`training_callbacks` gives the schedule every training uses (``casnet train`` and the
+search's trials): ``ReduceLROnPlateau`` on the validation RMSE (the rate times
+``budget.lr_factor`` after ``budget.lr_patience`` epochs without improvement, down to
+``budget.min_learning_rate``), then ``EarlyStopping`` after ``budget.patience`` epochs without
+improvement with the best epoch's weights restored. With a ``state_dir`` (the training's backup
+folder) both write their state there after every epoch (the stopping counter, the best value and
+weights, the plateau counter, the learning rate) and read it back when the training starts
+again, so a resumed training continues exactly where the killed one was.
+
+The state is written after ``BackupAndRestore``'s checkpoint of the same epoch (the callbacks'
+order in :func:`training_callbacks`' caller): a kill between the two repeats that epoch with the
+previous epoch's counters, never skips one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from casnet.networks.metrics import EARLY_STOPPING
+
+__all__ = [
+    "STATE_FILE",
+    "ResumableEarlyStopping",
+    "ResumableReduceLROnPlateau",
+    "training_callbacks",
+]
+
+#: the schedule's state in a training's backup folder (JSON), and the best weights beside it
+STATE_FILE = "casnet_schedule.json"
+_WEIGHTS_FILE = "casnet_best_weights.npz"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` through a temporary file (a kill never leaves half a file)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _read_state(state_dir: Path | None) -> dict[str, Any]:
+    if state_dir is None:
+        return {}
+    path = Path(state_dir) / STATE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # a damaged state: start the schedule afresh, as Keras would
+        return {}
+
+
+def _update_state(state_dir: Path, key: str, value: dict[str, Any]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state = _read_state(state_dir)
+    state[key] = value
+    _write_json(state_dir / STATE_FILE, state)
+
+
+def _number(value: Any) -> float | None:
+    """A JSON-safe best value: None (no epoch scored yet) stays None, a NaN becomes None."""
+    if value is None:
+        return None
+    v = float(value)
+    return v if np.isfinite(v) else None
+
+
+def _best(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """``EarlyStopping`` whose counter, best value, best epoch and best weights are kept in
+    ``state_dir`` after every epoch and read back at the start of training.
+
+    Parameters
+    ----------
+    state_dir : Path, optional
+        Where the state goes (a training's backup folder); None: plain ``EarlyStopping``.
+    **kwargs
+        ``keras.callbacks.EarlyStopping``'s.
+    """
+
+    _KEY = "early_stopping"
+
+    def __init__(self, *, state_dir: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state_dir = None if state_dir is None else Path(state_dir)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        state = _read_state(self.state_dir).get(self._KEY)
+        if not state:
+            return
+        self.wait = int(state["wait"])
+        self.best = _best(state["best"])
+        self.best_epoch = int(state["best_epoch"])
+        weights = self.state_dir / _WEIGHTS_FILE
+        if self.restore_best_weights and weights.is_file():
+            with np.load(weights) as saved:
+                self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        best_before = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.state_dir is None:
+            return
+        if self.best_weights is not None and (
+            self.best != best_before or not (self.state_dir / _WEIGHTS_FILE).is_file()
+        ):
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_dir / (_WEIGHTS_FILE + ".tmp.npz")
+            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
+            os.replace(tmp, self.state_dir / _WEIGHTS_FILE)
+        _update_state(self.state_dir, self._KEY, {"wait": int(self.wait),
+                                                  "best": _number(self.best),
+                                                  "best_epoch": int(self.best_epoch),
+                                                  "epoch": int(epoch)})  # fmt: skip
+
+
+class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """``ReduceLROnPlateau`` whose counters, best value and learning rate are kept in
+    ``state_dir`` after every epoch and read back at the start of training.
+
+    Parameters
+    ----------
+    state_dir : Path, optional
+        Where the state goes; None: plain ``ReduceLROnPlateau``.
+    **kwargs
+        ``keras.callbacks.ReduceLROnPlateau``'s.
+    """
+
+    _KEY = "reduce_lr"
+
+    def __init__(self, *, state_dir: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state_dir = None if state_dir is None else Path(state_dir)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        state = _read_state(self.state_dir).get(self._KEY)
+        if not state:
+            return
+        self.wait = int(state["wait"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+        self.best = _best(state["best"])
+        self.model.optimizer.learning_rate = float(state["learning_rate"])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if self.state_dir is None:
+            return
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        state = {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
+                 "best": _number(self.best), "learning_rate": lr, "epoch": int(epoch)}  # fmt: skip
+        _update_state(self.state_dir, self._KEY, state)
+
+
+def training_callbacks(
+    budget: Any, *, state_dir: Path | None = None, restore_best_weights: bool = True
+) -> list[keras.callbacks.Callback]:
+    """The schedule of every training, on the validation RMSE (:data:`EARLY_STOPPING`):
+    learning-rate reduction, then early stopping (the module docstring).
+
+    Parameters
+    ----------
+    budget : SearchConfig
+        ``patience``, ``lr_factor``, ``lr_patience`` and ``min_learning_rate``; no
+        learning-rate reduction where ``lr_patience >= patience`` (the training would stop
+        first).
+    state_dir : Path, optional
+        The training's backup folder: the schedule's state survives a restart there.
+    restore_best_weights : bool
+        End with the best epoch's weights (a search trial only scores, it need not).
+    """
+    out: list[keras.callbacks.Callback] = []
+    if budget.lr_patience < budget.patience:  # else the rate could never drop before stopping
+        out.append(ResumableReduceLROnPlateau(
+            state_dir=state_dir, monitor=EARLY_STOPPING, mode="min", factor=budget.lr_factor,
+            patience=budget.lr_patience, min_lr=budget.min_learning_rate, verbose=0,
+        ))  # fmt: skip
+    out.append(ResumableEarlyStopping(state_dir=state_dir, monitor=EARLY_STOPPING, mode="min",
+                                      patience=budget.patience,
+                                      restore_best_weights=restore_best_weights))  # fmt: skip
+    return out
