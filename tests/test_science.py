@@ -15,7 +15,15 @@ import yaml
 from casnet.core.errors import CasnetError
 from casnet.params import Params, parse_params
 from casnet.science import run as science_run
-from casnet.science.report import PAPER, galaxy_table, paper_table
+from casnet.science.report import (
+    PAPER,
+    _merger_lines,
+    _seed_lines,
+    galaxy_table,
+    merger_regime,
+    paper_table,
+    seed_table,
+)
 from casnet.science.run import Step, plan, science_params
 from casnet.science.settings import ScienceConfig
 
@@ -68,13 +76,82 @@ def test_the_runs_dvc_yaml_is_the_projects_with_code_paths_rerooted(tmp_path):
 
 
 def test_plan_trains_on_the_truth_only_when_asked():
-    names = [s.name for s in plan(_params())]
+    names = [s.name for s in plan(_params(seeds=(1,)))]
     assert names[:3] == ["data", "tune-concentration", "tune-asymmetry"]
-    assert "train-asymmetry-truth" in names and names[-1] == "evaluate"
-    only = [s.name for s in plan(_params(label_sources=("label",)))]
-    assert not any(n.endswith("-truth") for n in only)
-    truth = next(s for s in plan(_params()) if s.name == "train-asymmetry-truth")
+    assert "train-asymmetry-truth-seed1" in names and names[-1] == "evaluate"
+    only = [s.name for s in plan(_params(label_sources=("label",), seeds=(1,)))]
+    assert not any("-truth" in n for n in only)
+    truth = next(s for s in plan(_params()) if s.name == "train-asymmetry-truth-seed1")
     assert "--labels" in truth.command and "--no-register" in truth.command
+
+
+def test_plan_trains_every_network_once_per_seed_and_promotes_only_the_first():
+    """Issue 30: the champion is the best validation seed: the first seed's network is
+    promoted (whatever the registry held), each later one only by beating it."""
+    steps = {s.name: s.command for s in plan(_params(seeds=(4, 5, 6)))}
+    for t in ("concentration", "asymmetry"):
+        for seed in (4, 5, 6):
+            label = steps[f"train-{t}-seed{seed}"]
+            assert label[label.index("--seed") + 1] == str(seed)
+            assert ("--promote" in label) == (seed == 4)
+            truth = steps[f"train-{t}-truth-seed{seed}"]
+            assert truth[truth.index("--seed") + 1] == str(seed)
+    with pytest.raises(ValueError):
+        ScienceConfig(seeds=())
+
+
+def test_seed_table_gives_mean_spread_and_the_best_validation_seed():
+    def run(target, labels, seed, val, test):
+        return {"run_id": f"r{seed}", "params": {"target": target, "labels": labels,
+                                                 "seed": str(seed)},
+                "metrics": {"final_val_rmse": val, "test_rmse": test, "epochs": 10.0}}  # fmt: skip
+
+    trainings = {"a1": run("asymmetry", "label", 1, 0.05, 0.06),
+                 "a2": run("asymmetry", "label", 2, 0.04, 0.08),
+                 "a3": run("asymmetry", "label", 3, 0.06, 0.07),
+                 "c1": run("concentration", "truth", 1, 0.2, 0.3)}  # fmt: skip
+    table = seed_table(trainings).set_index(["target", "labels"])
+    a = table.loc[("asymmetry", "label")]
+    assert a["n_seeds"] == 3 and a["best_seed"] == "2"
+    assert a["test_rmse_mean"] == pytest.approx(0.07)
+    assert a["test_rmse_sd"] == pytest.approx(0.01)  # sample sd of 0.06, 0.08, 0.07
+    c = table.loc[("concentration", "truth")]
+    assert c["n_seeds"] == 1 and np.isnan(c["test_rmse_sd"])
+    assert np.isnan(a["test_mae_mean"])  # not logged: NaN, not 0
+    text = "\n".join(_seed_lines(seed_table(trainings)))
+    assert "| asymmetry | label | 1, 2, 3 | 2 | 0.0500 ± 0.0100 | 0.0700 ± 0.0100 | - |" in text
+
+
+def test_merger_regime_counts_recall_precision_and_bias_by_hand():
+    table = pd.DataFrame({
+        "snr_p": [4.0, 4.0, 4.0, 15.0, 15.0, 15.0],
+        "label_asymmetry": [0.40, 0.32, 0.10, 0.50, 0.05, 0.31],
+        "true_asymmetry": [0.45, 0.20, 0.10, 0.60, 0.05, 0.36],
+        "pred_asymmetry": [0.35, 0.20, 0.31, 0.45, 0.05, 0.25],
+        "conventional_asymmetry": [0.40, 0.32, 0.10, 0.50, 0.05, 0.31],
+    })  # fmt: skip
+    detection, bias = merger_regime(table)
+    row = detection[(detection["cut"] == 0.3) & (detection["reference"] == "label")
+                    & (detection["SNR_p"] == "all")
+                    & (detection["method"] == "network (labels)")].iloc[0]  # fmt: skip
+    # above 0.3 by the labels: galaxies 0, 1, 3, 5; by the network: 0, 2, 3
+    assert (row["n_ref"], row["n_method"], row["n_both"]) == (4, 3, 2)
+    assert row["recall"] == pytest.approx(2 / 4) and row["precision"] == pytest.approx(2 / 3)
+    low = detection[(detection["cut"] == 0.3) & (detection["reference"] == "label")
+                    & (detection["SNR_p"] == "3-5")
+                    & (detection["method"] == "network (labels)")].iloc[0]  # fmt: skip
+    assert (low["n_ref"], low["n_method"], low["n_both"]) == (2, 2, 1)
+    conv = detection[(detection["reference"] == "label") & (detection["method"] == "conventional")]
+    assert (conv["recall"].dropna() == 1).all()  # the labels are the conventional values
+    assert "network (truth)" not in set(detection["method"])  # not trained: not scored
+    b = bias.set_index(["reference", "A bin", "method"])["bias"]
+    # labels above 0.4: galaxy 3 (0.50 -> 0.45): -0.05; 0.3-0.4: galaxies 0, 1, 5
+    assert b[("label", "0.4-inf", "network (labels)")] == pytest.approx(-0.05)
+    assert b[("label", "0.3-0.4", "network (labels)")] == pytest.approx(
+        np.mean([0.35 - 0.40, 0.20 - 0.32, 0.25 - 0.31])
+    )
+    text = "\n".join(_merger_lines(detection, bias))
+    assert "| A > 0.3 | label | network (labels) | 0.50 | 0.67 | 4 / 3 |" in text
 
 
 def _fake_plan(tmp_path, fail_at: str | None = None):

@@ -521,7 +521,7 @@ def _store_args(project):
 def test_cli_trains_the_params_architecture_and_registers_it(project, tmp_path, monkeypatch):
     _clean_env(monkeypatch, tmp_path)  # a fresh project: no params.yaml, so Table 1
     result = CliRunner().invoke(app, ["train", "--target", "asymmetry", "--epochs", "1",
-                                      *_store_args(project), "--quiet"])  # fmt: skip
+                                      "--seed", "7", *_store_args(project), "--quiet"])  # fmt: skip
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "registered casnet-asymmetry version 1 (challenger); champion" in result.output
     # the other network has no champion yet
@@ -533,9 +533,18 @@ def test_cli_trains_the_params_architecture_and_registers_it(project, tmp_path, 
     table1 = ArchitectureConfig().model_dump(mode="json")
     assert {k: run.data.params[k] for k in table1} == {k: str(v) for k, v in table1.items()}
     assert run.data.tags["casnet.hyperparameters_from"] == "params.yaml"
+    assert run.data.params["seed"] == "7"  # --seed (the science run's seeds)
     assert run.info.run_id in result.output
     champ = client.get_model_version_by_alias("casnet-asymmetry", "champion")
     assert str(champ.version) == "1" and champ.tags["run_id"] == run.info.run_id
+
+
+def test_cli_refuses_a_bad_seed(project, tmp_path, monkeypatch):
+    _clean_env(monkeypatch, tmp_path)
+    result = CliRunner().invoke(app, ["train", "--target", "asymmetry", "--seed", "-1",
+                                      *_store_args(project), "--quiet"])  # fmt: skip
+    assert result.exit_code != 0
+    assert "seed" in str(result.exception)
 
 
 def test_cli_refuses_an_unknown_target():

@@ -126,6 +126,13 @@ def train(
             help="Learning rate (default: the architecture's; with --init a tenth of it)."
         ),
     ] = None,
+    seed: Annotated[
+        str | None,
+        typer.Option(
+            help="Random seed of the weights and the shuffling (default: params.yaml "
+            "search.seed); the science run trains each network with several."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
     params: ParamsOption = None,
 ) -> None:
@@ -155,7 +162,7 @@ def train(
         promote = promote or promote_if.lower() == "true"
     p = load_params(params)
     limits = override(p.search, source="search (command line)", max_epochs=budget(epochs),
-                      patience=budget(patience))  # fmt: skip
+                      patience=budget(patience), seed=budget(seed))  # fmt: skip
 
     from casnet.networks.train import architecture_from_search
     from casnet.networks.tune import check_inputs

@@ -26,10 +26,13 @@ from casnet.data.io.store import StampStore
 
 __all__ = [
     "PAPER",
+    "SEED_METRICS",
     "calibration_section",
     "galaxy_table",
+    "merger_regime",
     "paper_table",
     "real_section",
+    "seed_table",
     "write_report",
 ]
 
@@ -134,6 +137,90 @@ def _by_snr(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: issue 30's merger regime: the conventional cuts (A > 0.3, Conselice 2003; and 0.35)
+MERGER_CUTS = (0.3, 0.35)
+#: bins of the reference A for the bias (the high-A tail is where the network was squeezed)
+A_BINS = (-np.inf, 0.1, 0.2, 0.3, 0.4, np.inf)
+#: the methods scored in the merger regime: name -> column of the galaxy table
+_A_METHODS = {"network (labels)": "pred_asymmetry", "network (truth)": "pred_truthnet_asymmetry",
+              "conventional": "conventional_asymmetry"}  # fmt: skip
+
+
+def merger_regime(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Issue 30's merger regime on the test galaxies (:func:`galaxy_table`'s columns).
+
+    Returns
+    -------
+    (detection, bias)
+        ``detection``: per cut of :data:`MERGER_CUTS`, reference (``label`` or ``truth``), SNR_p
+        bin (``all`` and :data:`casnet.evaluation.test_set.SNR_EDGES`) and method, the galaxies
+        above the cut by the reference (``n_ref``) and by the method (``n_method``), both
+        (``n_both``), ``recall`` = n_both / n_ref and ``precision`` = n_both / n_method (NaN
+        where the denominator is 0). The conventional value against the labels is the labels.
+        ``bias``: per reference, bin of the reference A (:data:`A_BINS`) and method, ``n`` and
+        the mean of method - reference.
+    """
+    from casnet.evaluation.test_set import SNR_EDGES
+
+    snr = table["snr_p"].to_numpy(float)
+    bins = [("all", np.ones(len(table), bool))]
+    bins += [(f"{lo:g}-{hi:g}", (snr > lo) & (snr <= hi))
+             for lo, hi in itertools.pairwise(SNR_EDGES)]  # fmt: skip
+    refs = {r: f"{'label' if r == 'label' else 'true'}_asymmetry" for r in ("label", "truth")}
+    methods = {k: c for k, c in _A_METHODS.items() if c in table}
+    detection, bias = [], []
+    for ref, ref_col in refs.items():
+        if ref_col not in table:
+            continue
+        ref_values = table[ref_col].to_numpy(float)
+        for name, col in methods.items():
+            values = table[col].to_numpy(float)
+            ok = np.isfinite(ref_values) & np.isfinite(values)
+            for cut in MERGER_CUTS:
+                for snr_bin, mask in bins:
+                    m = ok & mask
+                    is_ref, is_method = m & (ref_values > cut), m & (values > cut)
+                    n_ref, n_method = int(is_ref.sum()), int(is_method.sum())
+                    n_both = int((is_ref & is_method).sum())
+                    detection.append({
+                        "cut": cut, "reference": ref, "SNR_p": snr_bin, "method": name,
+                        "n": int(m.sum()), "n_ref": n_ref, "n_method": n_method,
+                        "n_both": n_both,
+                        "recall": n_both / n_ref if n_ref else np.nan,
+                        "precision": n_both / n_method if n_method else np.nan,
+                    })  # fmt: skip
+            for lo, hi in itertools.pairwise(A_BINS):
+                m = ok & (ref_values > lo) & (ref_values <= hi)
+                res = values[m] - ref_values[m]
+                bias.append({"reference": ref, "A bin": f"{lo:g}-{hi:g}", "method": name,
+                             "n": int(m.sum()),
+                             "bias": float(res.mean()) if res.size else np.nan})  # fmt: skip
+    return pd.DataFrame(detection), pd.DataFrame(bias)
+
+
+def _merger_lines(detection: pd.DataFrame, bias: pd.DataFrame) -> list[str]:
+    """The merger-regime section: recall / precision over all SNR_p, and the bias by A bin."""
+    if detection.empty:
+        return []
+    every = detection[detection["SNR_p"] == "all"]
+    lines = ["## The merger regime (issue 30)", "",
+             "Galaxies above the conventional merger cuts by the reference (the labels, or the "
+             "simulator's truth) found by each method: recall / precision (N above by the "
+             "reference / by the method). Per SNR_p bin: `merger_detection.csv`; the bias "
+             "(method - reference) by bin of the reference A: `merger_bias.csv`.", "",
+             "| cut | reference | method | recall | precision | N ref / method |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for _, r in every.iterrows():
+        lines.append(f"| A > {r['cut']:g} | {r['reference']} | {r['method']} | "
+                     f"{r['recall']:.2f} | {r['precision']:.2f} | {r['n_ref']} / "
+                     f"{r['n_method']} |")  # fmt: skip
+    wide = bias.pivot_table(index=["reference", "A bin"], columns="method", values="bias",
+                            sort=False)  # fmt: skip
+    lines += ["", "Bias (method - reference) by bin of the reference A:", "",
+              _markdown(wide.reset_index()), ""]  # fmt: skip
+    return lines
+
+
 def real_section(real: pd.DataFrame | None, by_bin: pd.DataFrame | None,
                  test: pd.DataFrame) -> tuple[list[str], pd.DataFrame | None]:  # fmt: skip
     """The "Real galaxies" section (issue 29) from the real suite's tables (``real_galaxies``,
@@ -212,17 +299,102 @@ def _speed(model: str, root: Path, test: Path, n: int = 200) -> dict[str, float]
             "speed_up": net / conv}  # fmt: skip
 
 
-def _truth_networks(done: dict, root: Path) -> dict:
-    """The networks trained on the truth (``--labels truth``, not registered), by target."""
-    import mlflow
+#: the per-seed training scores :func:`seed_table` summarises (the runs' metrics: against what
+#: each network learnt, the labels or the truth)
+SEED_METRICS = ("final_val_rmse", "test_rmse", "test_mae", "test_pearson_r", "epochs",
+                "best_epoch")  # fmt: skip
 
+
+def seed_table(trainings: dict[str, dict]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each network's training scores (issue 30: one
+    seed is an anecdote).
+
+    Parameters
+    ----------
+    trainings : dict
+        Step name -> ``{"run_id", "params", "metrics"}`` of the run's trainings (the params hold
+        ``target``, ``labels`` and ``seed``).
+
+    Returns
+    -------
+    DataFrame
+        One row per (target, labels): ``n_seeds``, ``seeds``, ``best_seed`` (the lowest
+        validation RMSE: the registry's champion for the labels) and, per metric of
+        :data:`SEED_METRICS`, ``<metric>_mean`` and ``<metric>_sd`` (sample sd; NaN for one
+        seed).
+    """
+    rows: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+    for record in trainings.values():
+        p = record.get("params", {})
+        key = (p.get("target", "?"), p.get("labels", "label"))
+        rows.setdefault(key, []).append((str(p.get("seed", "?")), record.get("metrics", {})))
+    out = []
+    for (target, labels), runs in sorted(rows.items()):
+        val = np.array([m.get("final_val_rmse", np.nan) for _, m in runs], dtype=float)
+        best = runs[int(np.nanargmin(val))][0] if np.isfinite(val).any() else "-"
+        row: dict = {"target": target, "labels": labels, "n_seeds": len(runs),
+                     "seeds": ", ".join(s for s, _ in runs), "best_seed": best}  # fmt: skip
+        for k in SEED_METRICS:
+            v = np.array([m.get(k, np.nan) for _, m in runs], dtype=float)
+            v = v[np.isfinite(v)]
+            row[f"{k}_mean"] = float(v.mean()) if v.size else np.nan
+            row[f"{k}_sd"] = float(v.std(ddof=1)) if v.size > 1 else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _seed_lines(table: pd.DataFrame) -> list[str]:
+    """The seed section: mean +- sd per network."""
+    if table.empty:
+        return []
+
+    def ms(row, k, digits=4):
+        m, sd = row[f"{k}_mean"], row[f"{k}_sd"]
+        if not np.isfinite(m):
+            return "-"
+        return f"{m:.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
+
+    lines = ["## Over seeds (issue 30)", "",
+             "Each network trained once per seed (`science.seeds`), the same architecture; mean "
+             "± sd over the seeds of its scores against what it learnt (labels or truth); the "
+             "registered champion is the seed with the best validation RMSE. Per run: "
+             "`metrics.json` (`trainings`).", "",
+             "| target | learnt | seeds | best (val) | val RMSE | test RMSE | test MAE | test r "
+             "| epochs | best epoch |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for _, r in table.iterrows():
+        lines.append(f"| {r['target']} | {r['labels']} | {r['seeds']} | {r['best_seed']} | "
+                     f"{ms(r, 'final_val_rmse')} | {ms(r, 'test_rmse')} | {ms(r, 'test_mae')} "
+                     f"| {ms(r, 'test_pearson_r', 3)} | {ms(r, 'epochs', 1)} "
+                     f"| {ms(r, 'best_epoch', 1)} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def _truth_runs(done: dict, target: str) -> list[str]:
+    """The run ids of the ``target`` networks trained on the truth: one per seed
+    (``train-<target>-truth-seed<S>``), or the single one of a run before issue 30."""
+    names = [n for n in done if n == f"train-{target}-truth"
+             or n.startswith(f"train-{target}-truth-seed")]  # fmt: skip
+    return [done[n]["run_id"] for n in names
+            if isinstance(done[n], dict) and done[n].get("run_id")]  # fmt: skip
+
+
+def _truth_networks(done: dict, root: Path) -> dict:
+    """The networks trained on the truth (``--labels truth``, not registered), by target: of
+    several seeds, the one with the best validation RMSE (as the champion is chosen)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(root))
     out = {}
     for t in TARGETS:
-        run_id = (done.get(f"train-{t}-truth") or {}).get("run_id")
-        if run_id:
-            with use_store(root):
-                out[t] = mlflow.keras.load_model(f"runs:/{run_id}/model",
-                                                 load_model_kwargs={"compile": False})  # fmt: skip
+        runs = _truth_runs(done, t)
+        if not runs:
+            continue
+        val = [client.get_run(r).data.metrics.get("final_val_rmse", np.inf) for r in runs]
+        run_id = runs[int(np.argmin(val))]
+        with use_store(root):
+            out[t] = mlflow.keras.load_model(f"runs:/{run_id}/model",
+                                             load_model_kwargs={"compile": False})  # fmt: skip
     return out
 
 
@@ -317,6 +489,9 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
             frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     by_snr = _by_snr(table)
     by_snr.to_csv(out / "test_by_snr.csv", index=False, float_format="%.6g")
+    detection, bias = merger_regime(table)
+    detection.to_csv(out / "merger_detection.csv", index=False, float_format="%.6g")
+    bias.to_csv(out / "merger_bias.csv", index=False, float_format="%.6g")
     speed = _speed("models:/casnet@champion", root, test)
     calibration_lines, calibration, frame = calibration_section(root, test, truth_networks, figures)
     if frame is not None:
@@ -328,6 +503,8 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
             r = client.get_run(record["run_id"])
             trainings[name] = {"run_id": record["run_id"], "params": dict(r.data.params),
                                "metrics": dict(r.data.metrics)}  # fmt: skip
+    seeds = seed_table(trainings)
+    seeds.to_csv(out / "seeds.csv", index=False, float_format="%.6g")
     lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").exists() else {}
     data_hashes = {o["path"]: o.get("md5") for st in (lock.get("stages") or {}).values()
                    for o in st.get("outs", [])}  # fmt: skip
@@ -367,6 +544,8 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         f"conventional measurement {speed['conventional_galaxies_per_s']:.1f} galaxies/s "
         f"({speed['speed_up']:.0f}x).",
         "",
+        *_seed_lines(seeds),
+        *_merger_lines(detection, bias),
         *real_lines,
         "## Calibration of the per-galaxy uncertainties (issue 18)",
         "",

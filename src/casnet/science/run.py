@@ -131,14 +131,22 @@ def plan(params) -> list[Step]:
     for t in TARGETS:
         steps.append(Step(f"tune-{t}", (casnet, "tune", "--target", t, "--quiet")))
     train = (casnet, "train", "--from-tune", "best", "--quiet")
+    seeds = params.science.seeds
     for t in TARGETS:
-        steps.append(Step(f"train-{t}", (*train, "--target", t, "--promote"),
-                          run_id=r"^run (\w+):"))  # fmt: skip
+        for i, seed in enumerate(seeds):
+            # the first seed's network becomes champion whatever the registry held; each later
+            # one only if its validation RMSE beats it: the champion is the best seed on val
+            promote = ("--promote",) if i == 0 else ()
+            steps.append(Step(f"train-{t}-seed{seed}",
+                              (*train, "--target", t, "--seed", str(seed), *promote),
+                              run_id=r"^run (\w+):"))  # fmt: skip
     if "truth" in params.science.label_sources:
         for t in TARGETS:
-            steps.append(Step(f"train-{t}-truth",
-                              (*train, "--target", t, "--labels", "truth", "--no-register"),
-                              run_id=r"^run (\w+):"))  # fmt: skip
+            for seed in seeds:
+                steps.append(Step(f"train-{t}-truth-seed{seed}",
+                                  (*train, "--target", t, "--labels", "truth", "--no-register",
+                                   "--seed", str(seed)),
+                                  run_id=r"^run (\w+):"))  # fmt: skip
     steps.append(Step("evaluate", (casnet, "evaluate", "--suite", "all"),
                       run_id=r"^evaluation run (\w+)"))  # fmt: skip
     return steps
