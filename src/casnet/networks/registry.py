@@ -37,6 +37,7 @@ from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import CleanConfig
 from casnet.networks import limits, ood
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
+from casnet.networks import recalibration as _recalibration  # noqa: F401  (MeanMap)
 from casnet.networks import uncertainty as _uncertainty  # noqa: F401  (SigmaScale, Gaussian loss)
 from casnet.networks.inference import predict_mean_sigma
 from casnet.networks.trust import load_combined

@@ -83,6 +83,12 @@ class SearchConfig(Section):
         "learning rate is reduced (no reduction unless < patience)",
     )
     min_learning_rate: float = Field(1e-5, gt=0.0, description="the reductions stop here")
+    recalibration: Literal["none", "isotonic", "quantile"] = Field(
+        "none",
+        description="after training, the network's mean mapped by a monotone function fitted "
+        "on the validation set (issue 30, the high-A tail; casnet.networks.recalibration): "
+        "isotonic = E[label | output], quantile = the labels' distribution; none: the paper's",
+    )
     # gaussian: the better-calibrated uncertainty of issue 18's comparison on the science run
     # (README, "The science run"); the mean is trained as a point network's is
     head: Head = Field("gaussian", description="the output head of every trial (not searched)")

@@ -60,6 +60,7 @@ from casnet.networks.dataset import (
 )
 from casnet.networks.inference import predict_mean_sigma
 from casnet.networks.metrics import EARLY_STOPPING
+from casnet.networks.recalibration import MeanMap, fit_mean_map, with_mean_map
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.tune import EpochLogger, best_search, check_inputs
 from casnet.networks.uncertainty import SigmaScale, with_sigma_scale
@@ -302,6 +303,7 @@ def train(
               "max_epochs": budget.max_epochs, "patience": budget.patience,
               "lr_factor": budget.lr_factor, "lr_patience": budget.lr_patience,
               "min_learning_rate": budget.min_learning_rate,
+              "recalibration": budget.recalibration,
               "seed": budget.seed, "input_size": net_input.size, "labels": labels}  # fmt: skip
     if init is not None:
         params["init"] = init
@@ -331,6 +333,12 @@ def train(
         watched = np.asarray(history.history.get(EARLY_STOPPING, [np.nan]), dtype=float)
         if np.isfinite(watched).any():
             metrics["best_epoch"] = int(np.nanargmin(watched)) + 1
+        if budget.recalibration != "none":
+            # the mean first (issue 30: a squeezed high-A tail), then the sigma around it
+            values, preds = predict_store(model, val, target, labels=labels)
+            knots = fit_mean_map(preds, values, budget.recalibration)
+            model = with_mean_map(model, *knots)
+            metrics["recalibration_knots"] = len(knots[0])
         if arch.head == "gaussian":
             # the sigma learnt the scatter of training-time (dropout-on) predictions: one factor
             # fitted on the validation set recalibrates it; the test set stays the check
@@ -413,8 +421,9 @@ def init_network(init: str, target: str, *, root: Path | None = None) -> tuple[A
     Returns
     -------
     (keras.Model, str)
-        The network without its sigma recalibration (a :class:`SigmaScale` layer, fitted again
-        after the fine-tuning), and a description.
+        The network without its recalibrations (a :class:`SigmaScale` and a
+        :class:`~casnet.networks.recalibration.MeanMap` layer, fitted again after the
+        fine-tuning), and a description.
 
     Raises
     ------
@@ -496,8 +505,8 @@ def start_network(
 
 
 def _network_in(path: Path, name: str, target: str):
-    """The ``target`` network of the model folder ``path`` (combined or single), its sigma
-    recalibration removed."""
+    """The ``target`` network of the model folder ``path`` (combined or single), its
+    recalibrations (sigma factor, mean map) removed."""
     from casnet.networks.trust import load_combined
 
     try:
@@ -512,7 +521,8 @@ def _network_in(path: Path, name: str, target: str):
             raise CasnetInputError(f"{name} is the {found} network: it has no {target} network")
     else:
         network = load_combined(path, name).unwrap_python_model().networks[target]
-    if network.layers and isinstance(network.layers[-1], SigmaScale):
+    # the recalibrations are refitted on the fine-tuning's own validation set
+    while network.layers and isinstance(network.layers[-1], (SigmaScale, MeanMap)):
         network = keras.Model(network.inputs, network.layers[-1].input, name=network.name)
     return network
 
