@@ -94,3 +94,39 @@ def test_sigma_scale_multiplies_the_sigma_and_keeps_the_mean(tmp_path):
     scaled.save(path)  # the factor travels inside the network
     again = keras.models.load_model(path, compile=False)
     np.testing.assert_allclose(mean_and_sigma(again.predict(x, verbose=0))[1], sigma2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["shared", "detached"])
+def test_a_detached_sigma_trains_only_its_own_weights(mode, tmp_path):
+    """sigma_gradient: detached (issue 30 item 3): the sigma column's loss reaches the output
+    layer's sigma weights but no weight of the trunk; shared, it reaches the trunk too. The
+    mean is the same function either way, and the layer survives a safe-mode load and is read
+    back by the fine-tuning's architecture reader."""
+    tf = pytest.importorskip("tensorflow")
+    from casnet.networks.architecture import build_model
+    from casnet.networks.settings import ArchitectureConfig
+    from casnet.networks.train import _architecture_of
+    from casnet.networks.uncertainty import DetachedSigmaDense
+
+    arch = ArchitectureConfig(blocks=1, conv_per_block=1, filters=2, dense_layers=1,
+                              dense_units=4, dropout=0.0, head="gaussian",
+                              sigma_gradient=mode)  # fmt: skip
+    keras.utils.set_random_seed(0)
+    net = build_model(arch, input_size=12)
+    x = np.random.default_rng(3).random((4, 12, 12, 1)).astype(np.float32)
+    trunk = net.get_layer("dense0").kernel
+    head = net.get_layer("output").kernel
+    with tf.GradientTape(persistent=True) as tape:
+        sigma_part = tf.reduce_sum(net(x, training=True)[:, 1])
+        mean_part = tf.reduce_sum(net(x, training=True)[:, 0])
+    assert np.abs(tape.gradient(sigma_part, head).numpy()[:, 1]).sum() > 0
+    trunk_grad = np.abs(tape.gradient(sigma_part, trunk).numpy()).sum()
+    assert (trunk_grad == 0) == (mode == "detached")
+    assert np.abs(tape.gradient(mean_part, trunk).numpy()).sum() > 0  # the mean trains it
+    assert isinstance(net.get_layer("output"), DetachedSigmaDense) == (mode == "detached")
+    path = tmp_path / "net.keras"
+    net.save(path)
+    again = keras.saving.load_model(path, compile=False, safe_mode=True)
+    np.testing.assert_allclose(again.predict(x, verbose=0), net.predict(x, verbose=0), rtol=1e-6)
+    read = _architecture_of(again, arch, 1e-3, name="test")
+    assert read.sigma_gradient == mode and read.head == "gaussian"

@@ -17,7 +17,7 @@ import keras
 
 from casnet.networks.metrics import PearsonR, rmse
 from casnet.networks.settings import ArchitectureConfig, ModelConfig
-from casnet.networks.uncertainty import Coverage, OfMean, gaussian_loss
+from casnet.networks.uncertainty import Coverage, DetachedSigmaDense, OfMean, gaussian_loss
 
 __all__ = ["OPTIMIZERS", "TABLE1", "Architecture", "build_model"]
 
@@ -69,7 +69,10 @@ def build_model(arch: Architecture, *, input_size: int = 60, name: str = "casnet
         x = keras.layers.Dense(arch.dense_units, activation="relu", name=f"dense{d}")(x)
     x = keras.layers.Dropout(arch.dropout, name="dropout")(x)
     gaussian = arch.head == "gaussian"
-    outputs = keras.layers.Dense(2 if gaussian else 1, activation="linear", name="output")(x)
+    # issue 30 item 3: the sigma's likelihood kept off the trunk (sigma_gradient: detached)
+    detached = gaussian and arch.sigma_gradient == "detached"
+    head = DetachedSigmaDense if detached else keras.layers.Dense
+    outputs = head(2 if gaussian else 1, activation="linear", name="output")(x)
     model = keras.Model(inputs, outputs, name=name)
     point = [keras.metrics.MeanAbsoluteError(name="mae"),
              keras.metrics.RootMeanSquaredError(name="rmse"), PearsonR()]  # fmt: skip

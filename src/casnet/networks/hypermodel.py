@@ -33,6 +33,7 @@ def architecture_from_hp(hp: kt.HyperParameters, space: SearchConfig) -> Archite
         learning_rate=hp.Choice("learning_rate", list(space.learning_rates)),
         batch_size=hp.Choice("batch_size", list(space.batch_sizes)),
         head=hp.Fixed("head", space.head),
+        sigma_gradient=hp.Fixed("sigma_gradient", space.sigma_gradient),
     )
 
 

@@ -14,6 +14,12 @@ __all__ = ["HEADS", "ArchitectureConfig", "ModelConfig", "SearchConfig"]
 #: and a standard deviation, Gaussian negative log-likelihood (:mod:`casnet.networks.uncertainty`)
 HEADS = ("point", "gaussian")
 Head = Literal["point", "gaussian"]
+#: does a Gaussian head's sigma train the trunk? (issue 30 item 3; ignored by a point head)
+SigmaGradient = Literal["shared", "detached"]
+_SIGMA_GRADIENT = (
+    "gaussian head: shared (the sigma's likelihood trains the whole network) or "
+    "detached (only the sigma's own weights: stop_gradient on the features)"
+)
 
 
 class ArchitectureConfig(Section):
@@ -29,6 +35,7 @@ class ArchitectureConfig(Section):
     learning_rate: float = Field(0.001, gt=0.0)
     batch_size: int = Field(512, ge=1)
     head: Head = Field("point", description="point: C or A (the paper); gaussian: and its sigma")
+    sigma_gradient: SigmaGradient = Field("shared", description=_SIGMA_GRADIENT)
 
 
 class ModelConfig(Section):
@@ -92,6 +99,7 @@ class SearchConfig(Section):
     # gaussian: the better-calibrated uncertainty of issue 18's comparison on the science run
     # (README, "The science run"); the mean is trained as a point network's is
     head: Head = Field("gaussian", description="the output head of every trial (not searched)")
+    sigma_gradient: SigmaGradient = Field("shared", description=_SIGMA_GRADIENT + " (not searched)")
 
     @model_validator(mode="after")
     def _check_space(self) -> SearchConfig:

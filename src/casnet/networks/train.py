@@ -63,7 +63,7 @@ from casnet.networks.metrics import EARLY_STOPPING
 from casnet.networks.recalibration import MeanMap, fit_mean_map, with_mean_map
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.tune import EpochLogger, best_search, check_inputs
-from casnet.networks.uncertainty import SigmaScale, with_sigma_scale
+from casnet.networks.uncertainty import DetachedSigmaDense, SigmaScale, with_sigma_scale
 
 __all__ = [
     "EXPERIMENT",
@@ -565,6 +565,7 @@ def _architecture_of(network, base: ArchitectureConfig, learning_rate: float, *,
         "dense_units": int(dense[0].units) if len(dense) > 1 else base.dense_units,
         "dropout": float(drops[0].rate),
         "head": "gaussian" if int(dense[-1].units) == 2 else "point",
+        "sigma_gradient": "detached" if isinstance(dense[-1], DetachedSigmaDense) else "shared",
         "learning_rate": float(learning_rate),
     }
     try:

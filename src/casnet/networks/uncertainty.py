@@ -28,6 +28,7 @@ from keras import ops
 __all__ = [
     "SIGMA_FLOOR",
     "Coverage",
+    "DetachedSigmaDense",
     "OfMean",
     "SigmaScale",
     "gaussian_loss",
@@ -110,6 +111,24 @@ class Coverage(keras.metrics.Mean):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="casnet")
+class DetachedSigmaDense(keras.layers.Dense):
+    """A Gaussian head's output layer (2 units: mean, raw scale) whose sigma column reads the
+    features through ``stop_gradient`` (``sigma_gradient: detached``, issue 30 item 3): the
+    likelihood then trains only the sigma's own weights, never the trunk the mean shares, so
+    the trunk learns the mean alone. A ``Dense`` in every other respect (the out-of-distribution
+    features and the architecture readers see the same layer)."""
+
+    def call(self, inputs, training=None):
+        kernel = self.kernel
+        mean = ops.matmul(inputs, kernel[:, :1])
+        scale = ops.matmul(ops.stop_gradient(inputs), kernel[:, 1:])
+        x = ops.concatenate([mean, scale], axis=-1)
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        return self.activation(x) if self.activation is not None else x
 
 
 @keras.saving.register_keras_serializable(package="casnet")
