@@ -130,8 +130,10 @@ def plan(params) -> list[Step]:
     steps = [Step("data", (_bin("dvc"), "repro"))]
     for t in TARGETS:
         steps.append(Step(f"tune-{t}", (casnet, "tune", "--target", t, "--quiet")))
-    train = (casnet, "train", "--from-tune", "best", "--quiet")
-    seeds = params.science.seeds
+    sc = params.science
+    train = (casnet, "train", "--from-tune", "best", "--quiet", "--epochs", str(sc.train_epochs),
+             "--patience", str(sc.train_patience))  # fmt: skip
+    seeds = sc.seeds
     for t in TARGETS:
         for i, seed in enumerate(seeds):
             # the first seed's network becomes champion whatever the registry held; each later
@@ -140,7 +142,7 @@ def plan(params) -> list[Step]:
             steps.append(Step(f"train-{t}-seed{seed}",
                               (*train, "--target", t, "--seed", str(seed), *promote),
                               run_id=r"^run (\w+):"))  # fmt: skip
-    if "truth" in params.science.label_sources:
+    if "truth" in sc.label_sources:
         for t in TARGETS:
             for seed in seeds:
                 steps.append(Step(f"train-{t}-truth-seed{seed}",

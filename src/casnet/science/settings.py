@@ -33,8 +33,8 @@ class ScienceConfig(Section):
             "search.batch_sizes=[64,128]",
             "search.optimizers=[adam,adamax,rmsprop]",
             "search.learning_rates=[0.001,0.005]",
-            "search.max_epochs=30",
-            "search.patience=6",
+            "search.max_epochs=15",
+            "search.patience=3",
             "search.recalibration=isotonic",
             "evaluate.noise.max_galaxies=300",
             "search.head=gaussian",
@@ -50,6 +50,15 @@ class ScienceConfig(Section):
     )
     # issue 30: one seed per network could not tell a method from luck (the truth-trained C
     # network's test RMSE went 0.140 -> 0.192 between two runs of the same settings)
+    # issue 30: the final trainings, longer than the search's trials (patience 3 of 15 epochs
+    # stopped on fluctuations; the trials only rank architectures, at the search's budget)
+    train_epochs: int = Field(30, ge=1, description="maximum epochs of the final trainings")
+    train_patience: int = Field(
+        6,
+        ge=1,
+        description="their early-stopping patience (the "
+        "learning rate halves first, after search.lr_patience)",
+    )
     seeds: tuple[int, ...] = Field(
         (1, 2, 3),
         min_length=1,
