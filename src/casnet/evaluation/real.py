@@ -500,8 +500,7 @@ HEADLINE_ROWS = (
     # noise-free reference has r = r(ref, conv) and slope = the reference's slope on conv
     # (benchmarks/realgap.md: issue 29's r targets are above it)
     ("Pearson r vs conventional of a perfect network (the reference)", "conv_ref_r", None),
-    ("slope on conventional of a perfect network (the reference)", "conv_ref_reverse_slope",
-     None),
+    ("slope on conventional of a perfect network (the reference)", "conv_ref_reverse_slope", None),
 )
 
 
