@@ -43,3 +43,17 @@ def test_missing_folder_and_unknown_suffix_are_clear_errors(tmp_path):
         write_catalog(TABLE, tmp_path / "cat.xlsx")
     with pytest.raises(CasnetInputError, match="does not exist"):
         write_rows(TABLE.to_dict("records"), "csv", tmp_path / "nowhere" / "rows.csv")
+
+
+def test_csv_prints_floats_with_seven_significant_digits_and_parquet_keeps_them(tmp_path):
+    """Issue 31: a CSV of C and A is read by people: 2.302460, not 2.302459766867357."""
+    table = pd.DataFrame({"galaxy_id": ["a", "b"], "concentration": [2.302459766867357, 3.0],
+                          "asymmetry": np.array([0.123456789, -0.5], dtype=np.float32),
+                          "flag": [0, 3]})  # fmt: skip
+    text = write_catalog(table, tmp_path / "c.csv").read_text()
+    assert "2.30246," in text and "2.302459766" not in text
+    assert "0.1234568," in text and ",3\n" in text  # float32 too; integers untouched
+    rows = write_rows(table.to_dict("records"), "csv", None)
+    assert "2.30246," in rows and "2.302459766" not in rows
+    back = pd.read_parquet(write_catalog(table, tmp_path / "c.parquet"))
+    assert back["concentration"].iloc[0] == 2.302459766867357  # every bit kept

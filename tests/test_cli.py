@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -195,3 +196,26 @@ def test_bad_option_values_end_in_one_line_not_a_traceback(tmp_path, args):
     proc = _console(*args, cwd=tmp_path)
     assert proc.returncode in (2, 3), proc.stderr
     assert "casnet: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_version_prints_the_installed_version():
+    from casnet import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"casnet {__version__}"
+
+
+def test_the_console_hides_tensorflows_cpp_log_lines():
+    """Issue 31: the CLI sets TF_CPP_MIN_LOG_LEVEL before any command imports TensorFlow (its
+    CPU-feature and oneDNN notices went to every user's stderr); a user's own value wins."""
+    code = "import casnet.cli, os, tensorflow; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300, check=True)  # fmt: skip
+    assert done.stdout.strip() == "2"
+    assert "cpu_feature_guard" not in done.stderr and "oneDNN" not in done.stderr
+    env["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300, check=True)  # fmt: skip
+    assert done.stdout.strip() == "0"

@@ -103,3 +103,18 @@ def test_dvc_stages_call_the_cli_and_read_declared_params():
         assert stage["cmd"].startswith("casnet "), name
         for p in stage.get("params", []):
             assert p.split(".")[0] in Params.model_fields, (name, p)
+
+
+def test_licence_and_citation_say_the_same_as_pyproject():
+    """Issue 31: a LICENSE file (pyproject's BSD-3-Clause, shipped in the wheel) and a
+    CITATION.cff of this version that cites the paper the method follows."""
+    project = _pyproject()["project"]
+    assert project["license"] == "BSD-3-Clause" and project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License") and "Neither the name" in text
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "BSD-3-Clause"
+    assert cff["version"] == project["version"]
+    (paper,) = cff["references"]
+    assert paper["authors"][0]["family-names"] == "Tohill" and paper["year"] == 2021
+    assert any("2012.09081" in i["value"] for i in paper["identifiers"])

@@ -6,6 +6,12 @@ stages), :mod:`.networks` (``tune``, ``train``, ``pull``, ``predict``), :mod:`.e
 :mod:`.bench` (``casnet benchmark``); :mod:`.common` holds the shared options and parsers.
 """
 
+import os
+
+# the console's first contact (issue 31): no TensorFlow C++ INFO/WARNING lines (CPU-feature and
+# oneDNN notices) on stderr; set before any command imports TensorFlow, a user's value wins
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from casnet.cli.root import app, main
 
 __all__ = ["app", "main"]

@@ -29,6 +29,29 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from casnet import __version__
+
+        typer.echo(f"casnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print casnet's version and exit."
+        ),
+    ] = None,
+) -> None:
+    """Concentration and asymmetry of galaxies, conventionally and with CNNs (Tohill et al.
+    2021)."""
+
+
 app.add_typer(measure.commands)
 app.add_typer(networks.commands)
 app.add_typer(evaluate.commands)

@@ -131,16 +131,29 @@ def _parquet(table: pd.DataFrame, meta: dict[str, str], tmp: Path) -> None:
     pq.write_table(arrow, tmp)
 
 
+#: significant digits of a float in CSV text (issue 31: not 17): more than float32 stamps and
+#: the measurement's precision (C and A errors >= 1e-4) can carry; Parquet, ECSV and FITS keep
+#: every bit
+CSV_DIGITS = 7
+
+
+def _csv_formats(table: Table) -> dict[str, str]:
+    """Astropy column formats printing every float column with :data:`CSV_DIGITS` digits."""
+    return {name: f"%.{CSV_DIGITS}g" for name in table.colnames
+            if getattr(table[name].dtype, "kind", "") == "f"}  # fmt: skip
+
+
 def _astropy(table: Table, meta: dict[str, str], fmt: str, tmp: Path) -> None:
     import warnings
 
     from astropy.io.fits.verify import VerifyWarning
 
     table.meta.update({k: str(v) for k, v in meta.items()})
+    extra = {"formats": _csv_formats(table)} if fmt == "ascii.csv" else {}
     with warnings.catch_warnings():
         # keys longer than 8 characters become HIERARCH cards: FITS's way, warned about
         warnings.simplefilter("ignore", VerifyWarning)
-        table.write(tmp, format=fmt, overwrite=True)
+        table.write(tmp, format=fmt, overwrite=True, **extra)
 
 
 def write_catalog(table: pd.DataFrame, out: str | Path,
@@ -183,7 +196,7 @@ def write_rows(rows: Sequence[dict[str, Any]], fmt: Format, out: Path | None,
             _atomic(Path(out), lambda tmp: _astropy(table, dict(meta or {}), "fits", tmp))
             return None
         buf = io.StringIO()
-        table.write(buf, format="ascii.csv")
+        table.write(buf, format="ascii.csv", formats=_csv_formats(table))
         text = buf.getvalue()
     else:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
