@@ -21,7 +21,7 @@ SRC = ROOT / "src" / "casnet"
 
 #: lowest first; a module may import from its own layer and those before it
 LAYERS = ("core", "morphology", "data", "pipeline", "networks", "evaluation", "bench", "science",
-          "params", "cli")  # fmt: skip
+          "params", "api", "cli")  # fmt: skip
 #: modules outside the layers (imported by anything, importing nothing of casnet's but these)
 BASE = ("casnet", "casnet._version")
 

@@ -49,11 +49,13 @@ __all__ = [
     "SCALE_TOLERANCE",
     "WorkUnit",
     "model_pixel_scale",
+    "network_input",
     "ood_notice",
     "plan_chunks",
     "predict",
     "provenance",
     "score_chunk",
+    "score_stamps",
 ]
 
 _MODELS: dict[str, Any] = {}  # per process: a loaded model per local path
@@ -252,7 +254,7 @@ def _invalid_pixels(image: np.ndarray, net_input: NetworkInput) -> str:
             "scoring: the values may be biased")  # fmt: skip
 
 
-def _network_input(path: str, name: str | None = None) -> NetworkInput:
+def network_input(path: str, name: str | None = None) -> NetworkInput:
     """The crop of the combined model at ``path`` (read from its networks); errors name the
     model as ``name`` (what the user gave, not a temporary copy).
 
@@ -321,11 +323,20 @@ def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = Non
     another pixel scale than the model's. ``strict``: raise for an input that cannot be read
     (a single file asked for alone).
     """
+    expected = model_pixel_scale(model_path) if check_scale else None
+    return score_stamps(_read(chunk, hdu, expected, strict), model_path, conventional=conventional)
+
+
+def score_stamps(items, model_path: str, *,
+                 conventional: MorphologyConfig | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Rows (as :func:`score_chunk`'s) for stamps already read: ``items`` yields ``(galaxy_id,
+    source, image or None, reason it could not be read or '')``; ``model_path`` is a local
+    combined model folder, loaded once per process. The one scoring of ``casnet predict`` and
+    of the Python API (:func:`casnet.load_model`)."""
     rows, good = [], []
     # the crop the registered networks were trained on (it travels with the model)
-    net_input = _network_input(model_path)
-    expected = model_pixel_scale(model_path) if check_scale else None
-    for gid, source, image, reason in _read(chunk, hdu, expected, strict):
+    net_input = network_input(model_path)
+    for gid, source, image, reason in items:
         warning = ""
         if image is not None and not reason:
             reason = _check(np.asarray(image), net_input)
@@ -412,7 +423,7 @@ def predict(
 
     chunks = plan_chunks(inputs, chunk_size)
     total = sum(len(c) for c in chunks)
-    _network_input(model_path, model_name)  # not the combined model: one error, before any work
+    network_input(model_path, model_name)  # not the combined model: one error, before any work
     notice = ood_notice(model_path, model_name)
     if notice:
         # said once, here, whatever the workers: a catalogue without out-of-distribution flags
