@@ -219,3 +219,20 @@ def test_the_console_hides_tensorflows_cpp_log_lines():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300, check=True)  # fmt: skip
     assert done.stdout.strip() == "0"
+
+
+def test_show_draws_one_diagnostic_figure_per_fits_file(stamp_dir, tmp_path):
+    """Issue 31: `casnet show` on FITS files (statmorph's make_figure): one PNG for one file, a
+    folder of them for several; an unreadable file is reported, the others drawn, status 3."""
+    files = sorted(stamp_dir.glob("*.fits"))
+    one = tmp_path / "one.png"
+    result = runner.invoke(app, ["show", str(files[0]), "--out", str(one)])
+    assert result.exit_code == 0, result.output
+    assert one.stat().st_size > 20_000
+    (tmp_path / "bad.fits").write_text("not a FITS file")
+    folder = tmp_path / "figs"
+    result = runner.invoke(app, ["show", str(stamp_dir), str(tmp_path / "bad.fits"),
+                                 "--out", str(folder)])  # fmt: skip
+    assert result.exit_code == 3
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{f.stem}.png" for f in files)
+    assert "not a readable FITS file" in result.output

@@ -14,7 +14,7 @@ from casnet.cli.common import (
     parse_hdu,
 )
 from casnet.core.config import override
-from casnet.core.errors import EXIT_USAGE, CasnetError, exit_status
+from casnet.core.errors import EXIT_BAD_INPUT, EXIT_USAGE, CasnetError, exit_status
 from casnet.params import load_params
 
 commands = typer.Typer()
@@ -78,9 +78,24 @@ def stamps(
 
 @commands.command()
 def show(
-    store: Annotated[Path, typer.Argument(help="A store directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),
-    n: Annotated[int, typer.Option(help="How many stamps.")] = 16,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A store directory (a grid of its stamps), or FITS files and "
+            "folders of them (one diagnostic figure per galaxy)."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="PNG to write (a store's grid: grid.png; one FITS "
+            "file: <name>.png), or the folder of several FITS files' figures "
+            "(default show/).",
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option(help="How many stamps (a store's grid).")] = 16,
     array: Annotated[str, typer.Option(help="Which array: image, truth, ...")] = "image",
     measurements: Annotated[
         Path | None, typer.Option(help="Parquet from 'casnet data measure' for C/A labels.")
@@ -89,8 +104,50 @@ def show(
         str | None,
         typer.Option(help="Show the highest values of this column first (e.g. asymmetry)."),
     ] = None,
+    hdu: Annotated[str | None, typer.Option(help="FITS HDU: index or EXTNAME.")] = None,
+    params: ParamsOption = None,
 ) -> None:
-    """Draw a grid of stamps with ids and C/A when known (like the paper's Fig. 3)."""
+    """Draw a store's stamps as a grid with ids and C/A (like the paper's Fig. 3), or, for FITS
+    files, each galaxy's measurement: the stamp with the target's segment, the masked
+    neighbours, the apertures and centres, the 180-degree residual, and C, A, SNR_p and flags
+    (as statmorph's make_figure)."""
+    from casnet.data.io.store import CATALOG
+
+    if len(inputs) == 1 and inputs[0].is_dir() and (inputs[0] / CATALOG).exists():
+        _store_grid(inputs[0], out or Path("grid.png"), n, array, measurements, sort)
+        return
+    _diagnostics(inputs, out, hdu, load_params(params).morphology)
+
+
+def _diagnostics(inputs: list[Path], out: Path | None, hdu: str | None, morph) -> None:
+    """One diagnostic figure per FITS file (:func:`casnet.morphology.diagnostic.
+    diagnostic_figure`); an unreadable file is reported and the others drawn (exit 3)."""
+    from casnet.data.io.fits import expand_paths, read_image
+    from casnet.morphology.diagnostic import diagnostic_figure
+
+    files = expand_paths(list(inputs))
+    if not files:
+        raise fail("no FITS file in " + ", ".join(str(p) for p in inputs), EXIT_BAD_INPUT)
+    several = len(files) > 1
+    folder = (out or Path("show")) if several else None
+    failed = 0
+    for path in files:
+        try:
+            image, _ = read_image(path, parse_hdu(hdu))
+        except CasnetError as exc:
+            typer.echo(f"casnet: error: {exc}", err=True)
+            failed += 1
+            continue
+        target = folder / f"{path.stem}.png" if folder else (out or Path(f"{path.stem}.png"))
+        written = diagnostic_figure(image, target, title=path.name, config=morph)
+        typer.echo(f"{path}: {written}")
+    if failed:
+        raise fail(f"{failed} of {len(files)} file(s) could not be drawn", EXIT_BAD_INPUT)
+
+
+def _store_grid(store: Path, out: Path, n: int, array: str, measurements: Path | None,
+                sort: str | None) -> None:  # fmt: skip
+    """The grid of a store's stamps with their ids and C/A."""
     import pandas as pd
 
     from casnet.core.figures import stamp_grid
