@@ -236,3 +236,15 @@ def test_show_draws_one_diagnostic_figure_per_fits_file(stamp_dir, tmp_path):
     assert result.exit_code == 3
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{f.stem}.png" for f in files)
     assert "not a readable FITS file" in result.output
+
+
+def test_loading_the_model_code_prints_no_mlflow_type_hint_notice():
+    """Issue 31: MLflow's notice about predict's type hints (raw ANSI escapes) reached every
+    console that loaded a model; other warnings are still shown."""
+    code = ("import warnings, casnet.networks.registry as r; "
+            "assert warnings.showwarning is r._shown; warnings.warn('still shown')")  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300, check=True)  # fmt: skip
+    assert "type hints" not in done.stderr and "\x1b[" not in done.stderr
+    assert "still shown" in done.stderr

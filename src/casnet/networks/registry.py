@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,6 +320,24 @@ def network_inputs(
     return crops[..., None], ok
 
 
+def _drop_type_hint_notice(shown):
+    """A ``warnings.showwarning`` that drops MLflow 3's notice about a PythonModel whose predict
+    has no type hint (issue 31: with raw ANSI colour codes, on every user's console) and shows
+    every other warning with ``shown``. MLflow issues it at the class's definition under its own
+    ``simplefilter("once")``, which no warnings filter can override, so :class:`CasnetModel` is
+    defined with this in place. casnet's predict takes several layouts (:func:`parse_stamps`) and
+    checks them itself; a type hint would make MLflow validate a single one."""
+
+    def show(message, *args, **kwargs):
+        if "Add type hints to the `predict` method" not in str(message):
+            shown(message, *args, **kwargs)
+
+    return show
+
+
+_shown, warnings.showwarning = warnings.showwarning, _drop_type_hint_notice(warnings.showwarning)
+
+
 class CasnetModel(mlflow.pyfunc.PythonModel):
     """The combined pyfunc model.
 
@@ -472,6 +491,9 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         if fit is not None:
             table[OOD_SCORE] = fit.score(feats)
         return pd.DataFrame(table)
+
+
+warnings.showwarning = _shown  # CasnetModel is defined: every warning is shown again
 
 
 def _model_folder(context) -> Path | None:
