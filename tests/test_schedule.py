@@ -127,3 +127,21 @@ def test_no_rate_reduction_when_training_would_stop_first():
     assert kinds == ["ResumableEarlyStopping"]
     kinds = [type(c).__name__ for c in training_callbacks(SearchConfig(patience=8))]
     assert kinds == ["ResumableReduceLROnPlateau", "ResumableEarlyStopping"]
+
+
+def test_the_console_gets_one_line_per_epoch(tmp_path):
+    """Issue 31: `casnet train` prints one line per epoch (no Keras progress lines): the loss,
+    the validation RMSE with the best so far, and the learning rate."""
+    from casnet.networks.callbacks import EpochLine
+
+    lines: list[str] = []
+    model = _model()
+    x = np.linspace(0, 1, 24, dtype="float32").reshape(8, 3)
+    model.fit(x, x.sum(axis=1, keepdims=True), epochs=7, batch_size=4, shuffle=False, verbose=0,
+              callbacks=[Scripted(), *training_callbacks(BUDGET),
+                         EpochLine(lines.append, "asymmetry", 7)])  # fmt: skip
+    assert len(lines) == 7
+    assert lines[0].startswith("asymmetry epoch 1/7: loss ")
+    assert "val RMSE 0.9500 (best 0.9000 at 2)" in lines[2]
+    assert "val RMSE 0.8500 (best 0.8500 at 6)" in lines[5]
+    assert lines[4].endswith("lr 0.05")  # halved after epochs 3 and 4 without improvement

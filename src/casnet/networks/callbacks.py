@@ -34,6 +34,7 @@ from casnet.networks.metrics import EARLY_STOPPING
 
 __all__ = [
     "STATE_FILE",
+    "EpochLine",
     "ResumableEarlyStopping",
     "ResumableReduceLROnPlateau",
     "training_callbacks",
@@ -167,6 +168,41 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         state = {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
                  "best": _number(self.best), "learning_rate": lr, "epoch": int(epoch)}  # fmt: skip
         _update_state(self.state_dir, self._KEY, state)
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch on the console (issue 31: in place of Keras's progress lines):
+    ``<name> epoch 3/30: loss 0.121, val RMSE 0.1043 (best 0.1012 at 2), lr 0.0005``.
+
+    Parameters
+    ----------
+    say : callable
+        Where the line goes (``print``).
+    name : str
+        What is trained (the target).
+    epochs : int
+        The maximum number of epochs.
+    """
+
+    def __init__(self, say, name: str, epochs: int) -> None:
+        super().__init__()
+        self.say, self.name, self.epochs = say, name, int(epochs)
+        self.best: tuple[float, int] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        parts = []
+        if "loss" in logs:
+            parts.append(f"loss {float(logs['loss']):.4g}")
+        val = logs.get(EARLY_STOPPING)
+        if val is not None and np.isfinite(val):
+            if self.best is None or val < self.best[0]:
+                self.best = (float(val), epoch + 1)
+            parts.append(f"val RMSE {float(val):.4f} (best {self.best[0]:.4f} at "
+                         f"{self.best[1]})")  # fmt: skip
+        if "learning_rate" in logs:
+            parts.append(f"lr {float(logs['learning_rate']):.2g}")
+        self.say(f"{self.name} epoch {epoch + 1}/{self.epochs}: " + ", ".join(parts))
 
 
 def training_callbacks(

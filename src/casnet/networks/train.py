@@ -50,7 +50,7 @@ from casnet.core.tracking import (
 from casnet.data.io.store import StampStore
 from casnet.data.preprocess import CROP_SIZE
 from casnet.networks.architecture import build_model
-from casnet.networks.callbacks import training_callbacks
+from casnet.networks.callbacks import EpochLine, training_callbacks
 from casnet.networks.dataset import (
     evaluation_only_count,
     label_column,
@@ -324,10 +324,11 @@ def train(
                                           allow_evaluation_only=allow_evaluation_only),
             epochs=budget.max_epochs,
             shuffle=False,  # the dataset shuffles itself
-            verbose=2 if verbose else 0,
+            verbose=0,  # the console gets EpochLine's one line per epoch (issue 31)
             # the schedule after BackupAndRestore: its state is written after the checkpoint
             callbacks=[*resume, *training_callbacks(budget, state_dir=backup),
-                       EpochLogger(run_id, uri)],
+                       EpochLogger(run_id, uri),
+                       *([EpochLine(say, target, budget.max_epochs)] if verbose else [])],
         )  # fmt: skip
         metrics: dict[str, float] = {"epochs": len(history.history["loss"])}
         watched = np.asarray(history.history.get(EARLY_STOPPING, [np.nan]), dtype=float)
