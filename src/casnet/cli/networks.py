@@ -194,9 +194,14 @@ def train(
     outcome = done.promotion
     if outcome is None:
         return
-    status = "champion" if outcome.promoted else "not promoted"
-    typer.echo(f"registered {outcome.name} version {outcome.version} (challenger); "
-               f"{status}: {outcome.reason}")  # fmt: skip
+    # said plainly (issue 31): whether this version now serves, and why
+    if outcome.promoted:
+        typer.echo(f"registered {outcome.name} version {outcome.version}: it is now the "
+                   f"champion ({outcome.reason})")  # fmt: skip
+    else:
+        typer.echo(f"registered {outcome.name} version {outcome.version} as challenger: the "
+                   f"champion stays version {outcome.champion_version} "
+                   f"({outcome.reason})")  # fmt: skip
     if done.combined_version is not None:
         typer.echo(f"registered {COMBINED_MODEL} version {done.combined_version} (champion)")
     elif done.combined_reason:
