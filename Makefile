@@ -13,7 +13,7 @@ DEMO_TRAIN := -P epochs=40 -P patience=8
 # the conventional A only to ~0.05 and C to ~0.3 (the paper's 0.01 selects almost nothing here)
 DEMO_EVAL := redshift.n_galaxies=20;noise.max_delta_a=0.05;noise.max_delta_c=0.3;real.views=1
 
-.PHONY: install demo science test lint bench profile ui clean
+.PHONY: install demo science test lint docs docs-serve bench profile ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
+## docs: the documentation into site/ (MkDocs, strict: a warning is an error; the tests build it too)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
 ## bench: every speed figure in one run (~12 min): benchmarks/results.json, MLflow casnet-benchmark
 bench: $(STAMP)
 	$(BIN)/casnet benchmark all
@@ -80,4 +87,4 @@ ui: $(STAMP)
 	    --default-artifact-root $(CURDIR)/mlartifacts
 
 clean:
-	rm -rf $(DEMO) .pytest_cache .ruff_cache .tuning
+	rm -rf $(DEMO) .pytest_cache .ruff_cache .tuning site

@@ -64,28 +64,28 @@ class Measurement:
     are not a galaxy's (:mod:`casnet.morphology.plausibility`).
     """
 
-    concentration: float
-    asymmetry: float
-    concentration_err: float
-    asymmetry_err: float
-    r20: float
-    r80: float
-    r_petro: float
-    q: float
-    pa: float
-    x_centre: float  #: rotation centre of the asymmetry
-    y_centre: float
-    x_centroid: float  #: light-weighted centroid, centre of the apertures
-    y_centroid: float
-    asymmetry_raw: float  #: before the background term
-    asymmetry_bkg: float  #: background term subtracted
+    concentration: float  #: C = 5 log10(r80 / r20) inside aperture_rp x R_p
+    asymmetry: float  #: A = sum|I - I180| / sum|I|, minimised over the centre, minus the sky term
+    concentration_err: float  #: error of C (the noise and the sky, calibrated by simulation)
+    asymmetry_err: float  #: error of A
+    r20: float  #: semi-major axis (px) enclosing 20% of the light
+    r80: float  #: semi-major axis (px) enclosing 80% of the light
+    r_petro: float  #: Petrosian radius (px; eta = morphology.eta)
+    q: float  #: axis ratio b/a of the target's second moments
+    pa: float  #: position angle (rad, counter-clockwise from +x)
+    x_centre: float  #: rotation centre of the asymmetry (px)
+    y_centre: float  #: rotation centre of the asymmetry (px)
+    x_centroid: float  #: light-weighted centroid (px)
+    y_centroid: float  #: light-weighted centroid (px)
+    asymmetry_raw: float  #: A before the background term
+    asymmetry_bkg: float  #: the background term subtracted from A
     flux: float  #: light inside aperture_rp x R_p
-    snr_p: float
-    sky_mean: float
-    sky_sigma: float
-    n_sky_cells: int
-    flag: int
-    flag_reasons: str
+    snr_p: float  #: Petrosian S/N (Tohill et al. 2021 Eq. 3)
+    sky_mean: float  #: background level per pixel
+    sky_sigma: float  #: background noise per pixel
+    n_sky_cells: int  #: sky cells used for the asymmetry background term
+    flag: int  #: bitmask of casnet.core.flags.Flag (the flags reference)
+    flag_reasons: str  #: readable reasons, '; '-separated
 
     @property
     def ok(self) -> bool:
