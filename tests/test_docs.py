@@ -60,3 +60,20 @@ def test_the_readme_is_short_and_starts_with_the_two_commands():
     for part in ("## The two commands", "## Quick start 1", "## Quick start 2", "## Quick start 3",
                  "## Cite", "## Licence"):  # fmt: skip
         assert part in text, part
+
+
+def test_the_tutorial_notebook_runs(tmp_path):
+    """docs/tutorial.ipynb executed from start to end: measure, predict, compare with the truth
+    on simulated stamps, and a diagnostic figure."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(ROOT / "docs" / "tutorial.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    client.execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    table = next(o for c in nb.cells[::-1] if c.cell_type == "code" for o in c.outputs
+                 if "RMSE vs truth" in str(o.get("data", {}).get("text/plain", "")))  # fmt: skip
+    assert "network" in table["data"]["text/plain"]
+    assert (tmp_path / "tutorial_diagnostic.png").stat().st_size > 20_000
