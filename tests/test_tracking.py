@@ -136,3 +136,21 @@ def test_links_go_to_each_experiments_runs_table_and_never_create_a_store(monkey
     result = CliRunner().invoke(app, ["links"])
     assert result.exit_code == 0, result.output
     assert f"#/experiments/{tune}/runs?workflowType=machine_learning" in result.output
+
+
+def test_casnets_experiments_are_created_with_a_description(monkeypatch, tmp_path):
+    """Issue 31: the MLflow UI says what each experiment holds."""
+    from mlflow import MlflowClient
+
+    from casnet.core.layout import EXPERIMENT_DESCRIPTIONS, EXPERIMENTS
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    exp_id = tracking.ensure_experiment(EXPERIMENTS["train"], root=tmp_path)
+    exp = MlflowClient(tracking.tracking_uri(tmp_path)).get_experiment(exp_id)
+    assert exp.tags["mlflow.note.content"] == EXPERIMENT_DESCRIPTIONS["casnet-train"]
+    assert set(EXPERIMENTS.values()) <= set(EXPERIMENT_DESCRIPTIONS)
+    other = tracking.ensure_experiment("casnet-other", root=tmp_path)
+    assert (
+        "mlflow.note.content"
+        not in MlflowClient(tracking.tracking_uri(tmp_path)).get_experiment(other).tags
+    )

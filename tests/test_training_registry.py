@@ -247,6 +247,22 @@ def test_train_logs_params_epochs_scores_lineage_and_model(trained, project, tar
 # --- 2. aliases -------------------------------------------------------------------------------
 
 
+def test_registrations_say_what_the_models_take_and_how_they_scored(trained):
+    """Issue 31: descriptions on the registered models and versions in the MLflow UI; a
+    registration on a tiny validation set says it is demo scale."""
+    client = trained["client"]
+    for target in TARGETS:
+        name = registry.NETWORKS[target]
+        assert "network-ready crops" in client.get_registered_model(name).description
+        version = client.get_model_version(name, trained["promotions"][target].version)
+        assert "val RMSE" in version.description and "test r" in version.description
+        assert "Demo scale (16 validation galaxies)" in version.description
+    combined = client.get_registered_model("casnet").description
+    assert "raw stamps" in combined and "0.06" in combined
+    latest = client.get_model_version("casnet", trained["combined"])
+    assert "casnet-concentration version" in latest.description
+
+
 def test_first_version_becomes_champion_without_a_comparison(trained):
     client = trained["client"]
     for target in TARGETS:

@@ -17,6 +17,7 @@ __all__ = [
     "ERR",
     "EVALUATION_ONLY",
     "EXPERIMENTS",
+    "EXPERIMENT_DESCRIPTIONS",
     "MEASURED",
     "NETWORK_MODELS",
     "RAW",
@@ -59,6 +60,18 @@ EXPERIMENTS = {
     "registry": "casnet-registry",
     "evaluate": "casnet-evaluate",
     "benchmark": "casnet-benchmark",
+}
+#: what each experiment holds (its MLflow description, issue 31: the UI said nothing)
+EXPERIMENT_DESCRIPTIONS = {
+    "casnet-tune": "Bayesian architecture searches (casnet tune): one parent run per search, "
+    "one child run per trial with its hyperparameters, per-epoch metrics and validation RMSE.",
+    "casnet-train": "Trainings of the C and A networks (casnet train): architecture, budget, "
+    "per-epoch metrics, validation and test scores, the logged Keras network.",
+    "casnet-registry": "Registrations of the combined casnet model (both champions and their "
+    "cleaning), which takes raw stamps.",
+    "casnet-evaluate": "Evaluations (casnet evaluate): the test, noise, redshift and real-galaxy "
+    "suites of a model, beside the conventional measurement; summary, tables and figures.",
+    "casnet-benchmark": "Benchmarks (casnet benchmark): speed and agreement figures.",
 }
 #: registered models: one per network, and the combined model that serves both
 NETWORK_MODELS = {"concentration": "casnet-concentration", "asymmetry": "casnet-asymmetry"}

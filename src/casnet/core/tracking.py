@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from casnet.core.layout import project_root
+from casnet.core.layout import EXPERIMENT_DESCRIPTIONS, project_root
 
 __all__ = [
     "artifact_root",
@@ -138,9 +138,12 @@ def ensure_experiment(experiment: str, root: Path | None = None) -> str:
     # a tracking server (http://...) chooses its own artifact store; a local store keeps
     # artifacts next to mlflow.db
     local = not uri.startswith(("http://", "https://", "databricks"))
+    # the UI shows the description (the tag MLflow reads it from)
+    note = EXPERIMENT_DESCRIPTIONS.get(experiment)
+    tags = {"mlflow.note.content": note} if note else None
     try:
         return client.create_experiment(
-            experiment, artifact_location=artifact_root(root) if local else None
+            experiment, artifact_location=artifact_root(root) if local else None, tags=tags
         )
     except MlflowException as exc:
         # processes started together (a distributed search) race to create it: the losers use

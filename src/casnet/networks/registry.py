@@ -34,6 +34,7 @@ from casnet.core.errors import CasnetError, CasnetInputError, CasnetStoreError
 from casnet.core.layout import COMBINED_MODEL, ERR, EXPERIMENTS, NETWORK_MODELS, TARGETS
 from casnet.core.tracking import require_store, tracking_uri, use_store
 from casnet.data.clean import clean_stamp
+from casnet.data.io.store import StampStore
 from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import CleanConfig
 from casnet.networks import limits, ood
@@ -121,6 +122,7 @@ def register_network(
     client.set_registered_model_alias(name, CHALLENGER, version)
     client.set_model_version_tag(name, version, "val_rmse", f"{val_rmse:.6g}")
     client.set_model_version_tag(name, version, "run_id", run_id)
+    _describe_network(client, name, version, target, run_id, val_store)
     champ_rmse = None
     if champion is None:
         promoted, reason = True, "no champion yet"
@@ -146,6 +148,32 @@ def register_network(
     client.set_tag(run_id, "casnet.promotion_reason", reason)
     return Promotion(name, version, val_rmse, None if champion is None else str(champion.version),
                      champ_rmse, promoted, reason)  # fmt: skip
+
+
+#: below this many validation galaxies a registration says it is a demo-scale smoke test
+DEMO_SCALE_VAL = 500
+
+
+def _describe_network(client, name: str, version: str, target: str, run_id: str,
+                      val_store: str | Path) -> None:  # fmt: skip
+    """The registered model's and the version's descriptions in the MLflow UI (issue 31): what
+    the network takes and returns, and this version's run, scores and validation set."""
+    client.update_registered_model(
+        name,
+        description=f"casnet's {target} network: takes network-ready crops (N, s, s, 1), "
+        "divided by their maximum (the combined model `casnet` takes raw stamps); returns the "
+        f"{target} and, with a Gaussian head, its sigma. Champion: the best validation RMSE.",
+    )
+    metrics = client.get_run(run_id).data.metrics
+    n_val = len(StampStore(val_store))
+    scale = (f" Demo scale ({n_val} validation galaxies): a smoke test of the chain, not a "
+             "science result." if n_val < DEMO_SCALE_VAL else "")  # fmt: skip
+    scores = ", ".join(f"{label} {metrics[key]:.4g}" for label, key in
+                       (("val RMSE", "final_val_rmse"), ("test RMSE", "test_rmse"),
+                        ("test MAE", "test_mae"), ("test r", "test_pearson_r"))
+                       if key in metrics)  # fmt: skip
+    client.update_model_version(name, version, description=f"Run {run_id}; {scores} (against "
+                                f"what it learnt); validated on {val_store}.{scale}")  # fmt: skip
 
 
 # --- the combined model ---------------------------------------------------------------------
@@ -634,6 +662,15 @@ def register_combined(
     version = str(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(COMBINED, version, key, value)
+    client.update_registered_model(
+        COMBINED,
+        description="casnet's combined model: takes raw stamps (N, H, W) centred on "
+        "their targets at the networks' pixel scale (0.06\"/px for casnet's), at least the "
+        "networks' crop (60 px) on a side; cleans (galclean), crops and normalises them itself; "
+        "returns concentration and asymmetry with their sigmas and, with its fit, ood_score.",
+    )
+    wraps = ", ".join(f"{NETWORKS[t]} version {v}" for t, v in versions.items())
+    client.update_model_version(COMBINED, version, description=f"Wraps {wraps}.")
     if ood_store is not None:
         _fit_ood(client, info.model_id, version, ood_store, ood_quantile, root)
     elif ood_file is not None:
