@@ -44,8 +44,10 @@ def test_default_space_is_the_papers():
     arch = architecture_from_hp(hp, space)
     names = {h.name for h in hp.space}
     assert names == {"blocks", "conv_per_block", "filters", "dense_layers", "dense_units",
-                     "dropout", "optimizer", "learning_rate", "batch_size", "head"}  # fmt: skip
+                     "dropout", "optimizer", "learning_rate", "batch_size", "head",
+                     "sigma_gradient"}  # fmt: skip
     assert arch.head == "gaussian"  # fixed, not searched (issue 18's better-calibrated method)
+    assert arch.sigma_gradient == "shared"  # fixed too (issue 30 item 3)
     assert 1 <= arch.blocks <= 3 and 0.25 <= arch.dropout <= 0.60
 
 
