@@ -11,6 +11,9 @@ import os
 # the console's first contact (issue 31): no TensorFlow C++ INFO/WARNING lines (CPU-feature and
 # oneDNN notices) on stderr; set before any command imports TensorFlow, a user's value wins
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# nor MLflow's progress bars for copies of a model between local folders (casnet's own progress
+# bars say what long work is doing)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from casnet.cli.root import app, main
 
