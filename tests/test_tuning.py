@@ -288,6 +288,7 @@ def test_the_default_console_output_is_one_line_per_trial(project, capsys):
              root=root, verbose=1)  # fmt: skip
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("trial ")]
-    assert [line.split(":")[0] for line in lines] == ["trial 1/2", "trial 2/2"], out
+    # the trial ids of the table and the MLflow runs (trial-0, trial-1), and the progress
+    assert [line.split(":")[0] for line in lines] == ["trial 0 (1/2)", "trial 1 (2/2)"], out
     assert all("val RMSE" in line and "dense" in line for line in lines)
     assert "Epoch 1/" not in out and "Search: Running Trial" not in out

@@ -284,7 +284,9 @@ def trial_line(trial_id: str, max_trials: int, summary: dict, hps: dict, status:
             f"{hps.get('dense_layers')}x{hps.get('dense_units')} dense, dropout "
             f"{float(hps.get('dropout', float('nan'))):.2f}, {hps.get('optimizer')} "
             f"{hps.get('learning_rate')}, batch {hps.get('batch_size')}")  # fmt: skip
-    return f"trial {int(trial_id) + 1}/{max_trials}: {score}; {arch}"
+    # the trial's id as the table, trials.csv and its MLflow run (trial-<id>) name it (issue 31:
+    # the console counted from 1, everything else from 0), then how far the search is
+    return f"trial {trial_id} ({int(trial_id) + 1}/{max_trials}): {score}; {arch}"
 
 
 def _flat_params(target: str, space: SearchConfig) -> dict[str, str]:
