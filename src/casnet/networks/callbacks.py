@@ -83,7 +83,26 @@ def _best(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+class _Resumable:
+    """What the two resumable callbacks share: a ``state_dir`` and their entry (``_KEY``) of the
+    state file in it."""
+
+    _KEY = ""
+
+    def __init__(self, *, state_dir: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state_dir = None if state_dir is None else Path(state_dir)
+
+    def _saved(self) -> dict[str, Any]:
+        """This callback's state as the last epoch left it ({} when none)."""
+        return _read_state(self.state_dir).get(self._KEY) or {}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        if self.state_dir is not None:
+            _update_state(self.state_dir, self._KEY, state)
+
+
+class ResumableEarlyStopping(_Resumable, keras.callbacks.EarlyStopping):
     """``EarlyStopping`` whose counter, best value, best epoch and best weights are kept in
     ``state_dir`` after every epoch and read back at the start of training.
 
@@ -97,13 +116,9 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     _KEY = "early_stopping"
 
-    def __init__(self, *, state_dir: Path | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.state_dir = None if state_dir is None else Path(state_dir)
-
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
-        state = _read_state(self.state_dir).get(self._KEY)
+        state = self._saved()
         if not state:
             return
         self.wait = int(state["wait"])
@@ -126,13 +141,11 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             tmp = self.state_dir / (_WEIGHTS_FILE + ".tmp.npz")
             np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
             os.replace(tmp, self.state_dir / _WEIGHTS_FILE)
-        _update_state(self.state_dir, self._KEY, {"wait": int(self.wait),
-                                                  "best": _number(self.best),
-                                                  "best_epoch": int(self.best_epoch),
-                                                  "epoch": int(epoch)})  # fmt: skip
+        self._save({"wait": int(self.wait), "best": _number(self.best),
+                    "best_epoch": int(self.best_epoch), "epoch": int(epoch)})  # fmt: skip
 
 
-class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+class ResumableReduceLROnPlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
     """``ReduceLROnPlateau`` whose counters, best value and learning rate are kept in
     ``state_dir`` after every epoch and read back at the start of training.
 
@@ -146,13 +159,9 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
     _KEY = "reduce_lr"
 
-    def __init__(self, *, state_dir: Path | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.state_dir = None if state_dir is None else Path(state_dir)
-
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
-        state = _read_state(self.state_dir).get(self._KEY)
+        state = self._saved()
         if not state:
             return
         self.wait = int(state["wait"])
@@ -165,9 +174,9 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         if self.state_dir is None:
             return
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        state = {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
-                 "best": _number(self.best), "learning_rate": lr, "epoch": int(epoch)}  # fmt: skip
-        _update_state(self.state_dir, self._KEY, state)
+        self._save({"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
+                    "best": _number(self.best), "learning_rate": lr,
+                    "epoch": int(epoch)})  # fmt: skip
 
 
 class EpochLine(keras.callbacks.Callback):
