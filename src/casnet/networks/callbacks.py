@@ -93,9 +93,14 @@ class _Resumable:
         super().__init__(**kwargs)
         self.state_dir = None if state_dir is None else Path(state_dir)
 
-    def _saved(self) -> dict[str, Any]:
-        """This callback's state as the last epoch left it ({} when none)."""
-        return _read_state(self.state_dir).get(self._KEY) or {}
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)  # Keras resets the callback's state here ...
+        state = _read_state(self.state_dir).get(self._KEY)
+        if state:  # ... which a resumed training then takes back as the last epoch left it
+            self._restore(state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
 
     def _save(self, state: dict[str, Any]) -> None:
         if self.state_dir is not None:
@@ -116,11 +121,7 @@ class ResumableEarlyStopping(_Resumable, keras.callbacks.EarlyStopping):
 
     _KEY = "early_stopping"
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
-        state = self._saved()
-        if not state:
-            return
+    def _restore(self, state: dict[str, Any]) -> None:
         self.wait = int(state["wait"])
         self.best = _best(state["best"])
         self.best_epoch = int(state["best_epoch"])
@@ -159,11 +160,7 @@ class ResumableReduceLROnPlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
 
     _KEY = "reduce_lr"
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
-        state = self._saved()
-        if not state:
-            return
+    def _restore(self, state: dict[str, Any]) -> None:
         self.wait = int(state["wait"])
         self.cooldown_counter = int(state["cooldown_counter"])
         self.best = _best(state["best"])
