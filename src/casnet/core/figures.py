@@ -10,10 +10,17 @@ from matplotlib.figure import Figure
 
 from casnet.core.scores import pearson
 
-__all__ = ["label_histograms", "mag_size", "predicted_vs_label", "save_figure", "stamp_grid"]
+__all__ = [
+    "asinh_stretch",
+    "label_histograms",
+    "mag_size",
+    "predicted_vs_label",
+    "save_figure",
+    "stamp_grid",
+]
 
 
-def _stretch(image: np.ndarray) -> np.ndarray:
+def asinh_stretch(image: np.ndarray) -> np.ndarray:
     """asinh stretch between the 1st and 99.8th percentiles (faint structure and cores visible)."""
     finite = image[np.isfinite(image)]
     if finite.size == 0:
@@ -43,7 +50,7 @@ def stamp_grid(
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
-        ax.imshow(_stretch(np.asarray(image, dtype=float)), origin="lower", cmap="gray_r")
+        ax.imshow(asinh_stretch(np.asarray(image, dtype=float)), origin="lower", cmap="gray_r")
         ax.set_title(title, fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)

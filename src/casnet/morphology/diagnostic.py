@@ -95,7 +95,7 @@ def diagnostic_figure(image, out: str | Path, *, title: str = "",
     """Draw :func:`diagnose`'s panels for ``image`` into the PNG ``out``; returns its path."""
     from matplotlib.figure import Figure
 
-    from casnet.core.figures import _stretch, save_figure
+    from casnet.core.figures import asinh_stretch, save_figure
 
     cfg = config or MorphologyConfig()
     arr = np.asarray(image, dtype=np.float64)
@@ -104,7 +104,7 @@ def diagnostic_figure(image, out: str | Path, *, title: str = "",
     fig = Figure(figsize=(14.0, 4.3))
     ax_img, ax_res, ax_txt = fig.subplots(1, 3, width_ratios=[1.0, 1.0, 0.8])
     shown = arr if arr.ndim == 2 else np.zeros((1, 1))
-    ax_img.imshow(_stretch(shown), origin="lower", cmap="gray_r")
+    ax_img.imshow(asinh_stretch(shown), origin="lower", cmap="gray_r")
     if d.segmentation is not None and d.segmentation.target:
         target = d.segmentation.target_mask
         others = (d.segmentation.labels > 0) & ~target
