@@ -650,6 +650,10 @@ def register_combined(
         mlflow.start_run(experiment_id=exp, run_name="combined", tags=run_tags),
     ):
         artifacts, gaussian = _download_networks(versions, Path(tmp), root)
+        # no input example (the signature says what the model takes; MLflow's notice about it
+        # came with raw ANSI escapes on every console, issue 31)
+        warnings.filterwarnings("ignore", message=".*An input example was not provided",
+                                category=UserWarning)  # fmt: skip
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=CasnetModel(),
