@@ -19,10 +19,12 @@ from casnet.science.report import (
     PAPER,
     _merger_lines,
     _seed_lines,
+    chosen_trainings,
     galaxy_table,
     merger_regime,
     paper_table,
     seed_table,
+    train_set_lines,
 )
 from casnet.science.run import Step, plan, science_params
 from casnet.science.settings import ScienceConfig
@@ -101,6 +103,69 @@ def test_plan_trains_every_network_once_per_seed_and_promotes_only_the_first():
             assert truth[truth.index("--seed") + 1] == str(seed)
     with pytest.raises(ValueError):
         ScienceConfig(seeds=())
+
+
+def test_plan_decides_the_training_set_by_validation_at_the_first_seed():
+    """Issue 30: the first seed trains on each candidate set (both registered: the champion is
+    the best on val), ``choose-<t>`` follows them, and every later training of the target
+    takes its store from that choice when it runs."""
+    steps = plan(_params(seeds=(4, 5)))
+    names = [s.name for s in steps]
+    by_name = {s.name: s for s in steps}
+    for t in ("concentration", "asymmetry"):
+        aug, unaug = by_name[f"train-{t}-seed4"], by_name[f"train-{t}-unaugmented-seed4"]
+        assert aug.command[aug.command.index("--train") + 1] == "data/augmented"
+        assert unaug.command[unaug.command.index("--train") + 1] == "data/split/train"
+        assert "--promote" in aug.command and "--promote" not in unaug.command
+        assert "--no-register" not in unaug.command
+        choose = names.index(f"choose-{t}")
+        assert names.index(f"train-{t}-unaugmented-seed4") < choose
+        assert choose < names.index(f"train-{t}-seed5") < names.index(f"train-{t}-truth-seed4")
+        for later in (f"train-{t}-seed5", f"train-{t}-truth-seed4", f"train-{t}-truth-seed5"):
+            assert "--train" not in by_name[later].command
+            assert by_name[later].extra == {"train_set_of": t}
+    one = [s.name for s in plan(_params(seeds=(4,), train_sets=("augmented",)))]
+    assert not any(n.startswith("choose-") or "unaugmented" in n for n in one)
+
+
+def test_the_chosen_training_set_trains_the_later_steps(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setattr(science_run, "_dvc", lambda args, cwd: (cwd / ".dvc").mkdir())
+    out = tmp_path / "commands.txt"
+
+    def step(name, **extra):
+        code = (f"import sys; open({str(out)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n'); "
+                f"print('run id{name}:')")  # fmt: skip
+        return Step(name, (sys.executable, "-c", code, name), run_id=r"^run (\w+):",
+                    extra=extra)  # fmt: skip
+
+    candidates = {"augmented": "a", "unaugmented": "u"}
+    steps = [step("a", train_set="augmented"), step("u", train_set="unaugmented"),
+             Step("choose-asymmetry", (), extra={"choose": "asymmetry",
+                                                 "candidates": candidates}),
+             step("later", train_set_of="asymmetry")]  # fmt: skip
+    monkeypatch.setattr(science_run, "plan", lambda params: steps)
+    val = {"ida": 0.07, "idu": 0.05}
+    monkeypatch.setattr(science_run, "_val_rmse", lambda root, run_id: val[run_id])
+    done = science_run.run_science(_params(root="run"), project, report=False)
+    assert done["choose-asymmetry"]["train_set"] == "unaugmented"
+    assert done["choose-asymmetry"]["val_rmse"] == {"augmented": 0.07, "unaugmented": 0.05}
+    assert out.read_text().splitlines()[-1] == "later --train data/split/train"
+    assert done["later"]["train_set"] == "unaugmented" and done["a"]["train_set"] == "augmented"
+    # the report counts only the chosen set's trainings over seeds, and says what was chosen
+    trainings = {n: {"params": {"target": "asymmetry"}, "train_set": done[n]["train_set"]}
+                 for n in ("a", "u", "later")}  # fmt: skip
+    assert set(chosen_trainings(trainings, done)) == {"u", "later"}
+    assert "| asymmetry | augmented 0.0700, unaugmented 0.0500 | unaugmented |" in "\n".join(
+        train_set_lines(done)
+    )
+    # a candidate without a validation RMSE stops the run with a clear error
+    val["idu"] = float("inf")
+    (project / "run" / "steps.json").unlink()
+    with pytest.raises(CasnetError, match="no validation RMSE"):
+        science_run.run_science(_params(root="run"), project, report=False)
 
 
 def test_seed_table_gives_mean_spread_and_the_best_validation_seed():

@@ -28,11 +28,13 @@ __all__ = [
     "PAPER",
     "SEED_METRICS",
     "calibration_section",
+    "chosen_trainings",
     "galaxy_table",
     "merger_regime",
     "paper_table",
     "real_section",
     "seed_table",
+    "train_set_lines",
     "write_report",
 ]
 
@@ -343,6 +345,34 @@ def seed_table(trainings: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def chosen_trainings(trainings: dict[str, dict], done: dict) -> dict[str, dict]:
+    """The trainings on the training set chosen for their target (``choose-<t>`` of the run's
+    steps; issue 30): a first-seed candidate on the other set is left out of the seed
+    statistics. Trainings of a run without a choice all count."""
+    chosen = {v["target"]: v["train_set"] for k, v in done.items()
+              if k.startswith("choose-") and isinstance(v, dict) and "train_set" in v}  # fmt: skip
+    return {name: record for name, record in trainings.items()
+            if record.get("train_set") is None
+            or chosen.get(record.get("params", {}).get("target"), record["train_set"])
+            == record["train_set"]}  # fmt: skip
+
+
+def train_set_lines(done: dict) -> list[str]:
+    """The section on the training set (augmented or not) each target's networks trained on."""
+    choices = [v for k, v in done.items() if k.startswith("choose-") and isinstance(v, dict)]
+    if not choices:
+        return []
+    lines = ["## Training set, decided by validation (issue 30)", "",
+             "Each target's first-seed network trained on each candidate set "
+             "(`science.train_sets`); the set with the lower validation RMSE trained the other "
+             "seeds and the truth-trained networks.", "",
+             "| target | validation RMSE per set | chosen |", "|---|---|---|"]  # fmt: skip
+    for c in choices:
+        val = ", ".join(f"{name} {v:.4f}" for name, v in c["val_rmse"].items())
+        lines.append(f"| {c['target']} | {val} | {c['train_set']} |")
+    return [*lines, ""]
+
+
 def _seed_lines(table: pd.DataFrame) -> list[str]:
     """The seed section: mean +- sd per network."""
     if table.empty:
@@ -502,8 +532,9 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         if name.startswith("train-") and isinstance(record, dict) and record.get("run_id"):
             r = client.get_run(record["run_id"])
             trainings[name] = {"run_id": record["run_id"], "params": dict(r.data.params),
-                               "metrics": dict(r.data.metrics)}  # fmt: skip
-    seeds = seed_table(trainings)
+                               "metrics": dict(r.data.metrics),
+                               "train_set": record.get("train_set")}  # fmt: skip
+    seeds = seed_table(chosen_trainings(trainings, done))
     seeds.to_csv(out / "seeds.csv", index=False, float_format="%.6g")
     lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").exists() else {}
     data_hashes = {o["path"]: o.get("md5") for st in (lock.get("stages") or {}).values()
@@ -544,6 +575,7 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         f"conventional measurement {speed['conventional_galaxies_per_s']:.1f} galaxies/s "
         f"({speed['speed_up']:.0f}x).",
         "",
+        *train_set_lines(done),
         *_seed_lines(seeds),
         *_merger_lines(detection, bias),
         *real_lines,

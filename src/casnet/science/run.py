@@ -25,17 +25,19 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from casnet.core.config import override_from_strings, short_repr
 from casnet.core.errors import CasnetError
-from casnet.core.layout import TARGETS
+from casnet.core.layout import AUGMENTED, TARGETS, TRAIN
 
 __all__ = [
     "Step",
+    "choose_train_set",
     "export_pretrained",
     "plan",
     "prepare",
@@ -124,8 +126,20 @@ def _dvc(args: list[str], cwd: Path) -> None:
     subprocess.run([_bin("dvc"), *args], cwd=cwd, check=True)
 
 
+#: the stores each name of ``science.train_sets`` trains on (issue 30)
+TRAIN_SETS = {"augmented": AUGMENTED, "unaugmented": TRAIN}
+
+
 def plan(params) -> list[Step]:
-    """The steps, in order."""
+    """The steps, in order.
+
+    Per target, the first seed trains once per training set of ``science.train_sets``
+    (``train-<t>-seed<S>`` on the first, ``train-<t>-<set>-seed<S>`` on the others, all
+    registered: the champion is the best on validation); ``choose-<t>`` then keeps the set with
+    the lower validation RMSE, and every later training of ``t`` (the other seeds, the
+    truth-trained networks) uses it: their steps carry ``extra["train_set_of"]`` and get their
+    ``--train`` store when they run (:func:`run_science`).
+    """
     casnet = _bin("casnet")
     steps = [Step("data", (_bin("dvc"), "repro"))]
     for t in TARGETS:
@@ -133,25 +147,68 @@ def plan(params) -> list[Step]:
     sc = params.science
     train = (casnet, "train", "--from-tune", "best", "--quiet", "--epochs", str(sc.train_epochs),
              "--patience", str(sc.train_patience))  # fmt: skip
-    seeds = sc.seeds
+    first, *later = sc.seeds
+    run_id = r"^run (\w+):"
     for t in TARGETS:
-        for i, seed in enumerate(seeds):
-            # the first seed's network becomes champion whatever the registry held; each later
-            # one only if its validation RMSE beats it: the champion is the best seed on val
+        # the first seed's network becomes champion whatever the registry held; each later
+        # one only if its validation RMSE beats it: the champion is the best seed on val
+        candidates = {}
+        for i, name in enumerate(sc.train_sets):
+            step = f"train-{t}-seed{first}" if i == 0 else f"train-{t}-{name}-seed{first}"
             promote = ("--promote",) if i == 0 else ()
+            steps.append(Step(step, (*train, "--target", t, "--seed", str(first),
+                                     "--train", TRAIN_SETS[name], *promote),
+                              run_id=run_id, extra={"train_set": name}))  # fmt: skip
+            candidates[name] = step
+        if len(candidates) > 1:
+            steps.append(Step(f"choose-{t}", (), extra={"choose": t, "candidates": candidates}))
+        for seed in later:
             steps.append(Step(f"train-{t}-seed{seed}",
-                              (*train, "--target", t, "--seed", str(seed), *promote),
-                              run_id=r"^run (\w+):"))  # fmt: skip
+                              (*train, "--target", t, "--seed", str(seed)),
+                              run_id=run_id, extra={"train_set_of": t}))  # fmt: skip
     if "truth" in sc.label_sources:
         for t in TARGETS:
-            for seed in seeds:
+            for seed in sc.seeds:
                 steps.append(Step(f"train-{t}-truth-seed{seed}",
                                   (*train, "--target", t, "--labels", "truth", "--no-register",
                                    "--seed", str(seed)),
-                                  run_id=r"^run (\w+):"))  # fmt: skip
+                                  run_id=run_id, extra={"train_set_of": t}))  # fmt: skip
     steps.append(Step("evaluate", (casnet, "evaluate", "--suite", "all"),
                       run_id=r"^evaluation run (\w+)"))  # fmt: skip
     return steps
+
+
+def _val_rmse(root: Path, run_id: str | None) -> float:
+    """The validation RMSE a training logged (``final_val_rmse``; inf when there is none)."""
+    from mlflow import MlflowClient
+
+    from casnet.core.tracking import tracking_uri
+
+    if not run_id:
+        return float("inf")
+    metrics = MlflowClient(tracking_uri(root)).get_run(run_id).data.metrics
+    return float(metrics.get("final_val_rmse", float("inf")))
+
+
+def choose_train_set(step: Step, root: Path, done: dict) -> dict:
+    """The ``choose-<t>`` record: each candidate training set's validation RMSE (of its
+    first-seed network) and the set with the lowest (issue 30: decided by validation)."""
+    val = {name: _val_rmse(root, (done.get(s) or {}).get("run_id"))
+           for name, s in step.extra["candidates"].items()}  # fmt: skip
+    if not all(np.isfinite(v) for v in val.values()):
+        raise CasnetError(f"science: {step.name}: a candidate training has no validation RMSE "
+                          f"({val}); rerun the same command to redo it")  # fmt: skip
+    return {"target": step.extra["choose"], "val_rmse": val, "train_set": min(val, key=val.get)}
+
+
+def _train_set(step: Step, params, done: dict) -> str | None:
+    """The name of the training set ``step`` trains on (None: not a training)."""
+    if "train_set" in step.extra:
+        return step.extra["train_set"]
+    if "train_set_of" in step.extra:
+        chosen = done.get(f"choose-{step.extra['train_set_of']}") or {}
+        return chosen.get("train_set", params.science.train_sets[0])
+    return None
 
 
 def _params_hash(root: Path) -> str:
@@ -224,6 +281,20 @@ def run_science(params, project: Path, *, until: str | None = None,
                 print(f"science: {step.name} done ({record['finished']}), skipped")
                 continue
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            if "choose" in step.extra:
+                done[step.name] = {**choose_train_set(step, root, done), "finished": stamp,
+                                   "data_hash": _data_hash(root)}  # fmt: skip
+                line = (f"science: {step.name}: trains on {done[step.name]['train_set']} "
+                        f"(validation RMSE {done[step.name]['val_rmse']})")  # fmt: skip
+                log_file.write(f"== {line}\n")
+                print(line, flush=True)
+                (root / STEPS_FILE).write_text(json.dumps(done, indent=2) + "\n")
+                if step.name == until:
+                    return done
+                continue
+            train_set = _train_set(step, params, done)
+            if "train_set_of" in step.extra:
+                step = replace(step, command=(*step.command, "--train", TRAIN_SETS[train_set]))
             log_file.write(f"== {step.name} ({stamp}): {' '.join(step.command)}\n")
             print(f"science: {step.name} ...", flush=True)
             start = time.perf_counter()
@@ -234,6 +305,8 @@ def run_science(params, project: Path, *, until: str | None = None,
             if step.run_id:
                 found = re.search(step.run_id, output, flags=re.MULTILINE)
                 record["run_id"] = found.group(1) if found else None
+            if train_set is not None:
+                record["train_set"] = train_set
             done[step.name] = record
             (root / STEPS_FILE).write_text(json.dumps(done, indent=2) + "\n")
             if step.name == until:

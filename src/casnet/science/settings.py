@@ -59,6 +59,15 @@ class ScienceConfig(Section):
         description="their early-stopping patience (the "
         "learning rate halves first, after search.lr_patience)",
     )
+    # issue 30: "decide the augmented vs unaugmented training set by validation" (the 12-02
+    # run's side result: C trained without augmentation reached test MAE 0.122)
+    train_sets: tuple[Literal["augmented", "unaugmented"], ...] = Field(
+        ("augmented", "unaugmented"),
+        min_length=1,
+        description="training sets compared at the first seed (augmented: data/augmented; "
+        "unaugmented: data/split/train); the one with the lower validation RMSE trains the "
+        "other seeds and the truth-trained networks of that target",
+    )
     seeds: tuple[int, ...] = Field(
         (1, 2, 3),
         min_length=1,
