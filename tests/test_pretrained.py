@@ -322,3 +322,113 @@ def test_outside_a_project_predict_looks_for_no_checkouts_store(tmp_path):
     assert f"no models:/casnet@champion in sqlite:///{work.resolve()}/mlflow.db" in proc.stderr
     assert "scored with pretrained" in proc.stdout
     assert not (work / "mlflow.db").exists()
+
+
+# --- the two shipped models (issue 30 item 4) --------------------------------------------------
+
+
+@pytest.fixture
+def two_shipped(exported, tmp_path, monkeypatch):
+    """A package folder with both shipped models (the same test networks exported twice: the
+    label-trained one at the top, the truth-trained one in truth/), each with its card, the
+    truth one the default; no MLflow store anywhere."""
+    base = tmp_path / "package" / "pretrained"
+    root = exported["root"]
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+            mp.delenv(key)
+        pretrained.export(
+            "models:/casnet@champion",
+            {**INFO, "name": "pretrained"},
+            root=root,
+            folder=pretrained.folder_of("pretrained", base),
+            card="# label\n",
+        )
+        truth_info = {**INFO, "name": "pretrained-truth", "git_commit": "fedcba9876543210"}
+        pretrained.export("models:/casnet@champion", truth_info, root=root,
+                          folder=pretrained.folder_of("pretrained-truth", base),
+                          card="# truth\n")  # fmt: skip
+    pretrained.set_default("pretrained-truth", "closer to the noise-free reference", base)
+    monkeypatch.setattr(pretrained, "PACKAGE_DIR", base)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'nowhere' / 'm.db'}")
+    return base
+
+
+def test_both_shipped_models_load_and_score_by_name(two_shipped, exported):
+    import casnet
+
+    expected = _expected(exported)  # cleaning seeded by the ids, as below
+    ids = list(expected.index)
+    stamps = [exported["stamps"][g] for g in ids]
+    for name in ("pretrained", "pretrained-truth"):
+        folder = pretrained.folder_of(name)
+        assert pretrained.available(folder) and (folder / pretrained.CARD).is_file()
+        path, notice = pretrained.resolve(name)
+        assert Path(path) == folder / "model" and name in notice
+        assert pretrained.shipped_name(path) == name
+        table = casnet.load_model(name).predict(stamps, ids=ids)
+        for target in TARGETS:
+            np.testing.assert_allclose(table[target], expected[target], rtol=1e-5, atol=1e-6)
+    assert (two_shipped / "truth" / pretrained.CARD).read_text() == "# truth\n"
+    # the truth folder sits inside the label one's: exporting one never touches the other
+    assert sorted(p.name for p in two_shipped.iterdir()) == [
+        "MODEL_CARD.md", "default.json", "model", "provenance.json", "truth"]  # fmt: skip
+
+
+def test_the_default_is_the_one_default_json_names(two_shipped, tmp_path):
+    assert pretrained.default_name() == "pretrained-truth"
+    path, notice = pretrained.resolve(None)  # no store: the shipped default
+    assert Path(path) == two_shipped / "truth" / "model"
+    assert "pretrained-truth" in notice and "casnet pull --pretrained" not in notice
+    import casnet
+
+    assert casnet.load_model().name == "pretrained-truth"
+    # a catalogue says which of the two scored it
+    from casnet.networks.predict import provenance
+
+    meta = provenance(path, path)
+    assert meta["model"] == "pretrained-truth" and meta["model_commit"] == "fedcba9876543210"
+    # default.json naming a model that is not shipped falls back to the label-trained one
+    (two_shipped / "default.json").write_text('{"default": "pretrained-bogus"}')
+    assert pretrained.default_name() == "pretrained"
+    with pytest.raises(Exception, match="no shipped model 'x'"):
+        pretrained.folder_of("x")
+
+
+def test_casnet_predict_scores_with_the_truth_model_by_name(two_shipped, exported, tmp_path):
+    out = tmp_path / "c.parquet"
+    result = CliRunner().invoke(app, ["predict", str(exported["dir"]), "--out", str(out),
+                                      "--model", "pretrained-truth", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "scored with pretrained-truth" in result.output
+    assert len(pd.read_parquet(out)) == len(exported["stamps"])
+
+
+def test_the_truth_networks_are_registered_as_casnet_truth(exported, monkeypatch):
+    """The science run registers its best truth-trained run per target and wraps them as
+    ``casnet-truth`` (here the test's label runs stand in for them); a second call with the
+    same runs registers nothing new."""
+    from mlflow import MlflowClient
+
+    from casnet.core.tracking import tracking_uri
+    from casnet.science.defaults import TRUTH_COMBINED, TRUTH_NETWORKS, register_truth
+
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        monkeypatch.delenv(key)
+    root = exported["root"]
+    client = MlflowClient(tracking_uri(root), registry_uri=tracking_uri(root))
+    done = {}
+    for t in TARGETS:
+        version = client.get_model_version_by_alias(f"casnet-{t}", "champion")
+        done[f"train-{t}-truth-seed1"] = {"run_id": version.run_id}
+    version = register_truth(root, done, CleanConfig())
+    champion = client.get_model_version_by_alias(TRUTH_COMBINED, "champion")
+    assert str(champion.version) == version
+    for t in TARGETS:
+        net = client.get_model_version_by_alias(TRUTH_NETWORKS[t], "champion")
+        assert net.run_id == done[f"train-{t}-truth-seed1"]["run_id"]
+    stamps = np.stack(list(exported["stamps"].values()))
+    truth = registry.load(f"models:/{TRUTH_COMBINED}@champion", root=root).predict(stamps)
+    label = registry.load("models:/casnet@champion", root=root).predict(stamps)
+    pd.testing.assert_frame_equal(truth[list(TARGETS)], label[list(TARGETS)])
+    assert register_truth(root, done, CleanConfig()) == version

@@ -6,7 +6,8 @@ Both are what the command line does, on numpy arrays::
 
     m = casnet.measure(image)                 # conventional C, A, SNR_p, errors, flags
     m.concentration, m.asymmetry, m.flag      # m.to_dict(): a row of ``casnet measure``
-    model = casnet.load_model("pretrained")   # or "models:/casnet@champion", or a folder
+    model = casnet.load_model()   # the packaged default; "pretrained", "pretrained-truth",
+                                  # "models:/casnet@champion", or a model folder
     table = model.predict(stamps, ids=["g1", "g2"])
 
 ``model.predict`` gives the rows ``casnet predict`` writes: ``galaxy_id``, ``concentration`` and
@@ -113,15 +114,18 @@ def _as_stamps(stamps) -> list[np.ndarray]:
         raise CasnetInputError(f"stamps must be numeric arrays: {exc}") from None
 
 
-def load_model(model: str = "pretrained", *, root: Path | None = None) -> Model:
+def load_model(model: str | None = None, *, root: Path | None = None) -> Model:
     """The combined model ``model``, checked, ready for :meth:`Model.predict`.
 
     Parameters
     ----------
-    model : str
-        ``"pretrained"`` (the packaged model, the default), a registered model of the project's
-        MLflow store (``models:/casnet@champion``, ``models:/casnet/3``), or a local model folder
-        (from ``casnet pull``).
+    model : str, optional
+        ``"pretrained"`` (the packaged model that learnt the conventional labels, the paper's),
+        ``"pretrained-truth"`` (the packaged model that learnt the noise-free values), a
+        registered model of the project's MLflow store (``models:/casnet@champion``,
+        ``models:/casnet/3``), or a local model folder (from ``casnet pull``). None: the packaged
+        default (:func:`casnet.networks.pretrained.default_name`: the one better on the real
+        galaxies; each model's card, ``MODEL_CARD.md`` beside it, says what its sigma means).
     root : Path, optional
         The project whose MLflow store holds registered models (default: the current project).
 
@@ -137,9 +141,11 @@ def load_model(model: str = "pretrained", *, root: Path | None = None) -> Model:
     from casnet.networks.predict import network_input
     from casnet.networks.trust import check_model
 
+    if model is None:
+        model = shipped.default_name()
     keep = None
-    if model == shipped.NAME:
-        local = shipped.model_path()
+    if model in shipped.NAMES:
+        local = shipped.model_path(shipped.folder_of(model))
     elif str(model).startswith("models:/"):
         from casnet.networks import registry
 
@@ -148,8 +154,8 @@ def load_model(model: str = "pretrained", *, root: Path | None = None) -> Model:
     else:
         local = Path(model)
         if not local.is_dir():
-            raise CasnetInputError(f"no model {model!r}: give 'pretrained', a models:/ URI or a "
-                                   "model folder")  # fmt: skip
+            raise CasnetInputError(f"no model {model!r}: give 'pretrained', 'pretrained-truth', "
+                                   "a models:/ URI or a model folder")  # fmt: skip
     check_model(Path(local), str(model))
     network_input(str(local), str(model))  # the combined model, loaded once: errors now
     out = Model(str(model), Path(local), keep=keep)

@@ -25,8 +25,9 @@ def evaluate(
     model: Annotated[
         str,
         typer.Option(
-            help="models:/NAME@ALIAS, models:/NAME/VERSION, a model folder, 'pretrained' (the "
-            "packaged model), or http://HOST:PORT of mlflow models serve."
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, a model folder, 'pretrained' or "
+            "'pretrained-truth' (the packaged models), or http://HOST:PORT of mlflow models "
+            "serve."
         ),
     ] = "models:/casnet@champion",
     suite: Annotated[
@@ -74,8 +75,8 @@ def evaluate(
         raise fail(
             f"--suite must be test, noise, redshift, real or all, got {', '.join(bad)}", EXIT_USAGE
         )
-    if model == pretrained.NAME:
-        model = str(pretrained.model_path())  # the packaged model's folder
+    if model in pretrained.NAMES:
+        model = str(pretrained.model_path(pretrained.folder_of(model)))  # the packaged folder
     p = load_params(params)
     if set_:
         evaluate = override_from_strings(p.evaluate, set_, source="evaluate (--set)")

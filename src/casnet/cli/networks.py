@@ -115,7 +115,8 @@ def train(
         str | None,
         typer.Option(
             help="Fine-tune: start from this model's network for TARGET, its architecture and "
-            "weights: 'pretrained' (the packaged model), models:/casnet@champion, "
+            "weights: 'pretrained' or 'pretrained-truth' (the packaged models), "
+            "models:/casnet@champion, "
             "models:/casnet-TARGET@champion or a model folder (params/--from-tune layers are "
             "then ignored; their optimizer and batch size are used)."
         ),
@@ -254,9 +255,11 @@ def predict(
         str | None,
         typer.Option(
             help="models:/NAME@ALIAS, models:/NAME/VERSION, a local model folder (trusted: "
-            "loading a model runs code from it), or 'pretrained' (the packaged model). Default: "
-            "the project's models:/casnet@champion, or the packaged model where the project "
-            "has none (said on stderr). A model named here must exist."
+            "loading a model runs code from it), 'pretrained' (the packaged model that learnt "
+            "the conventional labels) or 'pretrained-truth' (the packaged model that learnt the "
+            "noise-free values). Default: the project's models:/casnet@champion, or the "
+            "packaged default where the project has none (said on stderr). A model named here "
+            "must exist."
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Catalogue: .parquet, .csv, .fits or .ecsv.")] = Path(
@@ -312,7 +315,7 @@ def predict(
         local = Path(model) if Path(model).exists() else registry.pull(model, tmp)
         meta = scoring.provenance(model, local)
         # before any worker loads it: a folder that is not casnet's own model is refused unread
-        check_model(local, model if meta["model"] != shipped.NAME else shipped.NAME)
+        check_model(local, model if meta["model"] not in shipped.NAMES else meta["model"])
         table = scoring.predict(
             inputs, str(local), chunk_size=chunk_size, hdu=parse_hdu(hdu), scheduler=scheduler,
             workers=workers, progress=not quiet, conventional=conventional,
@@ -329,8 +332,8 @@ def ood_fit(
     model: Annotated[
         str,
         typer.Argument(
-            help="A combined model folder (from `casnet pull`), or 'pretrained' (the packaged "
-            "model's folder)."
+            help="A combined model folder (from `casnet pull`), or 'pretrained' / "
+            "'pretrained-truth' (a packaged model's folder)."
         ),
     ],
     store: Annotated[
@@ -353,7 +356,8 @@ def ood_fit(
 
     if not 0.5 < quantile < 1:
         raise fail(f"--quantile must be between 0.5 and 1, got {quantile}", EXIT_USAGE)
-    folder = shipped.model_path() if model == shipped.NAME else Path(model)
+    shipped_folder = shipped.folder_of(model) if model in shipped.NAMES else None
+    folder = shipped.model_path(shipped_folder) if shipped_folder is not None else Path(model)
     check_model(folder, model)  # a folder that is not casnet's model is refused unread
     fit = ood.fit_model(folder, store or [Path(VAL)], quantile=quantile, note=note)
     n_fit, n_threshold = fit.meta["n_fit"], fit.meta["n_threshold"]

@@ -212,8 +212,9 @@ def _write_report(folder: Path, results: list[SuiteResult], summary: str, predic
     from casnet.networks import pretrained
 
     described = predictor.describe()
-    if pretrained.available() and Path(predictor.model).resolve() == pretrained.model_path():
-        described = {"model": pretrained.describe()}  # not this machine's path to it
+    shipped = pretrained.shipped_name(predictor.model)
+    if shipped is not None:  # not this machine's path to it
+        described = {"model": pretrained.describe(pretrained.folder_of(shipped))}
     what = ", ".join(f"{k.removeprefix('casnet.')} {v}" for k, v in described.items())
     head = (f"# casnet evaluate: {', '.join(r.name for r in results)}\n\n"
             f"Written by `casnet evaluate --report` on "

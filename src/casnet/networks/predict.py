@@ -145,16 +145,14 @@ def provenance(model: str, local: str | Path, root: Path | None = None) -> dict[
     from casnet.networks import pretrained
 
     meta = {"casnet_version": __version__}
-    shipped = pretrained.available() and (
-        Path(local).resolve() == pretrained.model_path().resolve()
-    )
-    if shipped:
-        info = pretrained.provenance()
+    shipped = pretrained.shipped_name(local)
+    if shipped is not None:
+        info = pretrained.provenance(pretrained.folder_of(shipped))
         commit = str(info.get("git_commit", ""))
-        meta.update(model=pretrained.NAME, model_commit=commit,
+        meta.update(model=shipped, model_commit=commit,
                     model_created=str(info.get("created", "")))  # fmt: skip
         created = meta["model_created"]
-        meta["model_description"] = f"{pretrained.NAME} (casnet {commit[:10]}, {created})"
+        meta["model_description"] = f"{shipped} (casnet {commit[:10]}, {created})"
         return meta
     if model.startswith("models:/"):
         meta["model"] = model

@@ -1,14 +1,24 @@
-"""The pretrained default: the science run's champion, shipped inside the package (issue 17).
+"""The pretrained defaults: the science run's networks, shipped inside the package (issues 17, 30).
 
 ``pip install`` + ``casnet predict my_cutouts/`` scores galaxies with no training and no MLflow
-store, as Zoobot's pretrained models do. The model is the combined ``casnet`` pyfunc model (both
-networks, and the galclean settings of their training data in its ``model_config``) exported by
-the science run (``casnet science``, :func:`export`) to ``casnet/pretrained/model``, with
-``casnet/pretrained/provenance.json`` saying what it was trained on: simulated CANDELS
-F160W-like stamps (``casnet.data.simulate``), labelled by casnet's conventional measurement, the
-git commit, params and data hashes of the run, and its test-set scores.
+store, as Zoobot's pretrained models do. Two are shipped (issue 30 item 4), each the combined
+``casnet`` pyfunc model (both networks, and the galclean settings of their training data in its
+``model_config``) exported by the science run (``casnet science``, :func:`export`):
 
-:func:`register` puts it into a user's MLflow store (``casnet pull --pretrained``) as versions of
+``pretrained`` (``casnet/pretrained/model``)
+    the paper's networks: they learnt casnet's conventional C and A of the noisy stamps (the
+    labels); their sigma is the expected distance from that measurement.
+``pretrained-truth`` (``casnet/pretrained/truth/model``)
+    networks that learnt the simulator's idealised (noise-free) C and A; their sigma is the
+    expected distance from the physical value.
+
+Beside each model, ``provenance.json`` says what it was trained on (simulated CANDELS
+F160W-like stamps, ``casnet.data.simulate``), the git commit, params and data hashes of the run
+and its scores, and ``MODEL_CARD.md`` says it for people. ``default.json`` names the one
+``casnet predict`` uses when nothing is named and the project has no champion: the science run
+picks the one that does better on the real-galaxy suite (:func:`default_name`).
+
+:func:`register` puts one into a user's MLflow store (``casnet pull --pretrained``) as versions of
 ``casnet-concentration``, ``casnet-asymmetry`` and ``casnet``; :func:`resolve` is how
 ``casnet predict`` falls back to it when the store has no ``casnet@champion``, without creating a
 store.
@@ -25,30 +35,80 @@ from casnet.core.errors import CasnetInputError
 from casnet.core.layout import COMBINED_MODEL, EXPERIMENTS, NETWORK_MODELS, TARGETS
 
 __all__ = [
+    "CARD",
     "DEFAULT_URI",
     "NAME",
+    "NAMES",
     "PACKAGE_DIR",
+    "TRUTH_NAME",
     "available",
+    "default_name",
     "describe",
     "export",
+    "folder_of",
     "model_path",
     "provenance",
     "register",
     "resolve",
+    "set_default",
+    "shipped_name",
 ]
 
-#: where the shipped model lives (package data: ``[tool.setuptools.package-data]``)
+#: where the shipped models live (package data: ``[tool.setuptools.package-data]``)
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "pretrained"
-#: the ``--model`` value that names it explicitly
+#: the ``--model`` value that names the label-trained model (the paper's networks)
 NAME = "pretrained"
+#: the ``--model`` value that names the truth-trained model (issue 30 item 4)
+TRUTH_NAME = "pretrained-truth"
+#: every shipped model's name -> its folder under :data:`PACKAGE_DIR`
+NAMES = {NAME: ".", TRUTH_NAME: "truth"}
 #: ``casnet predict``'s default model
 DEFAULT_URI = f"models:/{COMBINED_MODEL}@champion"
-_MODEL, _PROVENANCE = "model", "provenance.json"
+#: the model card beside each shipped model
+CARD = "MODEL_CARD.md"
+_MODEL, _PROVENANCE, _DEFAULT = "model", "provenance.json", "default.json"
 
 
 def _folder(folder: Path | None) -> Path:
     # read at call time, so a test (or a user's copy) can point the module elsewhere
     return Path(folder) if folder is not None else PACKAGE_DIR
+
+
+def folder_of(name: str, base: Path | None = None) -> Path:
+    """The folder of the shipped model ``name`` (:data:`NAMES`) under ``base`` (default: the
+    package's :data:`PACKAGE_DIR`)."""
+    if name not in NAMES:
+        raise CasnetInputError(f"no shipped model {name!r}: give one of {', '.join(NAMES)}")
+    return (_folder(base) / NAMES[name]).resolve()
+
+
+def default_name(base: Path | None = None) -> str:
+    """The shipped model used when none is named (``default.json``, written by the science run:
+    the one better on the real suite); :data:`NAME` when there is no such file."""
+    path = _folder(base) / _DEFAULT
+    if path.is_file():
+        name = json.loads(path.read_text()).get("default", NAME)
+        if name in NAMES and available(folder_of(name, base)):
+            return name
+    return NAME
+
+
+def set_default(name: str, why: str, base: Path | None = None) -> Path:
+    """Record ``name`` as the shipped default (``default.json``) with the reason."""
+    folder_of(name, base)  # a known name
+    path = _folder(base) / _DEFAULT
+    path.write_text(json.dumps({"default": name, "why": why}, indent=2) + "\n")
+    return path
+
+
+def shipped_name(local: str | Path, base: Path | None = None) -> str | None:
+    """Which shipped model the folder ``local`` is (None: none of them)."""
+    here = Path(local).resolve()
+    for name in NAMES:
+        folder = folder_of(name, base)
+        if available(folder) and here == (folder / _MODEL).resolve():
+            return name
+    return None
 
 
 def available(folder: Path | None = None) -> bool:
@@ -85,13 +145,15 @@ def describe(folder: Path | None = None) -> str:
     info = provenance(folder)
     what = info.get("trained_on", "simulated stamps")
     commit = str(info.get("git_commit", "?"))[:10]
-    return f"the packaged pretrained model ({what}; casnet {commit}, {info.get('created', '?')})"
+    name = info.get("name", NAME)
+    return f"the packaged {name} model ({what}; casnet {commit}, {info.get('created', '?')})"
 
 
 def export(model_uri: str, info: dict, *, root: Path | None = None,
-           folder: Path | None = None) -> Path:  # fmt: skip
+           folder: Path | None = None, card: str | None = None) -> Path:  # fmt: skip
     """Copy a registered combined model (e.g. the science run's ``models:/casnet@champion``) and
     its provenance to ``folder``; the old one is replaced only once the new one is whole.
+    ``card``: the model card's text (:data:`CARD`, written beside the model).
 
     Returns
     -------
@@ -122,6 +184,8 @@ def export(model_uri: str, info: dict, *, root: Path | None = None,
             (folder / _MODEL).rename(old)
         (staged / _MODEL).rename(folder / _MODEL)
         (staged / _PROVENANCE).replace(folder / _PROVENANCE)
+        if card is not None:
+            (folder / CARD).write_text(card)
         shutil.rmtree(old, ignore_errors=True)
     return folder / _MODEL
 
@@ -162,23 +226,29 @@ def resolve(model: str | None, *, root: Path | None = None,
             folder: Path | None = None) -> tuple[str, str | None]:  # fmt: skip
     """What ``casnet predict --model MODEL`` scores with, and a notice for the user (or None).
 
-    ``pretrained`` names the shipped model. No model given (``None``) means the project's
-    ``models:/casnet@champion`` when its store has one, and the shipped model otherwise (no store
-    at all included: none is created), with a notice saying so. Anything else (a registered
-    model or a local folder) is returned unchanged: a model the user names must resolve, or the
-    command fails (issue 28: an explicit ``--model models:/casnet@champion`` that did not resolve
-    fell back to the pretrained model with exit status 0).
+    ``pretrained`` and ``pretrained-truth`` (:data:`NAMES`) name the shipped models (``folder``:
+    where they are, default the package's). No model given (``None``) means the project's
+    ``models:/casnet@champion`` when its store has one, and the shipped default
+    (:func:`default_name`) otherwise (no store at all included: none is created), with a notice
+    saying so. Anything else (a registered model or a local folder) is returned unchanged: a
+    model the user names must resolve, or the command fails (issue 28: an explicit
+    ``--model models:/casnet@champion`` that did not resolve fell back to the pretrained model
+    with exit status 0).
     """
-    if model == NAME:
-        return str(model_path(folder)), f"scoring with {describe(folder)}"
+    if model in NAMES:
+        shipped = folder_of(model, folder)
+        return str(model_path(shipped)), f"scoring with {describe(shipped)}"
     if model is not None:
         return model, None
-    if available(folder) and not _store_has(DEFAULT_URI, root):
+    name = default_name(folder)
+    shipped = folder_of(name, folder)
+    if available(shipped) and not _store_has(DEFAULT_URI, root):
         from casnet.core.tracking import tracking_uri
 
-        return str(model_path(folder)), (
-            f"no {DEFAULT_URI} in {tracking_uri(root)}: scoring with {describe(folder)}; "
-            "`casnet pull --pretrained` registers it, `casnet train` makes your own"
+        pull = "`casnet pull --pretrained` registers it, " if name == NAME else ""
+        return str(model_path(shipped)), (
+            f"no {DEFAULT_URI} in {tracking_uri(root)}: scoring with {describe(shipped)}; "
+            f"{pull}`casnet train` makes your own"
         )
     return DEFAULT_URI, None
 

@@ -558,10 +558,13 @@ def clean_stamps(stamps: list[np.ndarray], ids: list[str] | None, clean: CleanCo
     return out
 
 
-def _download_networks(versions: dict[str, str], dest: Path,
-                       root: Path | None) -> tuple[dict[str, str], dict[str, bool]]:  # fmt: skip
-    """Download each network version into ``dest``; returns (target -> local folder, target ->
-    whether it has a Gaussian head, read from its MLmodel's signature: two outputs)."""
+def _download_networks(versions: dict[str, str], dest: Path, root: Path | None,
+                       names: dict[str, str] | None = None,
+                       ) -> tuple[dict[str, str], dict[str, bool]]:  # fmt: skip
+    """Download each network version (of the registered models ``names``, target -> name;
+    default :data:`NETWORKS`) into ``dest``; returns (target -> local folder, target -> whether
+    it has a Gaussian head, read from its MLmodel's signature: two outputs)."""
+    names = names or NETWORKS
     import mlflow
     from mlflow.models import Model
 
@@ -569,7 +572,7 @@ def _download_networks(versions: dict[str, str], dest: Path,
     with use_store(root):
         for target, version in versions.items():
             path = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{NETWORKS[target]}/{version}", dst_path=str(dest / target)
+                artifact_uri=f"models:/{names[target]}/{version}", dst_path=str(dest / target)
             )
             signature = Model.load(path).signature
             outputs = signature.outputs.inputs if signature is not None else []
@@ -607,8 +610,14 @@ def register_combined(
     ood_store: str | Path | None = None,
     ood_quantile: float = ood.DEFAULT_QUANTILE,
     ood_file: str | Path | None = None,
+    networks: dict[str, str] | None = None,
+    name: str = COMBINED,
 ) -> str:
     """Log and register ``casnet`` wrapping the given network versions (default: champions).
+
+    ``networks``: target -> the registered model the versions are of (default :data:`NETWORKS`);
+    ``name``: the combined model's registered name (default ``casnet``; the science run
+    registers its truth-trained networks as ``casnet-truth``, issue 30).
 
     ``clean``: the galclean settings of the networks' training data; the served model cleans raw
     stamps with them (:class:`CasnetModel`). None: it only crops and normalises.
@@ -634,12 +643,13 @@ def register_combined(
     from casnet.networks.train import model_requirements
 
     client = _client(root)
+    networks = networks or NETWORKS
     if versions is None:
         versions = {}
-        for target, name in NETWORKS.items():
-            champ = _champion(client, name)
+        for target, network in networks.items():
+            champ = _champion(client, network)
             if champ is None:
-                raise CasnetInputError(f"{name} has no champion: train and register it first")
+                raise CasnetInputError(f"{network} has no champion: train and register it first")
             versions[target] = champ.version
     exp = ensure_experiment(EXPERIMENTS["registry"], root)
     tags = {f"casnet.{t}_version": str(v) for t, v in versions.items()}
@@ -649,7 +659,7 @@ def register_combined(
         use_store(root),
         mlflow.start_run(experiment_id=exp, run_name="combined", tags=run_tags),
     ):
-        artifacts, gaussian = _download_networks(versions, Path(tmp), root)
+        artifacts, gaussian = _download_networks(versions, Path(tmp), root, networks)
         # no input example (the signature says what the model takes; MLflow's notice about it
         # came with raw ANSI escapes on every console, issue 31)
         warnings.filterwarnings("ignore", message=".*An input example was not provided",
@@ -658,57 +668,57 @@ def register_combined(
             name="model",
             python_model=CasnetModel(),
             artifacts=artifacts,
-            registered_model_name=COMBINED,
+            registered_model_name=name,
             signature=combined_signature(gaussian, ood_score=bool(ood_store or ood_file)),
             pip_requirements=model_requirements(combined=True),
             model_config={"clean": clean.model_dump(mode="json")} if clean is not None else None,
         )
     version = str(info.registered_model_version)
     for key, value in tags.items():
-        client.set_model_version_tag(COMBINED, version, key, value)
+        client.set_model_version_tag(name, version, key, value)
     client.update_registered_model(
-        COMBINED,
+        name,
         description="casnet's combined model: takes raw stamps (N, H, W) centred on "
         "their targets at the networks' pixel scale (0.06\"/px for casnet's), at least the "
         "networks' crop (60 px) on a side; cleans (galclean), crops and normalises them itself; "
         "returns concentration and asymmetry with their sigmas and, with its fit, ood_score.",
     )
-    wraps = ", ".join(f"{NETWORKS[t]} version {v}" for t, v in versions.items())
-    client.update_model_version(COMBINED, version, description=f"Wraps {wraps}.")
+    wraps = ", ".join(f"{networks[t]} version {v}" for t, v in versions.items())
+    client.update_model_version(name, version, description=f"Wraps {wraps}.")
     if ood_store is not None:
-        _fit_ood(client, info.model_id, version, ood_store, ood_quantile, root)
+        _fit_ood(client, info.model_id, version, ood_store, ood_quantile, root, name)
     elif ood_file is not None:
         fit = ood.read_fit(ood_file)  # refused unless it is a fit file
         with tempfile.TemporaryDirectory(prefix="casnet-ood-") as tmp:
             ood.save_fit(fit, tmp)
             client.log_model_artifacts(info.model_id, tmp)
-        client.set_model_version_tag(COMBINED, version, "casnet.ood",
+        client.set_model_version_tag(name, version, "casnet.ood",
                                      f"copied from {ood_file}")  # fmt: skip
-    client.set_registered_model_alias(COMBINED, CHALLENGER, version)
+    client.set_registered_model_alias(name, CHALLENGER, version)
     if champion:
-        client.set_registered_model_alias(COMBINED, CHAMPION, version)
+        client.set_registered_model_alias(name, CHAMPION, version)
     return version
 
 
 def _fit_ood(client, model_id: str, version: str, store: str | Path, quantile: float,
-             root: Path | None) -> None:  # fmt: skip
-    """Fit the out-of-distribution score of the registered ``casnet`` version on ``store`` and
+             root: Path | None, name: str = COMBINED) -> None:  # fmt: skip
+    """Fit the out-of-distribution score of the registered ``name`` version on ``store`` and
     add its file to the logged model (the registered version's artifacts), tagging the version
     ``casnet.ood`` with the outcome."""
     with tempfile.TemporaryDirectory(prefix="casnet-ood-") as tmp:
-        local = _download(f"models:/{COMBINED}/{version}", Path(tmp) / "model", root, "fit")
-        note = f"fitted when {COMBINED} version {version} was registered, on {store}"
+        local = _download(f"models:/{name}/{version}", Path(tmp) / "model", root, "fit")
+        note = f"fitted when {name} version {version} was registered, on {store}"
         try:
             fit = ood.fit_model(local, [store], quantile=quantile, note=note, write=False)
         except CasnetInputError as exc:
-            client.set_model_version_tag(COMBINED, version, "casnet.ood",
+            client.set_model_version_tag(name, version, "casnet.ood",
                                          f"not fitted: {str(exc)[:400]}")  # fmt: skip
             return
         upload = Path(tmp) / "upload"
         upload.mkdir()
         ood.save_fit(fit, upload)
         client.log_model_artifacts(model_id, str(upload))
-    client.set_model_version_tag(COMBINED, version, "casnet.ood",
+    client.set_model_version_tag(name, version, "casnet.ood",
                                  f"fitted on {store}: threshold {fit.threshold:.4g} at quantile "
                                  f"{fit.quantile:g} ({fit.meta['n_fit']} + "
                                  f"{fit.meta['n_threshold']} galaxies)")  # fmt: skip

@@ -438,8 +438,10 @@ def init_network(init: str, target: str, *, root: Path | None = None) -> tuple[A
 
     if target not in TARGETS:
         raise CasnetInputError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-    if init == pretrained.NAME:
-        return _network_in(pretrained.model_path(), init, target), pretrained.describe()
+    if init in pretrained.NAMES:
+        shipped = pretrained.folder_of(init)
+        return (_network_in(pretrained.model_path(shipped), init, target),
+                pretrained.describe(shipped))  # fmt: skip
     if init.startswith(("models:/", "runs:/")):
         named = init.removeprefix("models:/").split("@")[0].split("/")[0]
         for other, registered in NETWORK_MODELS.items():

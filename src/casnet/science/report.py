@@ -399,30 +399,17 @@ def _seed_lines(table: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
-def _truth_runs(done: dict, target: str) -> list[str]:
-    """The run ids of the ``target`` networks trained on the truth: one per seed
-    (``train-<target>-truth-seed<S>``), or the single one of a run before issue 30."""
-    names = [n for n in done if n == f"train-{target}-truth"
-             or n.startswith(f"train-{target}-truth-seed")]  # fmt: skip
-    return [done[n]["run_id"] for n in names
-            if isinstance(done[n], dict) and done[n].get("run_id")]  # fmt: skip
-
-
 def _truth_networks(done: dict, root: Path) -> dict:
     """The networks trained on the truth (``--labels truth``, not registered), by target: of
-    several seeds, the one with the best validation RMSE (as the champion is chosen)."""
+    several seeds, the one with the best validation RMSE (as the champion is chosen;
+    :func:`casnet.science.defaults.truth_run_ids`)."""
     import mlflow
-    from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri(root))
+    from casnet.science.defaults import truth_run_ids
+
     out = {}
-    for t in TARGETS:
-        runs = _truth_runs(done, t)
-        if not runs:
-            continue
-        val = [client.get_run(r).data.metrics.get("final_val_rmse", np.inf) for r in runs]
-        run_id = runs[int(np.argmin(val))]
-        with use_store(root):
+    with use_store(root):
+        for t, run_id in truth_run_ids(done, root).items():
             out[t] = mlflow.keras.load_model(f"runs:/{run_id}/model",
                                              load_model_kwargs={"compile": False})  # fmt: skip
     return out

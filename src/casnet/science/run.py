@@ -318,40 +318,34 @@ def run_science(params, project: Path, *, until: str | None = None,
 
 def publish(params, project: Path, root: Path, done: dict) -> None:
     """The run's committed outputs: the report (:func:`casnet.science.report.write_report`) and
-    the pretrained default shipped with the package (:func:`export_pretrained`)."""
+    the two pretrained defaults shipped with the package, with their model cards
+    (:func:`casnet.science.defaults.ship`; their section is added to the report)."""
+    from casnet.params import Params
+    from casnet.science.defaults import ship
     from casnet.science.report import write_report
 
     out = write_report(params, project, root, done)
-    print(f"science: report in {out}")
-    model = export_pretrained(params, project, root, out)
-    print(f"science: pretrained default in {model}")
+    run_params = Params.model_validate(science_params(params))
+    with _run_store(root):
+        section = ship(run_params, project, root, out, done)
+    with open(out / "report.md", "a") as report:
+        report.write("\n" + "\n".join(section))
+    print(f"science: report in {out}; both pretrained models shipped with their cards")
 
 
 def export_pretrained(params, project: Path, root: Path, report: Path) -> Path:
-    """Ship the run's ``casnet@champion`` as the package's pretrained default
+    """Ship the run's ``casnet@champion`` alone as the package's ``pretrained`` model
     (:mod:`casnet.networks.pretrained`), with its provenance: what it learnt from, the commit,
-    params and data hashes of the run, and its test-set scores from ``report/metrics.json``."""
+    params and data hashes of the run, and its test-set scores from ``report/metrics.json``
+    (:func:`publish` ships both models, with their cards)."""
     from casnet.networks import pretrained
+    from casnet.science.defaults import provenance_info
 
     record = json.loads((report / "metrics.json").read_text())
-    metrics = record.get("metrics", {})
-    n = record.get("params", {}).get("data", {}).get("n_galaxies")
-    kinds = ("mae", "rmse", "r")
-    scores = {k: metrics[k] for k in sorted(metrics)
-              if k.startswith("test_") and k.rsplit("_", 1)[-1] in kinds}  # fmt: skip
-    info = {
-        "trained_on": f"simulated CANDELS F160W-like stamps ({n} drawn by casnet.data.simulate), "
-        "labelled by casnet's conventional C and A (the paper's labels)",
-        "created": time.strftime("%Y-%m-%d"),
-        "git_commit": record.get("git_commit"),
-        "params_hash": record.get("params_hash"),
-        "data_md5": record.get("data_md5"),
-        "test_scores": scores,
-        "degenerate": record.get("degenerate", {}),
-        "report": os.path.relpath(report, project),
-    }
     with _run_store(root):
-        return pretrained.export("models:/casnet@champion", info, root=root)
+        return pretrained.export("models:/casnet@champion",
+                                 provenance_info(record, "label", report, project),
+                                 root=root)  # fmt: skip
 
 
 @contextmanager
