@@ -206,6 +206,17 @@ def test_version_prints_the_installed_version():
     assert result.output.strip() == f"casnet {__version__}"
 
 
+def test_silenced_stderr_hides_cpp_writes_and_restores_the_descriptor(capfd):
+    """TensorFlow 2.21 writes its load-time notices from C++ straight to fd 2, before
+    TF_CPP_MIN_LOG_LEVEL is read: only the descriptor itself can be silenced."""
+    from casnet.core.quiet import silenced_stderr
+
+    with silenced_stderr():
+        os.write(2, b"from C++\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+
+
 def test_the_console_hides_tensorflows_cpp_log_lines():
     """Issue 31: the CLI sets TF_CPP_MIN_LOG_LEVEL before any command imports TensorFlow (its
     CPU-feature and oneDNN notices went to every user's stderr); a user's own value wins."""

@@ -253,3 +253,33 @@ def test_petrosian_radius_tolerates_nan_eta_before_the_crossing():
 def test_measure_never_raises_at_extreme_scales(clean, scale):
     image, _ = clean
     assert isinstance(measure(image * scale), Measurement)
+
+
+def test_a_target_whose_deblended_pieces_all_lie_off_centre_is_measured_whole():
+    """The science run of 2026-12-07 stopped on one simulated galaxy (``tests/data/
+    deblend_off_centre.fits``: two bright clumps either side of an empty centre): deblending split
+    the target into pieces whose centres all lay farther than the target's maximum distance, and
+    ``segment`` raised "target label 0 is not in the pieces". The undeblended segment (both
+    clumps, one galaxy) stays the target."""
+    from pathlib import Path
+
+    from astropy.io import fits
+
+    from casnet.morphology.measurement import detect_target, first_guess_sky
+    from casnet.morphology.settings import MorphologyConfig
+
+    fixture = Path(__file__).resolve().parents[1] / "data" / "deblend_off_centre.fits"
+    with fits.open(fixture) as hdus:
+        image = hdus[0].data.astype(np.float64)
+        replaced = hdus["REPLACED"].data.astype(bool)
+    cfg = MorphologyConfig()
+    arr = np.where(replaced, 0.0, image)
+    sky = first_guess_sky(arr, mask=replaced, clip_sigma=cfg.sky_clip_sigma,
+                          maxiters=cfg.sky_clip_iters)  # fmt: skip
+    seg = detect_target(arr, sky, cfg, invalid=replaced)
+    assert seg.target != 0
+    # both clumps (at x, y = 43, 48 and 58, 66 in the diagnostic figure) are the target's
+    assert seg.labels[48, 43] == seg.target and seg.labels[66, 58] == seg.target
+    m = measure(image, replaced=replaced)
+    assert not m.flag & FATAL and math.isfinite(m.concentration) and math.isfinite(m.asymmetry)
+    assert m.asymmetry > 0.3  # two unequal clumps: a lopsided galaxy

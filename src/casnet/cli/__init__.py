@@ -15,6 +15,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # bars say what long work is doing)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from casnet.cli.root import app, main
+from casnet.core.quiet import quiet_tensorflow_import
+
+# TensorFlow 2.21 prints its oneDNN / CPU-feature notices before it reads TF_CPP_MIN_LOG_LEVEL
+quiet_tensorflow_import()
+
+from casnet.cli.root import app, main  # noqa: E402
 
 __all__ = ["app", "main"]

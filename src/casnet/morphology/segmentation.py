@@ -406,7 +406,7 @@ def segment(
         with warnings.catch_warnings():
             # photutils warns when a segment cannot be split further: that is a normal outcome.
             warnings.simplefilter("ignore")
-            segm = deblend_sources(
+            deblended = deblend_sources(
                 data,
                 segm,
                 npixels,
@@ -415,7 +415,12 @@ def segment(
                 contrast=contrast,
                 progress_bar=False,
             )
-        target, _ = select_target(segm.data, max_distance=max_distance)
+        split_target, _ = select_target(deblended.data, max_distance=max_distance)
+        # the pieces of a target that covers no centre pixel can all lie farther than
+        # max_distance while their parent's mean position did not: the parent stays the target
+        # (the science run of 2026-12-07 crashed on one such galaxy, tests/data/README.md)
+        if split_target != 0:
+            segm, target = deblended, split_target
     labels, footprints = group_sources(
         data,
         np.asarray(segm.data, dtype=np.int32),

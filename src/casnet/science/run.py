@@ -320,12 +320,12 @@ def publish(params, project: Path, root: Path, done: dict) -> None:
     """The run's committed outputs: the report (:func:`casnet.science.report.write_report`) and
     the two pretrained defaults shipped with the package, with their model cards
     (:func:`casnet.science.defaults.ship`; their section is added to the report)."""
-    from casnet.params import Params
     from casnet.science.defaults import ship
     from casnet.science.report import write_report
 
     out = write_report(params, project, root, done)
-    run_params = Params.model_validate(science_params(params))
+    # the run's own params, as the project's type (casnet.params sits above this layer)
+    run_params = type(params).model_validate(science_params(params))
     with _run_store(root):
         section = ship(run_params, project, root, out, done)
     with open(out / "report.md", "a") as report:
