@@ -16,10 +16,19 @@ import typer
 
 from casnet.cli import bench, data, evaluate, measure, networks, science
 from casnet.cli.common import ParamsOption
-from casnet.core.errors import CasnetError, exit_status
+from casnet.core.errors import EXIT_FAILURE, CasnetError, exit_status
 from casnet.params import load_params
 
-__all__ = ["app", "main"]
+__all__ = ["EXTRA_OF", "app", "main"]
+
+#: the optional dependency group (pyproject's extras) of each package casnet's core does not
+#: install (issue 31: ``pip install casnet`` measures; training, predicting, the pipeline and
+#: the simulator need more)
+EXTRA_OF = {
+    "tensorflow": "networks", "keras": "networks", "keras_tuner": "networks",
+    "tensorboard": "networks", "mlflow": "networks", "sklearn": "networks",
+    "dvc": "pipeline", "pyinstrument": "pipeline", "galsim": "sim",
+}  # fmt: skip
 
 app = typer.Typer(
     name="casnet",
@@ -93,3 +102,10 @@ def main() -> None:
     except CasnetError as exc:
         typer.echo(f"casnet: error: {exc}", err=True)
         sys.exit(exit_status(exc))
+    except ImportError as exc:
+        extra = EXTRA_OF.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        typer.echo(f"casnet: error: this command needs casnet's {extra!r} extra (no module "
+                   f"{exc.name!r}): pip install 'casnet[{extra}]'", err=True)  # fmt: skip
+        sys.exit(EXIT_FAILURE)
