@@ -166,6 +166,49 @@ def test_a_failing_trial_is_logged_as_failed(project, tmp_path, monkeypatch):
     assert "out of memory (simulated)" in child.data.tags["casnet.error"]
 
 
+def test_a_diverged_trial_is_invalid_everywhere_and_logs_no_metric_of_1e308(
+    project, tmp_path, monkeypatch, capsys
+):
+    """Issue 31: a trial whose validation RMSE went infinite was COMPLETED in trials.csv with the
+    score inf, INVALID on the console, and its metrics read 1.8e308 in MLflow."""
+    import math
+
+    import keras
+
+    from casnet.networks.hypermodel import CasnetHyperModel
+    from casnet.networks.tune import EpochLogger
+
+    def diverged(self, hp, model, *args, callbacks=None, **kwargs):
+        logs = [{"loss": 1.0, "val_rmse": math.inf}, {"loss": math.inf, "val_rmse": math.inf}]
+        for epoch, values in enumerate(logs):
+            for callback in callbacks or []:
+                if isinstance(callback, EpochLogger):
+                    callback.on_epoch_end(epoch, values)
+        history = keras.callbacks.History()
+        history.history = {k: [v[k] for v in logs] for k in logs[0]}
+        return history
+
+    monkeypatch.setattr(CasnetHyperModel, "fit", diverged)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = project["root"]
+    result = tune("asymmetry", TINY.model_copy(update={"max_trials": 1, "seed": 8}),
+                  train=root / "data/augmented", val=root / "data/split/val", root=tmp_path,
+                  verbose=1)  # fmt: skip
+    assert result.best_trial_id is None and result.best_val_rmse is None
+    (row,) = result.trials.to_dict("records")
+    assert row["status"] == "INVALID" and not math.isfinite(row["val_rmse"] or math.nan)
+    assert "trial 0 (1/1): INVALID" in capsys.readouterr().out
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (child,) = _children(client, exp, result.parent_run_id)
+    assert child.data.tags["casnet.trial_status"] == "INVALID"
+    history = client.get_metric_history(child.info.run_id, "train_loss")
+    assert [m.value for m in history] == [1.0]  # the infinite epoch left out, not 1.8e308
+    assert client.get_metric_history(child.info.run_id, "val_rmse") == []
+    for run in (child, client.get_run(result.parent_run_id)):
+        assert all(abs(v) < 1e300 for v in run.data.metrics.values()), run.data.metrics
+
+
 runner = CliRunner()
 
 

@@ -150,10 +150,13 @@ def _metric_name(key: str) -> str:
 
 
 def _metrics(values: dict[str, float], step: int) -> list:
+    """MLflow metrics of the finite ``values`` (issue 31: MLflow stores an infinite metric as
+    1.8e308, which read as a score; a diverged trial's metrics are left out instead)."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, step) for k, v in values.items()]
+    return [Metric(k, float(v), now, step) for k, v in values.items()
+            if v is not None and math.isfinite(float(v))]  # fmt: skip
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -360,12 +363,18 @@ def trials_table(tuner: kt.Tuner, client, experiment_id: str, parent_run_id: str
         max_results=50000,
     )  # fmt: skip
     run_ids = {r.data.tags.get(_TRIAL_TAG): r.info.run_id for r in children}
+    # the status casnet gave each finished trial (its MLflow run's tag, the console's word):
+    # Keras Tuner calls a diverged trial (validation RMSE inf) COMPLETED with the score inf,
+    # and a NaN one FAILED (issue 31: one trial, three statuses)
+    statuses = {r.data.tags.get(_TRIAL_TAG): r.data.tags.get("casnet.trial_status")
+                for r in children}  # fmt: skip
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        score = trial.score if trial.score is not None and math.isfinite(trial.score) else None
         rows.append({
             "trial_id": trial_id,
-            "status": str(trial.status),
-            "val_rmse": trial.score,
+            "status": statuses.get(trial_id) or str(trial.status),
+            "val_rmse": score,
             "best_epoch": None if trial.best_step is None else int(trial.best_step) + 1,
             "run_id": run_ids.get(trial_id),
             **trial.hyperparameters.values,
@@ -378,7 +387,8 @@ def _log_summary(client, tuner: kt.Tuner, experiment_id: str, parent_run_id: str
     from mlflow.entities import Param
 
     table = trials_table(tuner, client, experiment_id, parent_run_id)
-    best = [t for t in tuner.oracle.get_best_trials(1) if t.score is not None]
+    best = [t for t in tuner.oracle.get_best_trials(1)
+            if t.score is not None and math.isfinite(t.score)]  # fmt: skip
     summary: dict[str, Any] = {"trials": table}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trials.csv"
