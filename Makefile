@@ -36,20 +36,27 @@ demo: $(STAMP)
 	$(BIN)/casnet show data/selected --sort label_asymmetry --n 16 --out plots/grid_selected.png
 	$(BIN)/casnet stamps --n 12 --out $(DEMO)/stamps
 	$(BIN)/casnet measure $(DEMO)/stamps
+	@# casnet's experiments (descriptions, artifacts in mlartifacts/) before the launchers of
+	@# `mlflow run --experiment-name` would create them bare (issue 31: launchers sat in Default)
+	$(BIN)/python -c "from casnet.core.tracking import ensure_experiments; ensure_experiments()"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e tune -P target=asymmetry $(DEMO_TUNE) \
-	    --env-manager local
+	    --env-manager local --experiment-name casnet-tune --run-name "mlflow run -e tune (asymmetry)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e tune -P target=concentration \
-	    $(DEMO_TUNE) --env-manager local
+	    $(DEMO_TUNE) --env-manager local --experiment-name casnet-tune \
+	    --run-name "mlflow run -e tune (concentration)"
 	@echo "trials: experiment casnet-tune in the MLflow UI (make ui, then http://127.0.0.1:5000)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e train -P target=asymmetry \
-	    -P from_tune=best $(DEMO_TRAIN) --env-manager local
+	    -P from_tune=best $(DEMO_TRAIN) --env-manager local --experiment-name casnet-train \
+	    --run-name "mlflow run -e train (asymmetry)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e train -P target=concentration \
-	    -P from_tune=best $(DEMO_TRAIN) --env-manager local
+	    -P from_tune=best $(DEMO_TRAIN) --env-manager local --experiment-name casnet-train \
+	    --run-name "mlflow run -e train (concentration)"
 	$(BIN)/casnet predict $(DEMO)/stamps --model models:/casnet@champion \
 	    --out $(DEMO)/catalog.csv --with-conventional --quiet
 	@echo "catalogue: $(DEMO)/catalog.csv"; head -5 $(DEMO)/catalog.csv | cut -c1-160
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e evaluate -P suite=all \
-	    -P "set=$(DEMO_EVAL)" --env-manager local
+	    -P "set=$(DEMO_EVAL)" --env-manager local --experiment-name casnet-evaluate \
+	    --run-name "mlflow run -e evaluate (all suites)"
 	@echo "the runs in the MLflow UI (make ui):"; $(BIN)/casnet links
 
 ## science: the science run (issue 17; ~2 h on 2 cores, in science/, report in reports/science/):

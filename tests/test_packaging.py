@@ -196,3 +196,19 @@ def test_a_command_that_needs_an_extra_says_which():
     assert done.returncode == 1, done.stderr[-2000:]
     assert "needs casnet's 'networks' extra" in done.stderr
     assert "pip install 'casnet[networks]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_demos_mlflow_run_launchers_are_named_in_casnets_experiments():
+    """Issue 31: each ``mlflow run`` of the demo left a launcher run with a random name in the
+    "Default" experiment."""
+    import re
+
+    from casnet.core.layout import EXPERIMENTS
+
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    launches = [line for line in text.splitlines() if "$(BIN)/mlflow run ." in line]
+    assert len(launches) >= 5
+    for line in launches:
+        entry = re.search(r"-e (\w+)", line).group(1)
+        assert f"--experiment-name {EXPERIMENTS[entry]}" in line, line
+        assert f'--run-name "mlflow run -e {entry}' in line, line

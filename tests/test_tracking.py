@@ -154,3 +154,23 @@ def test_casnets_experiments_are_created_with_a_description(monkeypatch, tmp_pat
         "mlflow.note.content"
         not in MlflowClient(tracking.tracking_uri(tmp_path)).get_experiment(other).tags
     )
+
+
+def test_ensure_experiments_makes_casnets_own_before_a_launcher_would(monkeypatch, tmp_path):
+    """Issue 31: ``make demo``'s ``mlflow run --experiment-name`` launchers find casnet's
+    experiments (artifacts under mlartifacts/, a description); one another client made bare
+    gets the description."""
+    from mlflow import MlflowClient
+
+    from casnet.core.layout import EXPERIMENT_DESCRIPTIONS, EXPERIMENTS
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = MlflowClient(tracking.tracking_uri(tmp_path))
+    bare = client.create_experiment(EXPERIMENTS["evaluate"])  # as mlflow run would
+    ids = tracking.ensure_experiments(root=tmp_path)
+    assert set(ids) == set(EXPERIMENTS.values()) and ids[EXPERIMENTS["evaluate"]] == bare
+    for name, exp_id in ids.items():
+        exp = client.get_experiment(exp_id)
+        assert exp.tags["mlflow.note.content"] == EXPERIMENT_DESCRIPTIONS[name]
+        if exp_id != bare:
+            assert exp.artifact_location == tracking.artifact_root(tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from casnet.core.layout import EXPERIMENT_DESCRIPTIONS, project_root
+from casnet.core.layout import EXPERIMENT_DESCRIPTIONS, EXPERIMENTS, project_root
 
 __all__ = [
     "artifact_root",
@@ -24,6 +24,7 @@ __all__ = [
     "data_inputs",
     "dvc_hash",
     "ensure_experiment",
+    "ensure_experiments",
     "experiment_links",
     "git_commit",
     "lineage_tags",
@@ -121,6 +122,14 @@ def artifact_root(root: Path | None = None) -> str:
     return ((root or project_root()) / "mlartifacts").resolve().as_uri()
 
 
+def ensure_experiments(root: Path | None = None) -> dict[str, str]:
+    """Every experiment of :data:`casnet.core.layout.EXPERIMENTS` in the project store (created
+    where missing, :func:`ensure_experiment`); name -> id. ``make demo`` calls it before its
+    ``mlflow run --experiment-name`` launchers, which would otherwise create them without
+    casnet's artifact location."""
+    return {name: ensure_experiment(name, root) for name in EXPERIMENTS.values()}
+
+
 def ensure_experiment(experiment: str, root: Path | None = None) -> str:
     """The id of ``experiment`` in the project store (created if missing).
 
@@ -133,13 +142,16 @@ def ensure_experiment(experiment: str, root: Path | None = None) -> str:
     uri = tracking_uri(root)
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
+    note = EXPERIMENT_DESCRIPTIONS.get(experiment)
     if found is not None:
+        if note and not found.tags.get("mlflow.note.content"):
+            # made by another client (``mlflow run --experiment-name``): casnet's description
+            client.set_experiment_tag(found.experiment_id, "mlflow.note.content", note)
         return found.experiment_id
     # a tracking server (http://...) chooses its own artifact store; a local store keeps
     # artifacts next to mlflow.db
     local = not uri.startswith(("http://", "https://", "databricks"))
     # the UI shows the description (the tag MLflow reads it from)
-    note = EXPERIMENT_DESCRIPTIONS.get(experiment)
     tags = {"mlflow.note.content": note} if note else None
     try:
         return client.create_experiment(
