@@ -174,3 +174,15 @@ def test_ensure_experiments_makes_casnets_own_before_a_launcher_would(monkeypatc
         assert exp.tags["mlflow.note.content"] == EXPERIMENT_DESCRIPTIONS[name]
         if exp_id != bare:
             assert exp.artifact_location == tracking.artifact_root(tmp_path)
+
+
+def test_datasets_are_named_relative_to_the_project(tmp_path):
+    """Issue 31: the UI showed this machine's absolute paths as the datasets' names."""
+    (tmp_path / "data" / "split" / "val").mkdir(parents=True)
+    outside = tmp_path.parent / "elsewhere-store"
+    inputs = tracking.data_inputs({"val": tmp_path / "data" / "split" / "val",
+                                   "train": "data/augmented", "other": outside},
+                                  root=tmp_path)  # fmt: skip
+    names = [i.dataset.name for i in inputs]
+    assert names == ["data/split/val", "data/augmented", str(outside)]
+    assert "data/split/val" in inputs[0].dataset.source  # the source keeps the location

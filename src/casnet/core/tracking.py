@@ -284,7 +284,8 @@ def lineage_tags(data: Mapping[str, str | Path], root: Path | None = None) -> di
 def data_inputs(data: Mapping[str, str | Path], root: Path | None = None) -> list:
     """MLflow dataset inputs (for ``MlflowClient.log_inputs``) pointing at DVC outputs.
 
-    One :class:`mlflow.data.meta_dataset.MetaDataset` per role, named after the path, whose
+    One :class:`mlflow.data.meta_dataset.MetaDataset` per role, named after the path (relative
+    to the project root when inside it), whose
     digest is the DVC md5 (so the MLflow UI shows the same hash as ``dvc.lock``) and whose
     context tag is the role.
     """
@@ -302,7 +303,13 @@ def data_inputs(data: Mapping[str, str | Path], root: Path | None = None) -> lis
             warnings.simplefilter("ignore", UserWarning)
             source = resolve_dataset_source(full.resolve().as_uri())
         digest = found[1] if found else "untracked"
-        dataset = MetaDataset(source, name=str(path), digest=digest[:36])
+        # named relative to the project (issue 31: this machine's absolute paths in the UI); the
+        # source keeps the full location
+        try:
+            name = full.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            name = str(path)
+        dataset = MetaDataset(source, name=name, digest=digest[:36])
         inputs.append(DatasetInput(dataset._to_mlflow_entity(),
                                    tags=[InputTag("mlflow.data.context", role)]))  # fmt: skip
     return inputs

@@ -37,6 +37,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -524,9 +525,15 @@ def tune(
     train_fn = _dataset(train, target, shuffle=True, seed=space.seed)
     val_fn = _dataset(val, target, shuffle=False, seed=0)
     try:
-        # shuffle=False: the training dataset shuffles itself (chunk order and a buffer)
-        tuner.search(train_fn, validation_data=val_fn, epochs=space.max_epochs, shuffle=False,
-                     verbose=2 if verbose >= 2 else 0)  # fmt: skip
+        with warnings.catch_warnings():
+            # the Bayesian oracle's Gaussian process, fitted on a handful of trials, often puts a
+            # length scale at its bound: scikit-learn says so after every trial (issue 31: a
+            # quiet console); the search is no worse for it
+            warnings.filterwarnings("ignore", message=".*length_scale is close to the specified",
+                                    category=UserWarning)  # fmt: skip
+            # shuffle=False: the training dataset shuffles itself (chunk order and a buffer)
+            tuner.search(train_fn, validation_data=val_fn, epochs=space.max_epochs,
+                         shuffle=False, verbose=2 if verbose >= 2 else 0)  # fmt: skip
     except BaseException:
         if role != "worker":
             client.set_terminated(parent, "FAILED")
