@@ -336,6 +336,8 @@ def ship(run_params, project: Path, root: Path, report: Path, done: dict,
         card = model_card(name, infos[name], sim[name], real[name], default, why)
         pretrained.export(uri, infos[name], root=root,
                           folder=pretrained.folder_of(name, folder), card=card)  # fmt: skip
+        # beside the report too: the docs publish the reports (docs/hooks.py)
+        (report / f"model_card_{name}.md").write_text(card)
     pretrained.set_default(default, why, folder)
     rows = [{"model": n, "suite": w, **s} for n in uris
             for w, s in (("simulated test", sim[n]), ("real", real[n]))]  # fmt: skip
@@ -347,10 +349,12 @@ def _section(sim: dict, real: dict, default: str, why: str) -> list[str]:
     """The report's section on the two shipped models."""
     lines = ["## The pretrained defaults (issue 30)", "",
              "Both shipped with a model card (`src/casnet/pretrained/MODEL_CARD.md`, "
-             "`src/casnet/pretrained/truth/MODEL_CARD.md`); per model and suite: "
-             "`pretrained.csv`. Coverage of each sigma of what its networks learnt (the labels, "
-             "or the truth; on the real suite the conventional value, or the noise-free "
-             "reference); target 0.60-0.76 (1 sigma) and 0.90-0.98 (2 sigma).", "",
+             "`src/casnet/pretrained/truth/MODEL_CARD.md`; copies: "
+             "[`model_card_pretrained.md`](model_card_pretrained.md), "
+             "[`model_card_pretrained-truth.md`](model_card_pretrained-truth.md)); per model "
+             "and suite: `pretrained.csv`. Coverage of each sigma of what its networks learnt "
+             "(the labels, or the truth; on the real suite the conventional value, or the "
+             "noise-free reference); target 0.60-0.76 (1 sigma) and 0.90-0.98 (2 sigma).", "",
              "| model | quantity | sim RMSE vs truth | sim coverage 1σ / 2σ "
              "| real RMSE vs reference | real RMSE ratio | real coverage 1σ / 2σ |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
