@@ -12,7 +12,12 @@ from matplotlib.ticker import NullFormatter
 
 from casnet.core.figures import save_figure
 
-__all__ = ["deviation_histograms", "deviation_vs_grid", "residuals_vs_snr"]
+__all__ = ["GRID_LABELS", "deviation_histograms", "deviation_vs_grid", "residuals_vs_snr"]
+
+#: the physical name of each suite's grid, for axes and titles (issue 31: "snr target" and "z")
+GRID_LABELS = {"snr_target": "SNR_p", "z": "redshift z"}
+#: the quantities' symbols on axes
+SYMBOLS = {"concentration": "C", "asymmetry": "A"}
 
 
 def _binned(x: np.ndarray, y: np.ndarray, edges: np.ndarray):
@@ -27,15 +32,17 @@ def _binned(x: np.ndarray, y: np.ndarray, edges: np.ndarray):
 
 
 def residuals_vs_snr(table: pd.DataFrame, out: str | Path, *, reference: str = "label",
-                     methods: tuple[str, ...] = ("net",)) -> Path:  # fmt: skip
+                     methods: tuple[str, ...] = ("net",),
+                     suite: str = "test set") -> Path:  # fmt: skip
     """Residuals against SNR_p with the binned mean and 1 and 2 sigma bands (Fig. 7).
 
     C residuals are fractions of the reference value (``(C - C_ref) / C_ref``), A residuals
     absolute, as the paper draws them. ``reference``: the columns' prefix to subtract
-    (``label`` or ``true``); ``methods``: column prefixes drawn (``net``, ``conventional``).
+    (``label`` or ``true``); ``methods``: column prefixes drawn (``net``, ``conventional``), one
+    row each, on the same y range per quantity; the title says what is compared and N.
     """
-    fig = Figure(figsize=(9, 3.8 * len(methods)))
-    axes = np.atleast_2d(fig.subplots(len(methods), 2))
+    fig = Figure(figsize=(9, 3.8 * len(methods) + 0.4))
+    axes = np.atleast_2d(fig.subplots(len(methods), 2, sharey="col"))
     snr = table["snr_p"].to_numpy(float)
     good = np.isfinite(snr) & (snr > 0)
     edges = np.geomspace(max(snr[good].min(initial=1.0), 0.5), snr[good].max(initial=10.0) * 1.01,
@@ -66,17 +73,25 @@ def residuals_vs_snr(table: pd.DataFrame, out: str | Path, *, reference: str = "
             ax.set_ylabel(f"C: ({what}) / {names[reference]}" if target == "concentration"
                           else f"A: {what}")  # fmt: skip
             ax.legend(fontsize=7)
+    drawn = " and ".join(names[m] for m in methods)
+    fig.suptitle(f"{suite.capitalize()}: {drawn} against the {names[reference]}, by SNR_p "
+                 f"(N = {len(table)} galaxies)", fontsize=10)  # fmt: skip
     return save_figure(fig, out)
 
 
 def deviation_vs_grid(summary: pd.DataFrame, grid: str, out: str | Path,
-                      what: str = "deviation") -> Path:  # fmt: skip
+                      what: str | None = None, *, reference: float | None = None,
+                      suite: str = "") -> Path:  # fmt: skip
     """Mean and 1 sigma of the deviation per grid value, network and conventional side by side.
 
-    ``summary``: rows per (method, target, grid value) with ``mean`` and ``std`` (Figs. 9-10,
-    12-13); ``what`` names the deviation on the y axis.
+    ``summary``: rows per (method, target, grid value) with ``mean``, ``std`` and ``n`` (Figs.
+    9-10, 12-13); ``what`` names the deviation on the y axis (default: "deviation from <grid> =
+    <reference>"); ``suite`` heads the title, which gives N, the galaxies per grid value.
     """
-    fig = Figure(figsize=(9, 3.8))
+    name = GRID_LABELS.get(grid, grid.replace("_", " "))
+    if what is None:
+        what = f"deviation from {name} = {reference:g}" if reference is not None else "deviation"
+    fig = Figure(figsize=(9, 4.1))
     axes = fig.subplots(1, 2)
     for ax, target in zip(axes, ("concentration", "asymmetry"), strict=True):
         for i, method in enumerate(("network", "conventional")):
@@ -86,9 +101,13 @@ def deviation_vs_grid(summary: pd.DataFrame, grid: str, out: str | Path,
             ax.errorbar(x, rows["mean"], yerr=rows["std"], fmt="o-", ms=4, capsize=2,
                         label=method)  # fmt: skip
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_xlabel(grid.replace("_", " "))
-        ax.set_ylabel(f"{target}: {what}")
+        ax.set_xlabel(name)
+        ax.set_ylabel(f"{SYMBOLS[target]}: {what}")
         ax.legend(fontsize=7)
+    n = int(summary["n"].max()) if "n" in summary and len(summary) else 0
+    head = f"{suite.capitalize()}: " if suite else ""
+    fig.suptitle(f"{head}network and conventional, {what} by {name} (N = {n} galaxies per "
+                 "value; mean and 1 sigma)", fontsize=10)  # fmt: skip
     return save_figure(fig, out)
 
 
@@ -98,7 +117,7 @@ def deviation_histograms(deviations: dict[tuple[str, str], np.ndarray], out: str
 
     ``deviations``: ``(method, target) -> values``.
     """
-    fig = Figure(figsize=(9, 3.8))
+    fig = Figure(figsize=(9, 4.1))
     axes = fig.subplots(1, 2)
     for ax, target in zip(axes, ("concentration", "asymmetry"), strict=True):
         values = {m: np.asarray(v, float) for (m, t), v in deviations.items() if t == target}
@@ -113,7 +132,9 @@ def deviation_histograms(deviations: dict[tuple[str, str], np.ndarray], out: str
             ax.hist(v, bins=bins, histtype="step", color=colour, label=f"{method} (N = {v.size})")
             for sign in (-1, 1):
                 ax.axvline(v.mean() + sign * 2 * v.std(), color=colour, ls=":", lw=0.8)
-        ax.set_xlabel(f"delta {target}")
+        ax.set_xlabel(f"{SYMBOLS[target]}: deviation from its value at the reference SNR_p")
         ax.set_ylabel("galaxies x noise draws")
         ax.legend(fontsize=7)
+    fig.suptitle("Noise suite: pooled deviations, network and conventional (dotted: 2 sigma, "
+                 "the catastrophic limits of Sec. 4.2)", fontsize=10)  # fmt: skip
     return save_figure(fig, out)

@@ -195,7 +195,8 @@ def noise_suite(predictor: Predictor, val: str | Path, raw: str | Path, cfg: Noi
     result.tables["noise_summary"] = summary
     result.tables["noise_pooled"] = _metrics(result, table, summary, grid[0])
     out = Path(out)
-    result.figures.append(deviation_vs_grid(summary, "snr_target", out / "noise_deviation.png"))
+    result.figures.append(deviation_vs_grid(summary, "snr_target", out / "noise_deviation.png",
+                                            reference=grid[0], suite="noise suite"))  # fmt: skip
     keep = (table["snr_target"] >= POOLED_SNR) & (table["snr_target"] != grid[0])
     devs = {(method, t): _deviations(table, "snr_target", grid[0], f"{prefix}_{t}")[keep]
             for method, prefix in METHODS.items() for t in TARGETS}  # fmt: skip
@@ -204,7 +205,9 @@ def noise_suite(predictor: Predictor, val: str | Path, raw: str | Path, cfg: Noi
         vs_truth = summary.drop(columns=["mean", "std"]).rename(
             columns={"truth_mean": "mean", "truth_std": "std"})  # fmt: skip
         png = out / "noise_vs_truth.png"
-        result.figures.append(deviation_vs_grid(vs_truth, "snr_target", png, "minus truth"))
+        what = "value minus the truth"
+        result.figures.append(deviation_vs_grid(vs_truth, "snr_target", png, what,
+                                                suite="noise suite"))  # fmt: skip
     first = table[table["galaxy_id"] == table["galaxy_id"].iloc[0]]
     titles = [f"SNR_p {r.snr_target:g} (measured {r.snr_measured:.1f})" for r in first.itertuples()]
     result.figures.append(stamp_grid([stamps[i] for i in first.index], titles,

@@ -264,11 +264,13 @@ def redshift_suite(
     result.tables["redshift_summary"] = summary
     _metrics(result, table, summary, grid)
     out = Path(out)
-    result.figures.append(deviation_vs_grid(summary, "z", out / "redshift_deviation.png"))
+    result.figures.append(deviation_vs_grid(summary, "z", out / "redshift_deviation.png",
+                                            reference=grid[0], suite="redshift suite"))  # fmt: skip
     vs_truth = summary.drop(columns=["mean", "std"]).rename(
         columns={"truth_mean": "mean", "truth_std": "std"})  # fmt: skip
     png = out / "redshift_vs_truth.png"
-    result.figures.append(deviation_vs_grid(vs_truth, "z", png, "minus truth"))
+    result.figures.append(deviation_vs_grid(vs_truth, "z", png, "value minus the truth",
+                                            suite="redshift suite"))  # fmt: skip
     result.figures.append(_tracks(table, grid[0], out / "redshift_tracks.png"))
     first = table.index[table["galaxy_id"] == table["galaxy_id"].iloc[0]]
     result.figures.append(stamp_grid([kept_stamps[j] for j in first],
