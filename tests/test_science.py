@@ -123,7 +123,8 @@ def test_plan_decides_the_training_set_by_validation_at_the_first_seed():
         assert choose < names.index(f"train-{t}-seed5") < names.index(f"train-{t}-truth-seed4")
         for later in (f"train-{t}-seed5", f"train-{t}-truth-seed4", f"train-{t}-truth-seed5"):
             assert "--train" not in by_name[later].command
-            assert by_name[later].extra == {"train_set_of": t}
+            assert by_name[later].extra == {"train_set_of": t, "search_of": t}
+        assert aug.extra["search_of"] == unaug.extra["search_of"] == t
     one = [s.name for s in plan(_params(seeds=(4,), train_sets=("augmented",)))]
     assert not any(n.startswith("choose-") or "unaugmented" in n for n in one)
 
@@ -138,21 +139,26 @@ def test_the_chosen_training_set_trains_the_later_steps(tmp_path, monkeypatch):
     def step(name, **extra):
         code = (f"import sys; open({str(out)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n'); "
                 f"print('run id{name}:')")  # fmt: skip
-        return Step(name, (sys.executable, "-c", code, name), run_id=r"^run (\w+):",
-                    extra=extra)  # fmt: skip
+        return Step(name, (sys.executable, "-c", code, name, "--from-tune", "best"),
+                    run_id=r"^run (\w+):", extra=extra)  # fmt: skip
 
     candidates = {"augmented": "a", "unaugmented": "u"}
     steps = [step("a", train_set="augmented"), step("u", train_set="unaugmented"),
              Step("choose-asymmetry", (), extra={"choose": "asymmetry",
                                                  "candidates": candidates}),
-             step("later", train_set_of="asymmetry")]  # fmt: skip
+             step("later", train_set_of="asymmetry", search_of="asymmetry")]  # fmt: skip
     monkeypatch.setattr(science_run, "plan", lambda params: steps)
     val = {"ida": 0.07, "idu": 0.05}
     monkeypatch.setattr(science_run, "_val_rmse", lambda root, run_id: val[run_id])
+    # every training takes the architecture of the run's own search for its target, whatever
+    # its training set (``best`` alone finds only searches of the same data)
+    monkeypatch.setattr(science_run, "_search_run", lambda root, target: f"search-{target}")
     done = science_run.run_science(_params(root="run"), project, report=False)
     assert done["choose-asymmetry"]["train_set"] == "unaugmented"
     assert done["choose-asymmetry"]["val_rmse"] == {"augmented": 0.07, "unaugmented": 0.05}
-    assert out.read_text().splitlines()[-1] == "later --train data/split/train"
+    assert out.read_text().splitlines()[-1] == (
+        "later --from-tune search-asymmetry --train data/split/train"
+    )
     assert done["later"]["train_set"] == "unaugmented" and done["a"]["train_set"] == "augmented"
     # the report counts only the chosen set's trainings over seeds, and says what was chosen
     trainings = {n: {"params": {"target": "asymmetry"}, "train_set": done[n]["train_set"]}

@@ -33,7 +33,7 @@ import yaml
 
 from casnet.core.config import override_from_strings, short_repr
 from casnet.core.errors import CasnetError
-from casnet.core.layout import AUGMENTED, TARGETS, TRAIN
+from casnet.core.layout import AUGMENTED, TARGETS, TRAIN, VAL
 
 __all__ = [
     "Step",
@@ -138,7 +138,9 @@ def plan(params) -> list[Step]:
     registered: the champion is the best on validation); ``choose-<t>`` then keeps the set with
     the lower validation RMSE, and every later training of ``t`` (the other seeds, the
     truth-trained networks) uses it: their steps carry ``extra["train_set_of"]`` and get their
-    ``--train`` store when they run (:func:`run_science`).
+    ``--train`` store when they run (:func:`run_science`). Every training of ``t`` takes the
+    architecture of the run's search for ``t`` (``extra["search_of"]``: ``--from-tune`` gets the
+    search's run id when it runs; ``best`` alone finds only searches of the same training set).
     """
     casnet = _bin("casnet")
     steps = [Step("data", (_bin("dvc"), "repro"))]
@@ -158,21 +160,23 @@ def plan(params) -> list[Step]:
             promote = ("--promote",) if i == 0 else ()
             steps.append(Step(step, (*train, "--target", t, "--seed", str(first),
                                      "--train", TRAIN_SETS[name], *promote),
-                              run_id=run_id, extra={"train_set": name}))  # fmt: skip
+                              run_id=run_id,
+                              extra={"train_set": name, "search_of": t}))  # fmt: skip
             candidates[name] = step
         if len(candidates) > 1:
             steps.append(Step(f"choose-{t}", (), extra={"choose": t, "candidates": candidates}))
         for seed in later:
             steps.append(Step(f"train-{t}-seed{seed}",
-                              (*train, "--target", t, "--seed", str(seed)),
-                              run_id=run_id, extra={"train_set_of": t}))  # fmt: skip
+                              (*train, "--target", t, "--seed", str(seed)), run_id=run_id,
+                              extra={"train_set_of": t, "search_of": t}))  # fmt: skip
     if "truth" in sc.label_sources:
         for t in TARGETS:
             for seed in sc.seeds:
                 steps.append(Step(f"train-{t}-truth-seed{seed}",
                                   (*train, "--target", t, "--labels", "truth", "--no-register",
                                    "--seed", str(seed)),
-                                  run_id=run_id, extra={"train_set_of": t}))  # fmt: skip
+                                  run_id=run_id,
+                                  extra={"train_set_of": t, "search_of": t}))  # fmt: skip
     steps.append(Step("evaluate", (casnet, "evaluate", "--suite", "all"),
                       run_id=r"^evaluation run (\w+)"))  # fmt: skip
     return steps
@@ -199,6 +203,25 @@ def choose_train_set(step: Step, root: Path, done: dict) -> dict:
         raise CasnetError(f"science: {step.name}: a candidate training has no validation RMSE "
                           f"({val}); rerun the same command to redo it")  # fmt: skip
     return {"target": step.extra["choose"], "val_rmse": val, "train_set": min(val, key=val.get)}
+
+
+def _search_run(root: Path, target: str) -> str:
+    """The parent run id of the run's search for ``target`` (the ``tune-<target>`` step's: on
+    the augmented training set and the validation set, as ``casnet tune`` searches by default).
+
+    Raises
+    ------
+    CasnetError
+        When there is none (the tune step has not finished).
+    """
+    from casnet.networks.tune import best_search
+
+    with _run_store(root):
+        found = best_search(target, root=root, data={"train": AUGMENTED, "val": VAL})
+    if found is None:
+        raise CasnetError(f"science: no finished search for {target} in {root}: its tune step "
+                          "must finish first (rerun the same command)")  # fmt: skip
+    return found
 
 
 def _train_set(step: Step, params, done: dict) -> str | None:
@@ -295,6 +318,11 @@ def run_science(params, project: Path, *, until: str | None = None,
             train_set = _train_set(step, params, done)
             if "train_set_of" in step.extra:
                 step = replace(step, command=(*step.command, "--train", TRAIN_SETS[train_set]))
+            if "search_of" in step.extra:
+                search = _search_run(root, step.extra["search_of"])
+                command = list(step.command)
+                command[command.index("--from-tune") + 1] = search
+                step = replace(step, command=tuple(command))
             log_file.write(f"== {step.name} ({stamp}): {' '.join(step.command)}\n")
             print(f"science: {step.name} ...", flush=True)
             start = time.perf_counter()
