@@ -52,7 +52,8 @@ class ScienceConfig(Section):
     # network's test RMSE went 0.140 -> 0.192 between two runs of the same settings)
     # issue 30: the final trainings, longer than the search's trials (patience 3 of 15 epochs
     # stopped on fluctuations; the trials only rank architectures, at the search's budget)
-    train_epochs: int = Field(30, ge=1, description="maximum epochs of the final trainings")
+    # 30 left the first C network of the 2026-12-07 run improving at its last epoch
+    train_epochs: int = Field(50, ge=1, description="maximum epochs of the final trainings")
     train_patience: int = Field(
         6,
         ge=1,
