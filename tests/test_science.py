@@ -21,6 +21,7 @@ from casnet.science.report import (
     _seed_lines,
     chosen_trainings,
     galaxy_table,
+    low_snr_over_seeds,
     merger_regime,
     paper_table,
     seed_table,
@@ -314,3 +315,28 @@ def test_paper_table_sets_a_degenerate_network_apart():
     assert table.loc["C RMSE vs label (test)", "network"] == 0.2
     assert table.loc["C RMSE vs label (test)", "paper network"] == 0.21
     assert len(table) == len(PAPER)
+
+
+def test_truth_networks_beat_the_conventional_only_by_more_than_their_seed_spread():
+    """Issue 30 item 3, by hand: in SNR_p 2-3 the conventional is off the truth by 0.2 on every
+    galaxy, the three seeds by 0.1, 0.12, 0.08 (mean 0.10, sd 0.02): they beat it. In 3-5 the
+    conventional is off by 0.1 and the seeds by 0.05, 0.15, 0.07 (mean 0.09, sd 0.053): not by
+    more than the spread."""
+    snr = np.array([2.5, 2.5, 4.0, 4.0, 20.0])
+    truth = np.full(5, 3.0)
+    conv = truth + [0.2, -0.2, 0.1, -0.1, 0.0]
+    table = pd.DataFrame({"snr_p": snr, "true_concentration": truth,
+                          "conventional_concentration": conv})  # fmt: skip
+    offsets = {"s1": (0.1, 0.05), "s2": (0.12, 0.15), "s3": (0.08, 0.07)}
+    per_seed = {"concentration": {
+        run: truth + np.array([low, -low, mid, -mid, 9.0]) for run, (low, mid) in offsets.items()
+    }}  # fmt: skip
+    frame = low_snr_over_seeds(table, per_seed).set_index("SNR_p")
+    low, mid = frame.loc["2-3"], frame.loc["3-5"]
+    assert low["n"] == 2 and low["n_seeds"] == 3
+    assert low["truthnet_rmse_mean"] == pytest.approx(0.10)
+    assert low["truthnet_rmse_sd"] == pytest.approx(0.02)
+    assert low["conventional_rmse"] == pytest.approx(0.2) and low["beats_by_more_than_spread"]
+    assert mid["truthnet_rmse_mean"] == pytest.approx(0.09)
+    assert mid["truthnet_rmse_sd"] == pytest.approx(np.std([0.05, 0.15, 0.07], ddof=1))
+    assert not mid["beats_by_more_than_spread"]  # 0.10 - 0.09 < 0.053

@@ -47,6 +47,7 @@ __all__ = [
     "ship",
     "sim_scores",
     "truth_run_ids",
+    "truth_runs",
 ]
 
 #: shipped name -> what its networks learnt (``--labels`` of their trainings)
@@ -67,19 +68,29 @@ LEARNT = {
 }
 
 
-def truth_run_ids(done: dict, root: Path) -> dict[str, str]:
-    """Target -> the run id of its truth-trained network with the best validation RMSE (the
-    steps ``train-<target>-truth-seed<S>``, or ``train-<target>-truth`` of a run before issue
-    30); targets without one are left out."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri(root))
+def truth_runs(done: dict) -> dict[str, list[str]]:
+    """Target -> the run ids of its truth-trained networks, one per seed (the steps
+    ``train-<target>-truth-seed<S>``, or ``train-<target>-truth`` of a run before issue 30);
+    targets without one are left out."""
     out = {}
     for t in TARGETS:
         names = [n for n in done if n == f"train-{t}-truth"
                  or n.startswith(f"train-{t}-truth-seed")]  # fmt: skip
         runs = [done[n]["run_id"] for n in names
                 if isinstance(done[n], dict) and done[n].get("run_id")]  # fmt: skip
+        if runs:
+            out[t] = runs
+    return out
+
+
+def truth_run_ids(done: dict, root: Path) -> dict[str, str]:
+    """Target -> the run id of its truth-trained network with the best validation RMSE
+    (:func:`truth_runs`)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(root))
+    out = {}
+    for t, runs in truth_runs(done).items():
         if runs:
             val = [client.get_run(r).data.metrics.get("final_val_rmse", np.inf) for r in runs]
             out[t] = runs[int(np.argmin(val))]
