@@ -157,10 +157,9 @@ def sim_scores(table: pd.DataFrame, kind: str) -> dict[str, float]:
         if f"{pred}_{t}" not in table:
             continue
         p, sigma = table[f"{pred}_{t}"].to_numpy(float), table[f"{pred}_{t}{ERR}"].to_numpy(float)
-        for ref in dict.fromkeys((own, "true")):
+        for name, ref in (("own", own), ("truth", "true")):  # the same twice for ``truth``
             r = table[f"{ref}_{t}"].to_numpy(float)
             ok = np.isfinite(p) & np.isfinite(r)
-            name = "own" if ref == own else "truth"
             out.update({f"{t}_vs_{name}_{k}": v for k, v in scores(r[ok], p[ok]).items()})
         r = table[f"{own}_{t}"].to_numpy(float)
         out[f"{t}_coverage_1sigma"] = coverage(r, p, sigma, 1.0)
