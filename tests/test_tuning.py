@@ -275,10 +275,17 @@ def test_mlflow_run_tune_entry_point(project, tmp_path):
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{proj}/mlflow.db"}  # fmt: skip
     space = "blocks=[1,1];filters=[4,4];dense_layers=[1,1];dense_units=[8,8];batch_sizes=[16]"
+    # as make demo does (issue 31): casnet's experiments first, then a named launcher in one
+    made = subprocess.run([sys.executable, "-c", "from casnet.core.tracking import "
+                           "ensure_experiments; ensure_experiments()"], cwd=proj, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert made.returncode == 0, made.stderr[-3000:]
     cmd = ["mlflow", "run", str(proj), "-e", "tune", "-P", "target=asymmetry",
            "-P", "max_trials=1", "-P", "epochs=1", "-P", f"search={space}",
            "--env-manager", "local"]  # fmt: skip
-    done = subprocess.run(cmd, cwd=proj, env=env, capture_output=True, text=True, timeout=600)
+    named = ["--experiment-name", EXPERIMENT, "--run-name", "mlflow run -e tune (asymmetry)"]
+    done = subprocess.run([*cmd, *named], cwd=proj, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{proj}/mlflow.db")
     exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
@@ -289,6 +296,9 @@ def test_mlflow_run_tune_entry_point(project, tmp_path):
     # the launcher run of `mlflow run` points at the search
     launcher = client.get_run(parent.data.tags["casnet.launched_by"])
     assert launcher.data.tags["casnet.search_run_id"] == parent.info.run_id
+    # ... in casnet's experiment (its artifacts where casnet puts them), under its name
+    assert launcher.info.experiment_id == exp and launcher.info.run_name == named[-1]
+    assert client.get_experiment(exp).artifact_location.endswith("mlartifacts")
     # a missing target is refused by MLflow before anything runs
     bad = subprocess.run(cmd[:5] + ["--env-manager", "local"], cwd=proj, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
