@@ -145,22 +145,30 @@ def test_rerun_resumes_and_a_new_target_or_space_starts_anew(searched, project):
     assert other.directory != result.directory != wider.directory
 
 
-def test_a_failing_trial_is_logged_as_failed(project, tmp_path, monkeypatch):
+def _one_trial(project, store, monkeypatch, fit, *, seed: int, verbose: int = 0):
+    """A one-trial search of the project's stores whose training is ``fit`` (in place of
+    ``CasnetHyperModel.fit``), logged to ``store``'s own MLflow store: (result, client, child
+    run of the trial)."""
     from casnet.networks.hypermodel import CasnetHyperModel
 
+    monkeypatch.setattr(CasnetHyperModel, "fit", fit)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = project["root"]
+    result = tune("asymmetry", TINY.model_copy(update={"max_trials": 1, "seed": seed}),
+                  train=root / "data/augmented", val=root / "data/split/val", root=store,
+                  verbose=verbose)  # fmt: skip
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (child,) = _children(client, exp, result.parent_run_id)
+    return result, client, child
+
+
+def test_a_failing_trial_is_logged_as_failed(project, tmp_path, monkeypatch):
     def broken(self, hp, model, *args, **kwargs):
         raise RuntimeError("out of memory (simulated)")
 
-    monkeypatch.setattr(CasnetHyperModel, "fit", broken)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    root = project["root"]
-    result = tune("asymmetry", TINY.model_copy(update={"max_trials": 1, "seed": 7}),
-                  train=root / "data/augmented", val=root / "data/split/val", root=tmp_path,
-                  verbose=0)  # fmt: skip
+    result, _, child = _one_trial(project, tmp_path, monkeypatch, broken, seed=7)
     assert result.best_trial_id is None
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
-    (child,) = _children(client, exp, result.parent_run_id)
     assert child.info.status == "FAILED"
     assert child.data.tags["casnet.trial_status"] == "FAILED"
     assert "out of memory (simulated)" in child.data.tags["casnet.error"]
@@ -175,7 +183,6 @@ def test_a_diverged_trial_is_invalid_everywhere_and_logs_no_metric_of_1e308(
 
     import keras
 
-    from casnet.networks.hypermodel import CasnetHyperModel
     from casnet.networks.tune import EpochLogger
 
     def diverged(self, hp, model, *args, callbacks=None, **kwargs):
@@ -188,19 +195,12 @@ def test_a_diverged_trial_is_invalid_everywhere_and_logs_no_metric_of_1e308(
         history.history = {k: [v[k] for v in logs] for k in logs[0]}
         return history
 
-    monkeypatch.setattr(CasnetHyperModel, "fit", diverged)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    root = project["root"]
-    result = tune("asymmetry", TINY.model_copy(update={"max_trials": 1, "seed": 8}),
-                  train=root / "data/augmented", val=root / "data/split/val", root=tmp_path,
-                  verbose=1)  # fmt: skip
+    result, client, child = _one_trial(project, tmp_path, monkeypatch, diverged, seed=8,
+                                       verbose=1)  # fmt: skip
     assert result.best_trial_id is None and result.best_val_rmse is None
     (row,) = result.trials.to_dict("records")
     assert row["status"] == "INVALID" and not math.isfinite(row["val_rmse"] or math.nan)
     assert "trial 0 (1/1): INVALID" in capsys.readouterr().out
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
-    (child,) = _children(client, exp, result.parent_run_id)
     assert child.data.tags["casnet.trial_status"] == "INVALID"
     history = client.get_metric_history(child.info.run_id, "train_loss")
     assert [m.value for m in history] == [1.0]  # the infinite epoch left out, not 1.8e308
