@@ -72,6 +72,18 @@ def test_git_commit_reports_dirty_trees_and_non_repositories(tmp_path):
     assert tracking.git_commit(tmp_path) == sha
     (tmp_path / "f").write_text("2")
     assert tracking.git_commit(tmp_path) == f"{sha}-dirty"
+    # a run's own tracked outputs (the science report, the shipped models) can be excluded
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "r.md").write_text("1")
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "r"], cwd=tmp_path, check=True)
+    sha = tracking.git_commit(tmp_path)
+    (tmp_path / "out" / "r.md").write_text("2")
+    assert tracking.git_commit(tmp_path) == f"{sha}-dirty"
+    assert tracking.git_commit(tmp_path, exclude=("out",)) == sha
+    assert tracking.git_commit(tmp_path, exclude=(tmp_path / "out", "/elsewhere")) == sha
+    (tmp_path / "f").write_text("3")  # anything else still counts
+    assert tracking.git_commit(tmp_path, exclude=("out",)) == f"{sha}-dirty"
 
 
 def test_lineage_tags_mark_untracked_data(tmp_path):

@@ -130,3 +130,30 @@ def test_a_detached_sigma_trains_only_its_own_weights(mode, tmp_path):
     np.testing.assert_allclose(again.predict(x, verbose=0), net.predict(x, verbose=0), rtol=1e-6)
     read = _architecture_of(again, arch, 1e-3, name="test")
     assert read.sigma_gradient == mode and read.head == "gaussian"
+
+
+@pytest.mark.parametrize("clipnorm", [0.0, 1.0])
+def test_the_optimizer_clips_the_global_gradient_norm(clipnorm):
+    """clipnorm (issue 30 item 1): one batch whose loss gradient is huge (a label far off with a
+    tiny sigma) moves the weights by at most what a unit-norm gradient would under SGD; with
+    clipnorm 0 nothing is clipped and the same step is orders of magnitude larger."""
+    from casnet.networks.architecture import build_model
+    from casnet.networks.settings import ArchitectureConfig
+
+    arch = ArchitectureConfig(blocks=1, conv_per_block=1, filters=2, dense_layers=1,
+                              dense_units=4, dropout=0.0, head="gaussian", optimizer="sgd",
+                              learning_rate=0.1, clipnorm=clipnorm)  # fmt: skip
+    keras.utils.set_random_seed(0)
+    net = build_model(arch, input_size=12)
+    assert net.optimizer.global_clipnorm == (clipnorm or None)
+    x = np.random.default_rng(3).random((8, 12, 12, 1)).astype(np.float32)
+    y = np.full((8, 1), 1e4, np.float32)  # far from any initial mean: a huge gradient
+    weights = lambda: [keras.ops.convert_to_numpy(w) for w in net.trainable_weights]  # noqa: E731
+    before = weights()
+    net.train_on_batch(x, y)
+    step = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(weights(), before, strict=True)))
+    # plain SGD's step is lr x gradient: at most lr x clipnorm when clipped
+    if clipnorm:
+        assert step <= 0.1 * clipnorm * (1 + 1e-4)
+    else:
+        assert step > 10

@@ -45,9 +45,10 @@ def test_default_space_is_the_papers():
     names = {h.name for h in hp.space}
     assert names == {"blocks", "conv_per_block", "filters", "dense_layers", "dense_units",
                      "dropout", "optimizer", "learning_rate", "batch_size", "head",
-                     "sigma_gradient"}  # fmt: skip
+                     "sigma_gradient", "clipnorm"}  # fmt: skip
     assert arch.head == "gaussian"  # fixed, not searched (issue 18's better-calibrated method)
     assert arch.sigma_gradient == "shared"  # fixed too (issue 30 item 3)
+    assert arch.clipnorm == 1.0  # fixed too (issue 30 item 1)
     assert 1 <= arch.blocks <= 3 and 0.25 <= arch.dropout <= 0.60
 
 

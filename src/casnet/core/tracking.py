@@ -213,9 +213,20 @@ def configure(experiment: str, root: Path | None = None) -> str:
     return exp_id
 
 
-def git_commit(root: Path | None = None) -> str:
-    """The checked-out commit: ``<sha>``, ``<sha>-dirty`` (uncommitted changes) or ``unknown``."""
+def git_commit(root: Path | None = None, exclude: tuple[str | Path, ...] = ()) -> str:
+    """The checked-out commit: ``<sha>``, ``<sha>-dirty`` (uncommitted changes) or ``unknown``.
+
+    ``exclude``: paths whose changes do not make it dirty: a run's own tracked outputs (the
+    science report and the shipped models it rewrites), which are otherwise what makes it dirty.
+    """
     root = root or project_root()
+    skip = []
+    for p in map(Path, exclude):
+        if p.is_absolute():
+            if not p.resolve().is_relative_to(root.resolve()):
+                continue  # outside this checkout (an installed package): not its concern
+            p = p.resolve().relative_to(root.resolve())
+        skip.append(f":(exclude){p.as_posix()}")
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
@@ -223,7 +234,7 @@ def git_commit(root: Path | None = None) -> str:
 
     try:
         sha = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *skip)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha

@@ -77,7 +77,9 @@ def build_model(arch: Architecture, *, input_size: int = 60, name: str = "casnet
     point = [keras.metrics.MeanAbsoluteError(name="mae"),
              keras.metrics.RootMeanSquaredError(name="rmse"), PearsonR()]  # fmt: skip
     model.compile(
-        optimizer=_OPTIMIZER_CLASSES[arch.optimizer](learning_rate=arch.learning_rate),
+        optimizer=_OPTIMIZER_CLASSES[arch.optimizer](
+            learning_rate=arch.learning_rate, global_clipnorm=arch.clipnorm or None
+        ),
         # a Gaussian head: the mean by RMSE, its sigma by the likelihood (gaussian_loss); its
         # point metrics are of the mean, its coverage at 1 and 2 sigma monitored every epoch
         loss=gaussian_loss if gaussian else rmse,

@@ -34,6 +34,7 @@ def architecture_from_hp(hp: kt.HyperParameters, space: SearchConfig) -> Archite
         batch_size=hp.Choice("batch_size", list(space.batch_sizes)),
         head=hp.Fixed("head", space.head),
         sigma_gradient=hp.Fixed("sigma_gradient", space.sigma_gradient),
+        clipnorm=hp.Fixed("clipnorm", float(space.clipnorm)),
     )
 
 

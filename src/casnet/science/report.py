@@ -23,6 +23,7 @@ from casnet.core.layout import ERR, TARGETS, TEST
 from casnet.core.scores import degenerate_reason, scores
 from casnet.core.tracking import git_commit, tracking_uri, use_store
 from casnet.data.io.store import StampStore
+from casnet.networks.pretrained import PACKAGE_DIR
 
 __all__ = [
     "PAPER",
@@ -607,7 +608,8 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
     data_hashes = {o["path"]: o.get("md5") for st in (lock.get("stages") or {}).values()
                    for o in st.get("outs", [])}  # fmt: skip
     record = {
-        "git_commit": git_commit(project),
+        # its own outputs (this folder, the shipped models) do not make the commit "-dirty"
+        "git_commit": git_commit(project, exclude=(params.science.report, PACKAGE_DIR)),
         "evaluation_run": eval_id,
         "params": yaml.safe_load((root / "params.yaml").read_text()),
         "data_md5": data_hashes,

@@ -55,7 +55,7 @@ class ScienceConfig(Section):
     # 30 left the first C network of the 2026-12-07 run improving at its last epoch
     train_epochs: int = Field(50, ge=1, description="maximum epochs of the final trainings")
     train_patience: int = Field(
-        6,
+        10,
         ge=1,
         description="their early-stopping patience (the "
         "learning rate halves first, after search.lr_patience)",
