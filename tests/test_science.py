@@ -98,7 +98,7 @@ def test_plan_trains_every_network_once_per_seed_and_promotes_only_the_first():
             assert label[label.index("--seed") + 1] == str(seed)
             # the final trainings' own budget (issue 30), not the search's
             assert label[label.index("--epochs") + 1] == "50"
-            assert label[label.index("--patience") + 1] == "6"
+            assert label[label.index("--patience") + 1] == "10"
             assert ("--promote" in label) == (seed == 4)
             truth = steps[f"train-{t}-truth-seed{seed}"]
             assert truth[truth.index("--seed") + 1] == str(seed)

@@ -21,6 +21,7 @@ from casnet.core.config import override, override_from_strings
 from casnet.core.errors import EXIT_USAGE
 from casnet.core.layout import AUGMENTED, COMBINED_MODEL, TEST, VAL
 from casnet.data.io.catalog import SUFFIXES, check_output, write_catalog
+from casnet.networks.settings import SIGMA_GRADIENTS
 from casnet.params import load_params
 
 commands = typer.Typer()
@@ -134,6 +135,14 @@ def train(
             "search.seed); the science run trains each network with several."
         ),
     ] = None,
+    sigma_gradient: Annotated[
+        str | None,
+        typer.Option(
+            help="Gaussian head: shared (the sigma's likelihood trains the whole network) or "
+            "detached (only the sigma's own weights); default: the architecture's. Issue 30 "
+            "item 3, compared over seeds by `casnet science --sigma-study`."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No per-epoch output.")] = False,
     params: ParamsOption = None,
 ) -> None:
@@ -152,6 +161,12 @@ def train(
         raise fail(f"--learning-rate must be > 0, got {learning_rate}", EXIT_USAGE)
     if labels not in ("label", "truth"):
         raise fail(f"--labels must be label or truth, got {labels!r}", EXIT_USAGE)
+    if sigma_gradient not in (None, *SIGMA_GRADIENTS):
+        raise fail(f"--sigma-gradient must be {' or '.join(SIGMA_GRADIENTS)}, got "
+                   f"{sigma_gradient!r}", EXIT_USAGE)  # fmt: skip
+    if sigma_gradient is not None and init is not None:
+        raise fail("--sigma-gradient and --init: a fine-tuning keeps the init network's head",
+                   EXIT_USAGE)  # fmt: skip
     if labels == "truth" and register:
         typer.echo("labels=truth: the network is logged to MLflow, not registered")
         register = False
@@ -177,6 +192,8 @@ def train(
         arch, source = architecture_from_search(
             target, from_tune, data={"train": train_store, "val": val}
         )
+    if sigma_gradient is not None:
+        arch = arch.model_copy(update={"sigma_gradient": sigma_gradient})
     if init is None:
         typer.echo(f"{target}: {arch.model_dump()} (from {source})")
     done = train_and_register(target, arch, train_store=train_store, val=val, test=test,

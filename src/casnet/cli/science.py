@@ -29,6 +29,14 @@ def science(
             help="Only (re)write the report and the pretrained default of a finished run.",
         ),
     ] = False,
+    sigma_study: Annotated[
+        bool,
+        typer.Option(
+            "--sigma-study",
+            help="After a finished run: train its truth networks again per seed with the "
+            "sigma detached from the trunk and compare (science.report/sigma_gradient.md).",
+        ),
+    ] = False,
     params: ParamsOption = None,
 ) -> None:
     """Run the science run: params.yaml with science.set applied, in its own folder
@@ -42,6 +50,11 @@ def science(
 
     p = load_params(params)
     project = project_root()
+    if sigma_study:
+        from casnet.science.sigma_study import run_sigma_study
+
+        run_sigma_study(p, project)
+        return
     if report_only:
         import json
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
 from casnet.core.config import Section
 
-__all__ = ["HEADS", "ArchitectureConfig", "ModelConfig", "SearchConfig"]
+__all__ = ["HEADS", "SIGMA_GRADIENTS", "ArchitectureConfig", "ModelConfig", "SearchConfig"]
 
 #: the output heads (issue 18): ``point`` one value, RMSE loss (the paper); ``gaussian`` a mean
 #: and a standard deviation, Gaussian negative log-likelihood (:mod:`casnet.networks.uncertainty`)
@@ -16,6 +16,7 @@ HEADS = ("point", "gaussian")
 Head = Literal["point", "gaussian"]
 #: does a Gaussian head's sigma train the trunk? (issue 30 item 3; ignored by a point head)
 SigmaGradient = Literal["shared", "detached"]
+SIGMA_GRADIENTS = get_args(SigmaGradient)
 #: issue 30: the global gradient norm is clipped to this (0: not clipped). Science run 2's
 #: trainings (plain RMSprop/Adam at 1e-3 to 5e-3) showed loss spikes after which a seed sat at the
 #: mean (A seed 3: train RMSE flat at ~0.14); clipping the global norm bounds the step a single

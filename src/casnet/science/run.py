@@ -36,14 +36,18 @@ from casnet.core.errors import CasnetError
 from casnet.core.layout import AUGMENTED, TARGETS, TRAIN, VAL
 
 __all__ = [
+    "STEPS_FILE",
     "Step",
     "choose_train_set",
+    "execute",
     "export_pretrained",
+    "load_steps",
     "plan",
     "prepare",
     "publish",
     "run_science",
     "science_params",
+    "step_environment",
 ]
 
 STEPS_FILE = "steps.json"
@@ -251,7 +255,9 @@ def _data_hash(root: Path) -> str:
     return hashlib.sha256(json.dumps(outs).encode()).hexdigest()[:16]
 
 
-def _load_steps(root: Path) -> dict:
+def load_steps(root: Path) -> dict:
+    """The run's step records (``steps.json``), with its params hash; empty when there are
+    none or the run's params changed since they were written."""
     path = root / STEPS_FILE
     if not path.exists():
         return {}
@@ -277,6 +283,44 @@ def _run_step(step: Step, root: Path, env: dict, log_file) -> str:
     return "".join(lines)
 
 
+def step_environment(root: Path) -> dict:
+    """The environment of the run's steps: ``CASNET_ROOT`` at the run's folder, its own MLflow
+    store (``MLFLOW_TRACKING_URI`` unset), this environment's executables first."""
+    env = {**os.environ, "CASNET_ROOT": str(root.resolve())}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the run's own store
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def execute(step: Step, params, root: Path, env: dict, done: dict, log_file) -> dict:
+    """Run one command step in ``root`` and return its record (finished, seconds, data hash,
+    run id, training set): a training's ``--train`` store is the set chosen for its target
+    (``extra["train_set_of"]``) and its ``--from-tune`` the run's search
+    (``extra["search_of"]``), both from the records in ``done``."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    train_set = _train_set(step, params, done)
+    if "train_set_of" in step.extra:
+        step = replace(step, command=(*step.command, "--train", TRAIN_SETS[train_set]))
+    if "search_of" in step.extra:
+        search = _search_run(root, step.extra["search_of"])
+        command = list(step.command)
+        command[command.index("--from-tune") + 1] = search
+        step = replace(step, command=tuple(command))
+    log_file.write(f"== {step.name} ({stamp}): {' '.join(step.command)}\n")
+    print(f"science: {step.name} ...", flush=True)
+    start = time.perf_counter()
+    output = _run_step(step, root, env, log_file)
+    record = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "seconds": round(time.perf_counter() - start, 1),
+              "data_hash": _data_hash(root)}  # fmt: skip
+    if step.run_id:
+        found = re.search(step.run_id, output, flags=re.MULTILINE)
+        record["run_id"] = found.group(1) if found else None
+    if train_set is not None:
+        record["train_set"] = train_set
+    return record
+
+
 def run_science(params, project: Path, *, until: str | None = None,
                 report: bool = True) -> dict:  # fmt: skip
     """Run (or continue) the science run; returns the steps' records.
@@ -285,10 +329,8 @@ def run_science(params, project: Path, *, until: str | None = None,
     report (:func:`casnet.science.report.write_report`) at the end.
     """
     root = prepare(params, project)
-    env = {**os.environ, "CASNET_ROOT": str(root.resolve())}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the run's own store
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    done = _load_steps(root)
+    env = step_environment(root)
+    done = load_steps(root)
     done["params_hash"] = _params_hash(root)
     steps = plan(params)
     names = [s.name for s in steps]
@@ -315,27 +357,7 @@ def run_science(params, project: Path, *, until: str | None = None,
                 if step.name == until:
                     return done
                 continue
-            train_set = _train_set(step, params, done)
-            if "train_set_of" in step.extra:
-                step = replace(step, command=(*step.command, "--train", TRAIN_SETS[train_set]))
-            if "search_of" in step.extra:
-                search = _search_run(root, step.extra["search_of"])
-                command = list(step.command)
-                command[command.index("--from-tune") + 1] = search
-                step = replace(step, command=tuple(command))
-            log_file.write(f"== {step.name} ({stamp}): {' '.join(step.command)}\n")
-            print(f"science: {step.name} ...", flush=True)
-            start = time.perf_counter()
-            output = _run_step(step, root, env, log_file)
-            record = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                      "seconds": round(time.perf_counter() - start, 1),
-                      "data_hash": _data_hash(root)}  # fmt: skip
-            if step.run_id:
-                found = re.search(step.run_id, output, flags=re.MULTILINE)
-                record["run_id"] = found.group(1) if found else None
-            if train_set is not None:
-                record["train_set"] = train_set
-            done[step.name] = record
+            done[step.name] = execute(step, params, root, env, done, log_file)
             (root / STEPS_FILE).write_text(json.dumps(done, indent=2) + "\n")
             if step.name == until:
                 return done
