@@ -340,3 +340,43 @@ def test_truth_networks_beat_the_conventional_only_by_more_than_their_seed_sprea
     assert mid["truthnet_rmse_mean"] == pytest.approx(0.09)
     assert mid["truthnet_rmse_sd"] == pytest.approx(np.std([0.05, 0.15, 0.07], ddof=1))
     assert not mid["beats_by_more_than_spread"]  # 0.10 - 0.09 < 0.053
+
+
+def test_recalibration_table_by_hand():
+    """Issue 30 item 2: the recalibrations compared over seeds; the numbers by hand."""
+    from casnet.science.report import recalibration_table
+
+    label = np.array([0.05, 0.1, 0.15, 0.35, 0.5])
+    squeezed = np.array([0.06, 0.1, 0.14, 0.25, 0.32])  # the tail pulled in
+    runs = []
+    for seed, shift in ((1, 0.0), (2, 0.02)):
+        runs.append({"target": "asymmetry", "seed": seed, "method": "none", "label": label,
+                     "pred": squeezed + shift})  # fmt: skip
+        runs.append({"target": "asymmetry", "seed": seed, "method": "quantile", "label": label,
+                     "pred": label + shift})  # fmt: skip
+    runs.append(
+        {
+            "target": "concentration",
+            "seed": 1,
+            "method": "none",
+            "label": np.array([2.0, 3.0, np.nan]),
+            "pred": np.array([2.5, 3.5, 4.0]),
+        }
+    )
+    t = recalibration_table(runs).set_index(["target", "method"])
+    none, quantile = t.loc[("asymmetry", "none")], t.loc[("asymmetry", "quantile")]
+    assert none["n_seeds"] == 2
+    # above 0.3 by the labels: 0.35 and 0.5; by the network only 0.32 (seed 1) or 0.34 (seed 2,
+    # +0.02; 0.27 stays below): recall 1/2, precision 1/1 at both seeds
+    assert none["recall_0.3_mean"] == pytest.approx(0.5)
+    assert none["recall_0.3_sd"] == pytest.approx(0.0)
+    assert none["precision_0.3_mean"] == pytest.approx(1.0)
+    # bias on label > 0.3: seed 1 ((0.25 - 0.35) + (0.32 - 0.5)) / 2 = -0.14, seed 2 -0.12
+    assert none["bias_high_a_mean"] == pytest.approx(-0.13)
+    assert none["mae_low_a_mean"] == pytest.approx(np.mean([0.02 / 3, (0.03 + 0.02 + 0.01) / 3]))
+    assert quantile["recall_0.3_mean"] == pytest.approx(1.0)
+    assert quantile["bias_high_a_mean"] == pytest.approx(0.01)
+    c = t.loc[("concentration", "none")]
+    assert c["mae_mean"] == pytest.approx(0.5) and np.isnan(c["mae_sd"])  # one seed, NaN row out
+    assert "recall_0.3_mean" not in c or np.isnan(c["recall_0.3_mean"])
+    assert list(t.loc["asymmetry"].index) == ["none", "quantile"]

@@ -31,8 +31,8 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["N_KNOTS", "RECALIBRATIONS", "MeanMap", "apply_mean_map", "fit_mean_map",
-           "with_mean_map"]  # fmt: skip
+__all__ = ["N_KNOTS", "RECALIBRATIONS", "MeanMap", "apply_mean_map", "bare_network",
+           "fit_mean_map", "with_mean_map"]  # fmt: skip
 
 #: the recalibrations of the mean (``search.recalibration``)
 RECALIBRATIONS = ("none", "isotonic", "quantile")
@@ -130,3 +130,14 @@ def with_mean_map(model: keras.Model, x, y) -> keras.Model:
     """``model`` with its mean output mapped by the knots ``(x, y)`` (shared weights)."""
     out = MeanMap(list(x), list(y), name="mean_map")(model.output)
     return keras.Model(model.input, out, name=model.name)
+
+
+def bare_network(network: keras.Model) -> keras.Model:
+    """``network`` without its recalibrations (the trailing :class:`MeanMap` and
+    :class:`~casnet.networks.uncertainty.SigmaScale` layers), sharing its weights: what the
+    training fitted them on (refitted by a fine-tuning; compared by the science report)."""
+    from casnet.networks.uncertainty import SigmaScale
+
+    while network.layers and isinstance(network.layers[-1], (SigmaScale, MeanMap)):
+        network = keras.Model(network.inputs, network.layers[-1].input, name=network.name)
+    return network

@@ -60,10 +60,10 @@ from casnet.networks.dataset import (
 )
 from casnet.networks.inference import predict_mean_sigma
 from casnet.networks.metrics import EARLY_STOPPING
-from casnet.networks.recalibration import MeanMap, fit_mean_map, with_mean_map
+from casnet.networks.recalibration import bare_network, fit_mean_map, with_mean_map
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.tune import EpochLogger, best_search, check_inputs
-from casnet.networks.uncertainty import DetachedSigmaDense, SigmaScale, with_sigma_scale
+from casnet.networks.uncertainty import DetachedSigmaDense, with_sigma_scale
 
 __all__ = [
     "EXPERIMENT",
@@ -525,9 +525,7 @@ def _network_in(path: Path, name: str, target: str):
     else:
         network = load_combined(path, name).unwrap_python_model().networks[target]
     # the recalibrations are refitted on the fine-tuning's own validation set
-    while network.layers and isinstance(network.layers[-1], (SigmaScale, MeanMap)):
-        network = keras.Model(network.inputs, network.layers[-1].input, name=network.name)
-    return network
+    return bare_network(network)
 
 
 def _single_network(path: Path, flavor: dict, name: str):

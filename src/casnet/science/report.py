@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from casnet.core.layout import ERR, TARGETS, TEST
+from casnet.core.layout import ERR, TARGETS, TEST, VAL
 from casnet.core.scores import degenerate_reason, scores
 from casnet.core.tracking import git_commit, tracking_uri, use_store
 from casnet.data.io.store import StampStore
@@ -35,6 +35,7 @@ __all__ = [
     "merger_regime",
     "paper_table",
     "real_section",
+    "recalibration_table",
     "seed_table",
     "train_set_lines",
     "write_report",
@@ -200,6 +201,129 @@ def merger_regime(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                              "n": int(m.sum()),
                              "bias": float(res.mean()) if res.size else np.nan})  # fmt: skip
     return pd.DataFrame(detection), pd.DataFrame(bias)
+
+
+#: recalibration study: A below this is the "low-A" regime whose accuracy must not be lost
+LOW_A = 0.2
+
+
+def recalibration_table(runs: list[dict]) -> pd.DataFrame:
+    """Each recalibration of the mean on the run's label-trained networks, mean and sample sd
+    over seeds (issue 30 item 2: reproduce the high-A tail without losing the low-A accuracy).
+
+    Parameters
+    ----------
+    runs : list of dict
+        One per (network, method): ``target``, ``seed``, ``method`` (``none``, ``isotonic``,
+        ``quantile``: :mod:`casnet.networks.recalibration`, fitted on the validation set), and
+        ``label`` and ``pred``, arrays over the test galaxies.
+
+    Returns
+    -------
+    DataFrame
+        One row per (target, method): ``n_seeds``, then ``<metric>_mean`` / ``_sd`` of RMSE, MAE
+        and Pearson r against the labels, and for A the MAE where label <= :data:`LOW_A`, the
+        bias where label > 0.3, and recall and precision at A > 0.3 against the labels.
+    """
+    scored = []
+    for run in runs:
+        y, p = np.asarray(run["label"], float), np.asarray(run["pred"], float)
+        ok = np.isfinite(y) & np.isfinite(p)
+        y, p = y[ok], p[ok]
+        row = {"target": run["target"], "method": run["method"], "seed": run["seed"],
+               "rmse": float(np.sqrt(np.mean((p - y) ** 2))),
+               "mae": float(np.mean(np.abs(p - y))),
+               "pearson_r": float(np.corrcoef(y, p)[0, 1]) if y.size > 1 else np.nan}  # fmt: skip
+        if run["target"] == "asymmetry":
+            cut = MERGER_CUTS[0]
+            low, high = y <= LOW_A, y > cut
+            both = int((high & (p > cut)).sum())
+            row.update({"mae_low_a": float(np.mean(np.abs(p - y)[low])) if low.any() else np.nan,
+                        "bias_high_a": float(np.mean((p - y)[high])) if high.any() else np.nan,
+                        "recall_0.3": both / high.sum() if high.any() else np.nan,
+                        "precision_0.3": both / (p > cut).sum() if (p > cut).any()
+                        else np.nan})  # fmt: skip
+        scored.append(row)
+    frame = pd.DataFrame(scored)
+    order = {"none": 0, "isotonic": 1, "quantile": 2}
+    rows = []
+    for (t, method), g in frame.groupby(["target", "method"], sort=False):
+        row = {"target": t, "method": method, "n_seeds": len(g)}
+        for k in [c for c in frame.columns if c not in ("target", "method", "seed")]:
+            v = g[k].to_numpy(float)
+            v = v[np.isfinite(v)]
+            row[f"{k}_mean"] = float(v.mean()) if v.size else np.nan
+            row[f"{k}_sd"] = float(v.std(ddof=1)) if v.size > 1 else np.nan
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["_o"] = out["method"].map(order).fillna(9)
+    return out.sort_values(["target", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _recalibration_runs(trainings: dict[str, dict], root: Path, val: Path,
+                        test: Path) -> list[dict]:  # fmt: skip
+    """The label-trained networks of ``trainings`` (step -> record with ``run_id`` and
+    ``params``) without their recalibration, then with each method fitted on ``val``, on
+    ``test``: the runs of :func:`recalibration_table`."""
+    import mlflow
+
+    from casnet.networks.recalibration import (
+        RECALIBRATIONS,
+        apply_mean_map,
+        bare_network,
+        fit_mean_map,
+    )
+    from casnet.networks.train import predict_store
+
+    runs = []
+    with use_store(root):
+        for record in trainings.values():
+            p = record.get("params", {})
+            if p.get("labels", "label") != "label" or not record.get("run_id"):
+                continue
+            t = p.get("target")
+            net = bare_network(
+                mlflow.keras.load_model(
+                    f"runs:/{record['run_id']}/model", load_model_kwargs={"compile": False}
+                )
+            )
+            val_y, val_p = predict_store(net, val, t)
+            test_y, test_p = predict_store(net, test, t)
+            for method in RECALIBRATIONS:
+                pred = test_p if method == "none" else apply_mean_map(
+                    test_p, *fit_mean_map(val_p, val_y, method))  # fmt: skip
+                runs.append({"target": t, "seed": p.get("seed", "?"), "method": method,
+                             "label": test_y, "pred": pred})  # fmt: skip
+    return runs
+
+
+def _recalibration_lines(table: pd.DataFrame) -> list[str]:
+    if table.empty:
+        return []
+
+    def ms(row, k):
+        m, sd = row.get(f"{k}_mean", np.nan), row.get(f"{k}_sd", np.nan)
+        if not np.isfinite(m):
+            return "-"
+        return f"{m:.4f}" + (f" ± {sd:.4f}" if np.isfinite(sd) else "")
+
+    keys = ["rmse", "mae", "pearson_r", "mae_low_a", "bias_high_a", "recall_0.3",
+            "precision_0.3"]  # fmt: skip
+    lines = ["## Recalibration of the mean, compared over seeds (issue 30 item 2)", "",
+             "Each label-trained network of the run without a recalibration (`none`), and with "
+             "each monotone map fitted on the validation set (`isotonic`: E[label | output]; "
+             "`quantile`: the output's distribution matched to the labels'), on the test set "
+             f"against the labels; mean ± sd over seeds. Low A: label <= {LOW_A:g}; high A: "
+             "label > 0.3. The run's own networks use `search.recalibration` of its params. "
+             "Table: `recalibration.csv`.", "",
+             "| target | method | RMSE | MAE | r | MAE low A | bias high A | recall A > 0.3 "
+             "| precision A > 0.3 |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for _, r in table.iterrows():
+        lines.append(f"| {r['target']} | {r['method']} | "
+                     + " | ".join(ms(r, k) for k in keys) + " |")  # fmt: skip
+    return [*lines, ""]
 
 
 def _merger_lines(detection: pd.DataFrame, bias: pd.DataFrame) -> list[str]:
@@ -604,6 +728,10 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
                                "train_set": record.get("train_set")}  # fmt: skip
     seeds = seed_table(chosen_trainings(trainings, done))
     seeds.to_csv(out / "seeds.csv", index=False, float_format="%.6g")
+    recalibration = recalibration_table(
+        _recalibration_runs(chosen_trainings(trainings, done), root, root / VAL, test)
+    )
+    recalibration.to_csv(out / "recalibration.csv", index=False, float_format="%.6g")
     lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").exists() else {}
     data_hashes = {o["path"]: o.get("md5") for st in (lock.get("stages") or {}).values()
                    for o in st.get("outs", [])}  # fmt: skip
@@ -648,6 +776,7 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         *_seed_lines(seeds),
         *_low_snr_lines(low_snr),
         *_merger_lines(detection, bias),
+        *_recalibration_lines(recalibration),
         *real_lines,
         "## Calibration of the per-galaxy uncertainties (issue 18)",
         "",
