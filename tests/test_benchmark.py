@@ -93,7 +93,7 @@ def test_benchmark_all_writes_the_table_json_and_mlflow_run(tmp_path, monkeypatc
     assert run.data.tags["casnet.cores"] == str(report["machine"]["cores"])
 
 
-def test_harness_table_shows_cold_and_running_cluster_speedups():
+def test_harness_table_shows_cold_and_running_cluster_speedups(tmp_path):
     from casnet.bench.harness import format_report
 
     pipe = {"n": 100, "workers": [1, 2], "warm": True}
@@ -124,3 +124,11 @@ def test_harness_table_shows_cold_and_running_cluster_speedups():
     )
     header = next(line for line in lines if line.startswith("| data stage"))
     assert header.count("|") == clean.count("|")
+    # the page the docs publish: the same tables, written beside the JSON (issue 31)
+    from casnet.bench.harness import write_report
+
+    path = write_report(report, tmp_path / "b" / "results.json")
+    page = (tmp_path / "b" / "all.md").read_text()
+    assert json.loads(path.read_text())["cnn_ms"] == 4.0
+    assert page.startswith("# `casnet benchmark all`") and "git commit" in page
+    assert clean in page.splitlines()

@@ -254,9 +254,19 @@ def log_to_mlflow(report: dict[str, Any], path: Path, root: Path | None = None) 
 
 
 def write_report(report: dict[str, Any], out: str | Path = "benchmarks/results.json") -> Path:
-    """``benchmarks/results.json`` (NaN as null)."""
+    """``benchmarks/results.json`` (NaN as null), and beside it ``all.md``: the printed tables
+    with the command, the date and the commit, the page the docs publish (issue 31: no number
+    copied by hand)."""
+    from casnet.core.tracking import git_commit
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    page = ["# `casnet benchmark all`", "",
+            f"Written by `casnet benchmark all` on {when}"
+            f" (git commit `{git_commit()}`); the figures are galaxies/s unless a column says "
+            "otherwise. Rerun: `make bench`.", "", format_report(report), ""]  # fmt: skip
+    (out.parent / "all.md").write_text("\n".join(page))
 
     def clean(v):
         if isinstance(v, dict):
