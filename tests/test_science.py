@@ -380,3 +380,38 @@ def test_recalibration_table_by_hand():
     assert c["mae_mean"] == pytest.approx(0.5) and np.isnan(c["mae_sd"])  # one seed, NaN row out
     assert "recall_0.3_mean" not in c or np.isnan(c["recall_0.3_mean"])
     assert list(t.loc["asymmetry"].index) == ["none", "quantile"]
+
+
+def test_targets_table_reads_each_target_from_the_runs_tables():
+    """Issue 30's targets beside the run's figures, met or not, from hand-made tables."""
+    from casnet.science.report import targets_table
+
+    seeds = pd.DataFrame([
+        {"target": "concentration", "labels": "label", "test_mae_mean": 0.10, "test_mae_sd": 0.01,
+         "test_pearson_r_mean": 0.91, "test_pearson_r_sd": 0.02},
+        {"target": "asymmetry", "labels": "label", "test_mae_mean": 0.05, "test_mae_sd": 0.005,
+         "test_pearson_r_mean": 0.87, "test_pearson_r_sd": 0.01},
+    ])  # fmt: skip
+    detection = pd.DataFrame([
+        {"cut": 0.3, "reference": "label", "SNR_p": "all", "method": "network (labels)",
+         "recall": 0.8, "precision": 0.6},
+        {"cut": 0.3, "reference": "truth", "SNR_p": "all", "method": "network (labels)",
+         "recall": 0.1, "precision": 0.1},
+    ])  # fmt: skip
+    table = pd.DataFrame({"label_asymmetry": [0.1, 0.35, 0.5, 0.31],
+                          "pred_asymmetry": [0.3, 0.33, 0.44, np.nan]})  # fmt: skip
+    low = pd.DataFrame([{"quantity": "asymmetry", "SNR_p": "2-3", "truthnet_rmse_mean": 0.1,
+                         "truthnet_rmse_sd": 0.01, "conventional_rmse": 0.2,
+                         "beats_by_more_than_spread": True}])  # fmt: skip
+    t = targets_table(seeds, detection, table, low).set_index("target")
+    assert t.loc["C MAE vs labels (mean over seeds)", "met"]
+    assert t.loc["C MAE vs labels (mean over seeds)", "sd over seeds"] == pytest.approx(0.01)
+    assert not t.loc["C r vs labels (mean over seeds)", "met"]
+    assert not t.loc["A MAE vs labels (mean over seeds)", "met"]
+    assert t.loc["A r vs labels (mean over seeds)", "met"]
+    assert t.loc["A > 0.3 recall vs labels (champion)", "measured"] == pytest.approx(0.8)
+    assert not t.loc["A > 0.3 precision vs labels (champion)", "met"]
+    # label > 0.3 with a prediction: (0.33 - 0.35 + 0.44 - 0.5) / 2 = -0.04
+    bias = t.loc["bias on A_label > 0.3 (champion)"]
+    assert bias["measured"] == pytest.approx(-0.04) and bias["met"]
+    assert t.filter(like="truth-trained asymmetry", axis=0)["met"].tolist() == [True]

@@ -37,6 +37,7 @@ __all__ = [
     "real_section",
     "recalibration_table",
     "seed_table",
+    "targets_table",
     "train_set_lines",
     "write_report",
 ]
@@ -292,8 +293,11 @@ def _recalibration_runs(trainings: dict[str, dict], root: Path, val: Path,
             val_y, val_p = predict_store(net, val, t)
             test_y, test_p = predict_store(net, test, t)
             for method in RECALIBRATIONS:
-                pred = test_p if method == "none" else apply_mean_map(
-                    test_p, *fit_mean_map(val_p, val_y, method))  # fmt: skip
+                try:
+                    pred = test_p if method == "none" else apply_mean_map(
+                        test_p, *fit_mean_map(val_p, val_y, method))  # fmt: skip
+                except ValueError:  # a constant output (a degenerate seed): no map exists
+                    pred = np.full_like(test_p, np.nan)
                 runs.append({"target": t, "seed": p.get("seed", "?"), "method": method,
                              "label": test_y, "pred": pred})  # fmt: skip
     return runs
@@ -585,6 +589,78 @@ def _low_snr_lines(frame: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
+#: issue 30's targets on the simulated test set, as the issue words them: name -> (what is
+#: compared, the bound, ">=" or "<="); the coverage targets are in the pretrained section
+TARGETS_30 = {
+    "C MAE vs labels (mean over seeds)": ("concentration label test_mae_mean", 0.11, "<="),
+    "C r vs labels (mean over seeds)": ("concentration label test_pearson_r_mean", 0.92, ">="),
+    "A MAE vs labels (mean over seeds)": ("asymmetry label test_mae_mean", 0.040, "<="),
+    "A r vs labels (mean over seeds)": ("asymmetry label test_pearson_r_mean", 0.86, ">="),
+    "A > 0.3 recall vs labels (champion)": ("recall", 0.75, ">="),
+    "A > 0.3 precision vs labels (champion)": ("precision", 0.70, ">="),
+    "bias on A_label > 0.3 (champion)": ("bias", -0.05, ">="),
+}
+
+
+def targets_table(seeds: pd.DataFrame, detection: pd.DataFrame, table: pd.DataFrame,
+                  low_snr: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+    """Issue 30's targets on the simulated test set beside what the run measured, and whether
+    each is met (:data:`TARGETS_30`; the truth-trained networks: below the conventional
+    measurement at SNR_p 2-3 and 3-5, on the mean over seeds and by more than the spread)."""
+    rows = []
+
+    def add(name, value, bound, op, sd=np.nan):
+        met = (value <= bound if op == "<=" else value >= bound) if np.isfinite(value) else None
+        rows.append({"target": name, "bound": f"{op} {bound:g}", "measured": value,
+                     "sd over seeds": sd, "met": met})  # fmt: skip
+
+    a_label = detection[(detection["cut"] == MERGER_CUTS[0]) & (detection["reference"] == "label")
+                        & (detection["SNR_p"] == "all")
+                        & (detection["method"] == "network (labels)")]  # fmt: skip
+    label, pred = (table[c].to_numpy(float) for c in ("label_asymmetry", "pred_asymmetry"))
+    high = np.isfinite(pred) & (label > MERGER_CUTS[0])
+    for name, (what, bound, op) in TARGETS_30.items():
+        if what in ("recall", "precision"):
+            value = float(a_label[what].iloc[0]) if len(a_label) else np.nan
+            add(name, value, bound, op)
+        elif what == "bias":
+            value = float(np.mean(pred[high] - label[high])) if high.any() else np.nan
+            add(name, value, bound, op)
+        else:
+            target, labels, column = what.split()
+            row = seeds[(seeds["target"] == target) & (seeds["labels"] == labels)]
+            value = float(row[column].iloc[0]) if len(row) else np.nan
+            sd = float(row[column.replace("_mean", "_sd")].iloc[0]) if len(row) else np.nan
+            add(name, value, bound, op, sd)
+    for r in low_snr.itertuples():
+        name = f"truth-trained {r.quantity} RMSE vs truth at SNR_p {r.SNR_p}, below conventional"
+        rows.append({"target": name, "bound": f"< {r.conventional_rmse:.4f} by > sd",
+                     "measured": r.truthnet_rmse_mean, "sd over seeds": r.truthnet_rmse_sd,
+                     "met": bool(r.beats_by_more_than_spread)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _targets_lines(table: pd.DataFrame) -> list[str]:
+    if table.empty:
+        return []
+    lines = [
+        "## Issue 30's targets on the simulated test set",
+        "",
+        "Each target as the issue words it, what this run measured (the mean over seeds "
+        "where it says so, else the champion) and whether it is met. The coverage targets "
+        "of the shipped default are in its section below. Recomputed from `seeds.csv`, "
+        "`merger_detection.csv`, `test_galaxies.csv` and `truth_low_snr.csv`.",
+        "",
+        "| target | bound | measured | sd over seeds | met |",
+        "|---|---|---|---|---|",
+    ]
+    for r in table.itertuples():
+        sd = f"{r[4]:.4f}" if np.isfinite(r[4]) else "-"
+        met = "-" if r.met is None else ("yes" if r.met else "**no**")
+        lines.append(f"| {r.target} | {r.bound} | {r.measured:.4f} | {sd} | {met} |")
+    return [*lines, ""]
+
+
 def _truth_seed_predictions(done: dict, root: Path, test: Path) -> dict:
     """Target -> run id -> the predictions on the test store of each truth-trained seed."""
     import mlflow
@@ -772,6 +848,7 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         f"conventional measurement {speed['conventional_galaxies_per_s']:.1f} galaxies/s "
         f"({speed['speed_up']:.0f}x).",
         "",
+        *_targets_lines(targets_table(seeds, detection, table, low_snr)),
         *train_set_lines(done),
         *_seed_lines(seeds),
         *_low_snr_lines(low_snr),

@@ -29,13 +29,12 @@ import pandas as pd
 
 from casnet.core.errors import CasnetError
 from casnet.core.layout import TARGETS, TEST
+from casnet.science.report import LOW_SNR_BINS  # item 3's bins, as the report's low-SNR table
 
 __all__ = ["STUDY_FILE", "run_sigma_study", "sigma_table", "study_steps", "verdicts"]
 
 #: the study's files in the report folder (``<STUDY_FILE>.csv`` and ``.md``)
 STUDY_FILE = "sigma_gradient"
-#: SNR_p bins of item 3 (lower exclusive, upper inclusive, as the report's low-SNR table)
-LOW_SNR_BINS = ((2.0, 3.0), (3.0, 5.0))
 #: what is compared, and whether lower is better (None: closer to the Gaussian value)
 STUDY_METRICS = {"val_rmse": True, "rmse": True, "rmse_snr_2_3": True, "rmse_snr_3_5": True,
                  "coverage_1sigma": None, "coverage_2sigma": None}  # fmt: skip
