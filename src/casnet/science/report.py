@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from casnet.core.layout import ERR, TARGETS, TEST, VAL
+from casnet.core.quantities import symbol
 from casnet.core.scores import degenerate_reason, scores
 from casnet.core.tracking import git_commit, tracking_uri, use_store
 from casnet.data.io.store import StampStore
@@ -379,7 +380,7 @@ def real_section(real: pd.DataFrame | None, by_bin: pd.DataFrame | None,
         for quantity, net, conv in HEADLINE_ROWS:
             rows.append(
                 {
-                    "quantity": f"{t[0].upper()} {quantity}",
+                    "quantity": f"{symbol(t)} {quantity}",
                     "real: network": head[net],
                     "real: conventional": head[conv] if conv else np.nan,
                     "simulated test: network": on_test.get(net, np.nan),
