@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from casnet.core.layout import TARGETS
 from casnet.core.scores import pearson
 from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import simulate
@@ -484,7 +485,7 @@ def format_predict_report(r: dict[str, Any]) -> str:
     if "rest_galaxies_per_s" in r:
         lines.append(f"through mlflow models serve (JSON, {r['rest_batch']} stamps a request): "
                      f"{r['rest_galaxies_per_s']:.0f} galaxies/s")  # fmt: skip
-    for target in ("concentration", "asymmetry"):
+    for target in TARGETS:
         if f"{target}_gflops" in r:
             lines.append(
                 f"{target} network alone: {r[f'{target}_images_per_s']:.0f} images/s, "

@@ -180,7 +180,7 @@ def noise_suite(predictor: Predictor, val: str | Path, raw: str | Path, cfg: Noi
                 continue  # cannot reach this SNR_p from this galaxy: no row, counted below
             m = measure(noisy.astype(np.float64), config=morph)
             row = {"galaxy_id": str(gal.galaxy_id), "snr_target": target, "snr_measured": m.snr_p,
-                   "conv_concentration": m.concentration, "conv_asymmetry": m.asymmetry,
+                   **{f"conv_{t}": getattr(m, t) for t in TARGETS},
                    "conv_flag": int(m.flag)}  # fmt: skip
             for t in TARGETS:
                 if f"{t}_true" in sample:

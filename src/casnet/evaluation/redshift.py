@@ -227,8 +227,8 @@ def redshift_suite(
             t = measure(clean, config=morphology, noiseless_sigma=sigma)
             rows.append({"galaxy_id": gal.galaxy_id, "kind": gal.kind, "z": z,
                          "snr_p": m.snr_p, "conv_flag": int(m.flag),
-                         "conv_concentration": m.concentration, "conv_asymmetry": m.asymmetry,
-                         "true_concentration": t.concentration, "true_asymmetry": t.asymmetry,
+                         **{f"conv_{q}": getattr(m, q) for q in TARGETS},
+                         **{f"true_{q}": getattr(t, q) for q in TARGETS},
                          "true_aperture_px": t.r_petro * morphology.aperture_rp})  # fmt: skip
             stamps.append(noisy.astype(np.float32))
     table = pd.DataFrame(rows)
