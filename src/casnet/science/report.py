@@ -33,7 +33,10 @@ __all__ = [
     "chosen_trainings",
     "galaxy_table",
     "low_snr_over_seeds",
+    "mean_sd",
+    "mean_sd_text",
     "merger_regime",
+    "over_seeds",
     "paper_table",
     "real_section",
     "recalibration_table",
@@ -247,19 +250,11 @@ def recalibration_table(runs: list[dict]) -> pd.DataFrame:
                         else np.nan})  # fmt: skip
         scored.append(row)
     frame = pd.DataFrame(scored)
+    if frame.empty:
+        return frame
     order = {"none": 0, "isotonic": 1, "quantile": 2}
-    rows = []
-    for (t, method), g in frame.groupby(["target", "method"], sort=False):
-        row = {"target": t, "method": method, "n_seeds": len(g)}
-        for k in [c for c in frame.columns if c not in ("target", "method", "seed")]:
-            v = g[k].to_numpy(float)
-            v = v[np.isfinite(v)]
-            row[f"{k}_mean"] = float(v.mean()) if v.size else np.nan
-            row[f"{k}_sd"] = float(v.std(ddof=1)) if v.size > 1 else np.nan
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
+    metrics = [c for c in frame.columns if c not in ("target", "method", "seed")]
+    out = over_seeds(frame, ["target", "method"], metrics)
     out["_o"] = out["method"].map(order).fillna(9)
     return out.sort_values(["target", "_o"]).drop(columns="_o").reset_index(drop=True)
 
@@ -308,12 +303,6 @@ def _recalibration_lines(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return []
 
-    def ms(row, k):
-        m, sd = row.get(f"{k}_mean", np.nan), row.get(f"{k}_sd", np.nan)
-        if not np.isfinite(m):
-            return "-"
-        return f"{m:.4f}" + (f" ± {sd:.4f}" if np.isfinite(sd) else "")
-
     keys = ["rmse", "mae", "pearson_r", "mae_low_a", "bias_high_a", "recall_0.3",
             "precision_0.3"]  # fmt: skip
     lines = ["## Recalibration of the mean, compared over seeds (issue 30 item 2)", "",
@@ -327,7 +316,7 @@ def _recalibration_lines(table: pd.DataFrame) -> list[str]:
              "| precision A > 0.3 |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for _, r in table.iterrows():
         lines.append(f"| {r['target']} | {r['method']} | "
-                     + " | ".join(ms(r, k) for k in keys) + " |")  # fmt: skip
+                     + " | ".join(mean_sd_text(r, k) for k in keys) + " |")  # fmt: skip
     return [*lines, ""]
 
 
@@ -438,6 +427,39 @@ SEED_METRICS = ("final_val_rmse", "test_rmse", "test_mae", "test_pearson_r", "ep
                 "best_epoch")  # fmt: skip
 
 
+def mean_sd(values) -> dict[str, float]:
+    """``mean`` and sample ``sd`` of the finite values (NaN: none; the sd of one value is NaN:
+    one seed has no spread)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return {"mean": float(v.mean()) if v.size else np.nan,
+            "sd": float(v.std(ddof=1)) if v.size > 1 else np.nan}  # fmt: skip
+
+
+def over_seeds(frame: pd.DataFrame, by: list[str], metrics) -> pd.DataFrame:
+    """One row per group of ``by``: ``n_seeds``, ``seeds`` (the ``seed`` column, joined) and
+    ``<metric>_mean`` / ``<metric>_sd`` (:func:`mean_sd`) of each of ``metrics`` present."""
+    rows = []
+    for keys, group in frame.groupby(by, sort=False):
+        row = dict(zip(by, keys if isinstance(keys, tuple) else (keys,), strict=True))
+        row.update({"n_seeds": len(group), "seeds": ", ".join(str(s) for s in group["seed"])})
+        for k in metrics:
+            if k in group:
+                m = mean_sd(group[k])
+                row[f"{k}_mean"], row[f"{k}_sd"] = m["mean"], m["sd"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_sd_text(row, key: str, digits: int = 4) -> str:
+    """``mean ± sd`` of ``key`` in a row of :func:`over_seeds` (``-`` without a mean; the mean
+    alone for one seed)."""
+    m, sd = row.get(f"{key}_mean", np.nan), row.get(f"{key}_sd", np.nan)
+    if not np.isfinite(m):
+        return "-"
+    return f"{m:.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
+
+
 def seed_table(trainings: dict[str, dict]) -> pd.DataFrame:
     """Mean and standard deviation over seeds of each network's training scores (issue 30: one
     seed is an anecdote).
@@ -468,10 +490,8 @@ def seed_table(trainings: dict[str, dict]) -> pd.DataFrame:
         row: dict = {"target": target, "labels": labels, "n_seeds": len(runs),
                      "seeds": ", ".join(s for s, _ in runs), "best_seed": best}  # fmt: skip
         for k in SEED_METRICS:
-            v = np.array([m.get(k, np.nan) for _, m in runs], dtype=float)
-            v = v[np.isfinite(v)]
-            row[f"{k}_mean"] = float(v.mean()) if v.size else np.nan
-            row[f"{k}_sd"] = float(v.std(ddof=1)) if v.size > 1 else np.nan
+            m = mean_sd([metrics.get(k, np.nan) for _, metrics in runs])
+            row[f"{k}_mean"], row[f"{k}_sd"] = m["mean"], m["sd"]
         out.append(row)
     return pd.DataFrame(out)
 
@@ -509,12 +529,6 @@ def _seed_lines(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return []
 
-    def ms(row, k, digits=4):
-        m, sd = row[f"{k}_mean"], row[f"{k}_sd"]
-        if not np.isfinite(m):
-            return "-"
-        return f"{m:.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
-
     lines = ["## Over seeds (issue 30)", "",
              "Each network trained once per seed (`science.seeds`), the same architecture; mean "
              "± sd over the seeds of its scores against what it learnt (labels or truth); the "
@@ -523,10 +537,19 @@ def _seed_lines(table: pd.DataFrame) -> list[str]:
              "| target | learnt | seeds | best (val) | val RMSE | test RMSE | test MAE | test r "
              "| epochs | best epoch |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for _, r in table.iterrows():
+        cells = [
+            mean_sd_text(r, k, d)
+            for k, d in (
+                ("final_val_rmse", 4),
+                ("test_rmse", 4),
+                ("test_mae", 4),
+                ("test_pearson_r", 3),
+                ("epochs", 1),
+                ("best_epoch", 1),
+            )
+        ]
         lines.append(f"| {r['target']} | {r['labels']} | {r['seeds']} | {r['best_seed']} | "
-                     f"{ms(r, 'final_val_rmse')} | {ms(r, 'test_rmse')} | {ms(r, 'test_mae')} "
-                     f"| {ms(r, 'test_pearson_r', 3)} | {ms(r, 'epochs', 1)} "
-                     f"| {ms(r, 'best_epoch', 1)} |")  # fmt: skip
+                     + " | ".join(cells) + " |")  # fmt: skip
     return [*lines, ""]
 
 
@@ -563,8 +586,7 @@ def low_snr_over_seeds(table: pd.DataFrame, per_seed: dict[str, dict[str, np.nda
                 rmse.append(float(np.sqrt(np.mean((pred[good] - truth[good]) ** 2)))
                             if good.any() else np.nan)  # fmt: skip
             v = np.array(rmse, dtype=float)
-            mean = float(np.nanmean(v)) if np.isfinite(v).any() else np.nan
-            sd = float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else np.nan
+            mean, sd = mean_sd(v).values()
             rows.append({"quantity": t, "SNR_p": f"{lo:g}-{hi:g}", "n": int(sel.sum()),
                          "n_seeds": int(np.isfinite(v).sum()), "truthnet_rmse_mean": mean,
                          "truthnet_rmse_sd": sd, "conventional_rmse": conv_rmse,

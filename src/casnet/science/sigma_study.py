@@ -29,7 +29,9 @@ import pandas as pd
 
 from casnet.core.errors import CasnetError
 from casnet.core.layout import TARGETS, TEST
-from casnet.science.report import LOW_SNR_BINS  # item 3's bins, as the report's low-SNR table
+
+# item 3's bins, as the report's low-SNR table; the aggregation over seeds, as the report's
+from casnet.science.report import LOW_SNR_BINS, mean_sd_text, over_seeds
 
 __all__ = ["STUDY_FILE", "run_sigma_study", "sigma_table", "study_steps", "verdicts"]
 
@@ -92,18 +94,8 @@ def sigma_table(runs: list[dict]) -> pd.DataFrame:
         One row per (target, sigma_gradient): ``n_seeds``, ``seeds``, ``<metric>_mean`` and
         ``<metric>_sd`` (NaN for one seed).
     """
-    frame = pd.DataFrame(runs)
-    rows = []
-    for (t, mode), group in frame.groupby(["target", "sigma_gradient"], sort=True):
-        row = {"target": t, "sigma_gradient": mode, "n_seeds": len(group),
-               "seeds": ", ".join(str(s) for s in group["seed"])}  # fmt: skip
-        for k in STUDY_METRICS:
-            v = group[k].to_numpy(float)
-            v = v[np.isfinite(v)]
-            row[f"{k}_mean"] = float(v.mean()) if v.size else np.nan
-            row[f"{k}_sd"] = float(v.std(ddof=1)) if v.size > 1 else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(runs).sort_values(["target", "sigma_gradient"], kind="stable")
+    return over_seeds(frame, ["target", "sigma_gradient"], STUDY_METRICS)
 
 
 def verdicts(table: pd.DataFrame) -> pd.DataFrame:
@@ -134,11 +126,6 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame, verdict: pd.DataFrame, commit: str) -> str:
-    def ms(row, k):
-        m, sd = row[f"{k}_mean"], row[f"{k}_sd"]
-        return "-" if not np.isfinite(m) else f"{m:.4f}" + (f" ± {sd:.4f}" if np.isfinite(sd)
-                                                              else "")  # fmt: skip
-
     lines = ["# Sigma on the trunk or off it: truth-trained networks over seeds (issue 30 item 3)",
              "", f"Written by `casnet science --sigma-study` (git commit {commit}) from the "
              "science run's truth-trained networks (`shared`: the run's own) and the same "
@@ -149,7 +136,7 @@ def _markdown(table: pd.DataFrame, verdict: pd.DataFrame, commit: str) -> str:
              "| 1σ coverage | 2σ coverage |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for _, r in table.iterrows():
         lines.append(f"| {r['target']} | {r['sigma_gradient']} | {r['seeds']} | "
-                     + " | ".join(ms(r, k) for k in STUDY_METRICS) + " |")  # fmt: skip
+                     + " | ".join(mean_sd_text(r, k) for k in STUDY_METRICS) + " |")  # fmt: skip
     lines += ["", "Verdict: a difference of the means larger than the larger seed spread "
               "(coverage: the distance from the Gaussian 0.683 / 0.954).", "",
               "| target | metric | shared | detached | spread | verdict |",
