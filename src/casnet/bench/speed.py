@@ -393,8 +393,8 @@ def _table1_model(dest: str, arch_by_target: dict) -> str:
     import mlflow
 
     from casnet.networks.architecture import build_model
+    from casnet.networks.mlmodel import model_requirements, network_signature
     from casnet.networks.registry import CasnetModel
-    from casnet.networks.train import model_requirements, network_signature
 
     artifacts = {}
     for target, arch in arch_by_target.items():

@@ -41,6 +41,7 @@ from casnet.networks import limits, ood
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.networks import recalibration as _recalibration  # noqa: F401  (MeanMap)
 from casnet.networks import uncertainty as _uncertainty  # noqa: F401  (SigmaScale, Gaussian loss)
+from casnet.networks.dataset import OVERRIDE_TAG
 from casnet.networks.inference import predict_mean_sigma
 from casnet.networks.trust import load_combined, model_targets
 from casnet.networks.uncertainty import mean_and_sigma
@@ -52,6 +53,7 @@ __all__ = [
     "OOD_SCORE",
     "CasnetModel",
     "Promotion",
+    "check_promotable",
     "combined_signature",
     "load",
     "parse_stamps",
@@ -110,7 +112,7 @@ def register_network(
     import mlflow
 
     from casnet.core.scores import scores
-    from casnet.networks.train import check_promotable, predict_store
+    from casnet.networks.inference import predict_store
 
     name = NETWORKS[target]
     client = _client(root)
@@ -647,7 +649,7 @@ def register_combined(
     import mlflow
 
     from casnet.core.tracking import ensure_experiment, git_commit
-    from casnet.networks.train import model_requirements
+    from casnet.networks.mlmodel import model_requirements
 
     client = _client(root)
     networks = networks or NETWORKS
@@ -858,3 +860,21 @@ def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
     require_store(root)
     Path(dest).mkdir(parents=True, exist_ok=True)
     return _download(uri, Path(dest), root, "pull")
+
+
+def check_promotable(tags: dict[str, str], *, name: str = "this run") -> None:
+    """Refuse to register or promote the network of a run trained on evaluation-only galaxies.
+
+    ``tags``: the training run's tags (``MlflowClient().get_run(run_id).data.tags``). Such a run
+    logs no model (:func:`train`), so there is nothing to register; this says why, for a
+    registry that is asked anyway.
+
+    Raises
+    ------
+    CasnetInputError
+        The run carries ``casnet.evaluation_only_override=true``.
+    """
+    if str(tags.get(OVERRIDE_TAG, "")).lower() == "true":
+        raise CasnetInputError(f"{name} was trained on evaluation-only galaxies (the real suite's, "
+                               f"tag {OVERRIDE_TAG}): it is never registered, promoted or "
+                               "shipped")  # fmt: skip

@@ -266,13 +266,13 @@ def _recalibration_runs(trainings: dict[str, dict], root: Path, val: Path,
     ``test``: the runs of :func:`recalibration_table`."""
     import mlflow
 
+    from casnet.networks.inference import predict_store
     from casnet.networks.recalibration import (
         RECALIBRATIONS,
         apply_mean_map,
         bare_network,
         fit_mean_map,
     )
-    from casnet.networks.train import predict_store
 
     runs = []
     with use_store(root):
@@ -688,7 +688,7 @@ def _truth_seed_predictions(done: dict, root: Path, test: Path) -> dict:
     """Target -> run id -> the predictions on the test store of each truth-trained seed."""
     import mlflow
 
-    from casnet.networks.train import predict_store
+    from casnet.networks.inference import predict_store
     from casnet.science.defaults import truth_runs
 
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -786,7 +786,7 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         real_tables = {name: pd.read_parquet(path) if path.exists() else None
                        for name in ("real_galaxies", "real_by_bin")
                        for path in [local / "tables" / "real" / f"{name}.parquet"]}  # fmt: skip
-    from casnet.networks.train import predict_store
+    from casnet.networks.inference import predict_store
 
     truth_networks = _truth_networks(done, root)
     truth_nets, truth_sigmas = {}, {}
