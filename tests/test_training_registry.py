@@ -190,7 +190,7 @@ def test_train_logs_params_epochs_scores_lineage_and_model(trained, project, tar
     assert run.info.run_name == f"train-{target}"
     params = run.data.params
     arch = TINY.model_dump(mode="json")
-    assert len(arch) == 11  # ArchitectureConfig, head and sigma_gradient included
+    assert len(arch) == 12  # ArchitectureConfig: head, sigma_gradient and clipnorm included
     assert {k: params[k] for k in arch} == {k: str(v) for k, v in arch.items()}
     assert (params["target"], params["max_epochs"], params["patience"], params["seed"]) == (
         target, "2", "5", "0"

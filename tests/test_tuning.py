@@ -16,7 +16,8 @@ from casnet.networks.settings import SearchConfig
 from casnet.networks.tune import EXPERIMENT, tune
 
 HPS = {"blocks", "conv_per_block", "filters", "dense_layers", "dense_units", "dropout",
-       "optimizer", "learning_rate", "batch_size", "head", "sigma_gradient"}  # fmt: skip
+       "optimizer", "learning_rate", "batch_size", "head", "sigma_gradient",
+       "clipnorm"}  # fmt: skip
 #: the paper's space shrunk to what trains in a second (the ranges are what the search explores)
 TINY = SearchConfig(blocks=(1, 2), conv_per_block=(1, 1), filters=(4, 8), dense_layers=(1, 1),
                     dense_units=(8, 16), batch_sizes=(8, 16), max_trials=2,

@@ -27,7 +27,7 @@ MAX_TRIALS = 4
 WORKERS = ("w0", "w1")
 HYPERPARAMETERS = {
     "blocks", "conv_per_block", "filters", "dense_layers", "dense_units", "dropout",
-    "optimizer", "learning_rate", "batch_size", "head", "sigma_gradient",
+    "optimizer", "learning_rate", "batch_size", "head", "sigma_gradient", "clipnorm",
 }  # fmt: skip
 SEARCH = {
     "blocks": "[1,2]",
