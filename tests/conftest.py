@@ -127,9 +127,9 @@ def tiny_combined_model(tmp_path_factory):
 
     from casnet.core.layout import TARGETS
     from casnet.networks.architecture import build_model
+    from casnet.networks.mlmodel import network_signature
     from casnet.networks.registry import CasnetModel
     from casnet.networks.settings import ArchitectureConfig
-    from casnet.networks.train import network_signature
 
     root = tmp_path_factory.mktemp("tiny-model")
     artifacts = {}

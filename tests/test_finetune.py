@@ -18,13 +18,13 @@ from casnet.cli import app
 from casnet.core.errors import EXIT_BAD_INPUT, EXIT_USAGE, CasnetInputError, exit_status
 from casnet.core.layout import EVALUATION_ONLY
 from casnet.data.io.store import StoreWriter
+from casnet.networks.dataset import OVERRIDE_TAG
+from casnet.networks.registry import check_promotable
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
 from casnet.networks.train import (
     EXPERIMENT,
     FINETUNE_LR_FACTOR,
     INIT_TAG,
-    OVERRIDE_TAG,
-    check_promotable,
     init_network,
     start_network,
     train,

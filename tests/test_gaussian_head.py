@@ -108,7 +108,7 @@ def test_the_uncertainty_benchmark_compares_the_methods(project, tmp_path, monke
 
     from casnet.bench.uncertainty import METHODS, compare_uncertainties, method_table
     from casnet.cli import app
-    from casnet.networks.train import predict_store
+    from casnet.networks.inference import predict_store
 
     root, data, _ = project
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -33,8 +33,8 @@ def model_dir(tmp_path_factory):
     import keras
     import mlflow
 
+    from casnet.networks.mlmodel import network_signature
     from casnet.networks.registry import CasnetModel
-    from casnet.networks.train import network_signature
 
     root = tmp_path_factory.mktemp("model")
     nets, artifacts = {}, {}

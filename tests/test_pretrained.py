@@ -79,6 +79,8 @@ def test_export_holds_the_model_its_cleaning_and_provenance(exported):
     assert pretrained._model_config(exported["model"])["clean"] == CleanConfig().model_dump(
         mode="json"
     )
+    # a model records its own quantities, in its outputs' order (issue 32)
+    assert pretrained._model_config(exported["model"])["targets"] == list(TARGETS)
     assert not list(exported["model"].rglob("registered_model_meta"))
     # the exported folder scores as the registered champion it came from
     with pytest.MonkeyPatch.context() as mp:

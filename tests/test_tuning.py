@@ -184,7 +184,7 @@ def test_a_diverged_trial_is_invalid_everywhere_and_logs_no_metric_of_1e308(
 
     import keras
 
-    from casnet.networks.tune import EpochLogger
+    from casnet.networks.callbacks import EpochLogger
 
     def diverged(self, hp, model, *args, callbacks=None, **kwargs):
         logs = [{"loss": 1.0, "val_rmse": math.inf}, {"loss": math.inf, "val_rmse": math.inf}]

@@ -64,8 +64,7 @@ def _cnn(stamps: np.ndarray, params: BenchmarkParams, model: str | None, batch_s
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        archs = {"concentration": params.model.concentration,
-                 "asymmetry": params.model.asymmetry}  # fmt: skip
+        archs = params.model.by_target()
         path, out["model"] = model_folder(model, tmp, archs)
         pyfunc = load_combined(Path(path), str(model or path))  # checked, never unpickled
         combined = pyfunc.unwrap_python_model()
@@ -136,8 +135,7 @@ def benchmark_all(
         report["pearson_c"], report["pearson_a"] = meas["pearson_c"], meas["pearson_a"]
     report["cnn_vs_conventional"] = report["conventional_ms"] / report["cnn_ms"]
     report["training"] = {
-        t: train_throughput(getattr(params.model, t), train_n)
-        for t in ("concentration", "asymmetry")
+        t: train_throughput(arch, train_n) for t, arch in params.model.by_target().items()
     }
     if pipeline:
         # cold (each stage starts its LocalCluster: a one-off command) and on a running cluster

@@ -118,7 +118,8 @@ def compare_inputs(
     import mlflow
 
     from casnet.core.tracking import use_store
-    from casnet.networks.train import predict_store, train
+    from casnet.networks.inference import predict_store
+    from casnet.networks.train import train
 
     plain = {"compile": False}  # inference only
 

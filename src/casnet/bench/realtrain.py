@@ -195,7 +195,7 @@ class _Networks:
 
 
 def _sim_scores(model, store: Path, target: str) -> dict[str, float]:
-    from casnet.networks.train import predict_store
+    from casnet.networks.inference import predict_store
 
     out = {}
     for labels in ("label", "truth"):

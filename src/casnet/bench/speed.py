@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from casnet.core.layout import TARGETS
 from casnet.core.scores import pearson
 from casnet.data.settings import SimulateConfig
 from casnet.data.simulate import simulate
@@ -392,8 +393,8 @@ def _table1_model(dest: str, arch_by_target: dict) -> str:
     import mlflow
 
     from casnet.networks.architecture import build_model
+    from casnet.networks.mlmodel import model_requirements, network_signature
     from casnet.networks.registry import CasnetModel
-    from casnet.networks.train import model_requirements, network_signature
 
     artifacts = {}
     for target, arch in arch_by_target.items():
@@ -484,7 +485,7 @@ def format_predict_report(r: dict[str, Any]) -> str:
     if "rest_galaxies_per_s" in r:
         lines.append(f"through mlflow models serve (JSON, {r['rest_batch']} stamps a request): "
                      f"{r['rest_galaxies_per_s']:.0f} galaxies/s")  # fmt: skip
-    for target in ("concentration", "asymmetry"):
+    for target in TARGETS:
         if f"{target}_gflops" in r:
             lines.append(
                 f"{target} network alone: {r[f'{target}_images_per_s']:.0f} images/s, "

@@ -240,8 +240,7 @@ def benchmark_finetune_cmd(
     p = load_params(params)
     real_cfg = override(p.evaluate.real, source="command line", max_galaxies=max_galaxies)
     report = finetune(real_cfg=real_cfg, sim=p.simulate, morph=p.morphology,
-                      archs={"concentration": p.model.concentration,
-                             "asymmetry": p.model.asymmetry},
+                      archs=p.model.by_target(),
                       init=init, splits=splits, seed=seed, fine_fraction=fine_fraction,
                       eval_views=eval_views, train_views=train_views, train_share=train_share,
                       label_sn=label_sn, epochs=epochs, patience=patience, batch_size=batch_size,
@@ -459,8 +458,7 @@ def benchmark_predict_cmd(
         raise fail("--n and --rest-batch must be >= 1", EXIT_USAGE)
     p = load_params(params)
     report = benchmark_predict(n, model=model, rest=rest, rest_batch=rest_batch,
-                               arch_by_target={"concentration": p.model.concentration,
-                                               "asymmetry": p.model.asymmetry})  # fmt: skip
+                               arch_by_target=p.model.by_target())  # fmt: skip
     typer.echo(format_predict_report(report))
     _write_report(report, "predict")
 

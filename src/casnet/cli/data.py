@@ -19,7 +19,7 @@ from casnet.cli.common import (
     store_settings,
 )
 from casnet.core.config import override
-from casnet.core.layout import AUGMENTED, CLEANED, MEASURED, RAW, SELECTED, SPLIT, TRAIN
+from casnet.core.layout import AUGMENTED, CLEANED, MEASURED, RAW, SELECTED, SPLIT, TARGETS, TRAIN
 from casnet.params import load_params
 
 commands = typer.Typer(
@@ -177,8 +177,8 @@ def data_measure(
                      show_progress=not quiet)  # fmt: skip
     typer.echo(f"measure: {done.n} galaxies ({done.n_ok} without flags) -> {out}", err=True)
     if not quiet:
-        cols = ["galaxy_id", "concentration", "asymmetry", "snr_p", "r_petro", "flag"]
-        cols += [c for c in ("concentration_true", "asymmetry_true") if c in done.head]
+        cols = ["galaxy_id", *TARGETS, "snr_p", "r_petro", "flag"]
+        cols += [c for c in (f"{t}_true" for t in TARGETS) if c in done.head]
         typer.echo(format_table(done.head[cols].to_dict("records"), cols))
         if done.n > len(done.head):
             typer.echo(f"... {done.n - len(done.head)} more rows in {out}")

@@ -15,6 +15,8 @@ from casnet.cli.common import (
 )
 from casnet.core.config import override
 from casnet.core.errors import EXIT_BAD_INPUT, EXIT_USAGE, CasnetError, exit_status
+from casnet.core.layout import TARGETS
+from casnet.core.quantities import SCHEMA
 from casnet.params import load_params
 
 commands = typer.Typer()
@@ -157,7 +159,7 @@ def _store_grid(store: Path, out: Path, n: int, array: str, measurements: Path |
     cat = st.catalog.reset_index(drop=True).assign(_row=lambda d: range(len(d)))
     if measurements is not None:
         meas = pd.read_parquet(measurements)
-        keep = [c for c in ("galaxy_id", "concentration", "asymmetry") if c in meas]
+        keep = [c for c in ("galaxy_id", *TARGETS) if c in meas]
         cat = cat.drop(columns=[c for c in keep if c != "galaxy_id" and c in cat]).merge(
             meas[keep], on="galaxy_id", how="left"
         )
@@ -176,10 +178,9 @@ def _store_grid(store: Path, out: Path, n: int, array: str, measurements: Path |
     titles = []
     for _, r in cat.iterrows():
         t = str(r["galaxy_id"])
-        c = r.get("concentration", r.get("label_concentration"))
-        a = r.get("asymmetry", r.get("label_asymmetry"))
-        if c is not None and pd.notna(c):
-            t += f"\nC={c:.2f} A={a:.2f}"
+        values = {q.symbol: r.get(q.name, r.get(q.column("label"))) for q in SCHEMA}
+        if all(v is not None and pd.notna(v) for v in values.values()):
+            t += "\n" + " ".join(f"{k}={v:.2f}" for k, v in values.items())
         titles.append(t)
     path = stamp_grid([images[r] for r in cat["_row"]], titles, out)
     typer.echo(f"grid of {len(titles)} stamps written to {path}")

@@ -70,7 +70,8 @@ def tune(
     space = override(space, source="search (command line)", max_trials=budget(max_trials),
                      max_epochs=budget(epochs), patience=budget(patience))  # fmt: skip
 
-    from casnet.networks.tune import check_inputs, format_trials
+    from casnet.networks.dataset import check_inputs
+    from casnet.networks.tune import format_trials
     from casnet.networks.tune import tune as run_search
 
     check_inputs(target, train, val)  # a clear message before any training
@@ -180,8 +181,8 @@ def train(
     limits = override(p.search, source="search (command line)", max_epochs=budget(epochs),
                       patience=budget(patience), seed=budget(seed))  # fmt: skip
 
+    from casnet.networks.dataset import check_inputs
     from casnet.networks.train import architecture_from_search
-    from casnet.networks.tune import check_inputs
     from casnet.networks.workflow import train_and_register
 
     check_inputs(target, train_store, val)

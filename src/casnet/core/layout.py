@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# the quantities (their names in the order of every output, and the suffix of a standard
+# deviation's column) live in the schema, casnet.core.quantities; re-exported here
+from casnet.core.quantities import ERR, TARGETS
+
 __all__ = [
     "AUGMENTED",
     "CLEANED",
@@ -30,11 +34,6 @@ __all__ = [
     "project_root",
 ]
 
-#: the two quantities the networks learn, in the order of every output (Tohill et al. 2021)
-TARGETS = ("concentration", "asymmetry")
-#: suffix of a value's standard deviation in every table and response (``concentration_err``:
-#: the conventional measurement's error, or the sigma of a network with a Gaussian head)
-ERR = "_err"
 
 #: catalogue column of galaxies that may be scored but never learnt from: the real COSMOS galaxies
 #: of the real suite (issue 29: "no shipped network is ever trained on these galaxies"); the
@@ -74,7 +73,7 @@ EXPERIMENT_DESCRIPTIONS = {
     "casnet-benchmark": "Benchmarks (casnet benchmark): speed and agreement figures.",
 }
 #: registered models: one per network, and the combined model that serves both
-NETWORK_MODELS = {"concentration": "casnet-concentration", "asymmetry": "casnet-asymmetry"}
+NETWORK_MODELS = {t: f"casnet-{t}" for t in TARGETS}
 COMBINED_MODEL = "casnet"
 
 _MARKERS = ("params.yaml", "dvc.yaml")

@@ -47,6 +47,7 @@ from astropy.wcs import WCS, NoConvergence
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.flags import IngestFlag
+from casnet.core.quantities import ERR, SCHEMA
 from casnet.data.io.fits import (
     FITS_SUFFIXES,
     expand_paths,
@@ -75,18 +76,15 @@ CATALOG_FORMATS = {
 }
 
 #: accepted (case-insensitive) column names of :func:`read_labels`, per output column
+#: (each quantity of the schema: its name, its symbol and its label column; the error: with
+#: ``_err``, or ``sigma_<symbol>``)
 LABEL_ALIASES: dict[str, tuple[str, ...]] = {
-    "label_concentration": ("concentration", "c", "label_concentration"),
-    "label_asymmetry": ("asymmetry", "a", "label_asymmetry"),
-    "label_concentration_err": (
-        "concentration_err",
-        "c_err",
-        "sigma_c",
-        "label_concentration_err",
-    ),
-    "label_asymmetry_err": ("asymmetry_err", "a_err", "sigma_a", "label_asymmetry_err"),
-}
-_REQUIRED_LABELS = ("label_concentration", "label_asymmetry")
+    **{t.column("label"): (t.name, t.symbol.lower(), t.column("label")) for t in SCHEMA},
+    **{t.column("label") + ERR: (t.name + ERR, t.symbol.lower() + ERR,
+                                 f"sigma_{t.symbol.lower()}", t.column("label") + ERR)
+       for t in SCHEMA},
+}  # fmt: skip
+_REQUIRED_LABELS = tuple(t.column("label") for t in SCHEMA)
 
 
 # eq=False: the image is an array, and element-wise ``==`` has no single truth value.

@@ -11,13 +11,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from casnet.core.figures import save_figure
+from casnet.core.quantities import SCHEMA
 
 __all__ = ["GRID_LABELS", "deviation_histograms", "deviation_vs_grid", "residuals_vs_snr"]
 
 #: the physical name of each suite's grid, for axes and titles (issue 31: "snr target" and "z")
 GRID_LABELS = {"snr_target": "SNR_p", "z": "redshift z"}
-#: the quantities' symbols on axes
-SYMBOLS = {"concentration": "C", "asymmetry": "A"}
 
 
 def _binned(x: np.ndarray, y: np.ndarray, edges: np.ndarray):
@@ -42,18 +41,16 @@ def residuals_vs_snr(table: pd.DataFrame, out: str | Path, *, reference: str = "
     row each, on the same y range per quantity; the title says what is compared and N.
     """
     fig = Figure(figsize=(9, 3.8 * len(methods) + 0.4))
-    axes = np.atleast_2d(fig.subplots(len(methods), 2, sharey="col"))
+    axes = np.atleast_2d(fig.subplots(len(methods), len(SCHEMA), sharey="col"))
     snr = table["snr_p"].to_numpy(float)
     good = np.isfinite(snr) & (snr > 0)
     edges = np.geomspace(max(snr[good].min(initial=1.0), 0.5), snr[good].max(initial=10.0) * 1.01,
                          9) if good.any() else np.array([1.0, 10.0])  # fmt: skip
     names = {"net": "network", "conventional": "conventional", "label": "label", "true": "truth"}
     for row, method in zip(axes, methods, strict=True):
-        for ax, target in zip(row, ("concentration", "asymmetry"), strict=True):
-            ref = table[f"{reference}_{target}"].to_numpy(float)
-            res = table[f"{method}_{target}"].to_numpy(float) - ref
-            if target == "concentration":
-                res = res / ref
+        for ax, target in zip(row, SCHEMA, strict=True):
+            ref = table[f"{reference}_{target.name}"].to_numpy(float)
+            res = target.residual_of(table[f"{method}_{target.name}"].to_numpy(float), ref)
             ax.scatter(snr, res, s=5, alpha=0.5, color="0.3")
             c, m, s = _binned(snr, res, edges)
             if len(c):
@@ -70,8 +67,7 @@ def residuals_vs_snr(table: pd.DataFrame, out: str | Path, *, reference: str = "
             ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
             ax.set_xlabel("SNR_p")
             what = f"{names[method]} - {names[reference]}"
-            ax.set_ylabel(f"C: ({what}) / {names[reference]}" if target == "concentration"
-                          else f"A: {what}")  # fmt: skip
+            ax.set_ylabel(target.residual_label(what, names[reference]))
             ax.legend(fontsize=7)
     drawn = " and ".join(names[m] for m in methods)
     fig.suptitle(f"{suite.capitalize()}: {drawn} against the {names[reference]}, by SNR_p "
@@ -92,17 +88,17 @@ def deviation_vs_grid(summary: pd.DataFrame, grid: str, out: str | Path,
     if what is None:
         what = f"deviation from {name} = {reference:g}" if reference is not None else "deviation"
     fig = Figure(figsize=(9, 4.1))
-    axes = fig.subplots(1, 2)
-    for ax, target in zip(axes, ("concentration", "asymmetry"), strict=True):
+    axes = fig.subplots(1, len(SCHEMA))
+    for ax, target in zip(axes, SCHEMA, strict=True):
         for i, method in enumerate(("network", "conventional")):
-            rows = summary[(summary["method"] == method) & (summary["target"] == target)]
+            rows = summary[(summary["method"] == method) & (summary["target"] == target.name)]
             rows = rows.sort_values(grid)
             x = rows[grid].to_numpy(float) + (i - 0.5) * 0.08
             ax.errorbar(x, rows["mean"], yerr=rows["std"], fmt="o-", ms=4, capsize=2,
                         label=method)  # fmt: skip
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel(name)
-        ax.set_ylabel(f"{SYMBOLS[target]}: {what}")
+        ax.set_ylabel(f"{target.symbol}: {what}")
         ax.legend(fontsize=7)
     n = int(summary["n"].max()) if "n" in summary and len(summary) else 0
     head = f"{suite.capitalize()}: " if suite else ""
@@ -118,9 +114,9 @@ def deviation_histograms(deviations: dict[tuple[str, str], np.ndarray], out: str
     ``deviations``: ``(method, target) -> values``.
     """
     fig = Figure(figsize=(9, 4.1))
-    axes = fig.subplots(1, 2)
-    for ax, target in zip(axes, ("concentration", "asymmetry"), strict=True):
-        values = {m: np.asarray(v, float) for (m, t), v in deviations.items() if t == target}
+    axes = fig.subplots(1, len(SCHEMA))
+    for ax, target in zip(axes, SCHEMA, strict=True):
+        values = {m: np.asarray(v, float) for (m, t), v in deviations.items() if t == target.name}
         values = {m: v[np.isfinite(v)] for m, v in values.items()}
         both = np.concatenate([v for v in values.values() if v.size] or [np.zeros(1)])
         lo, hi = np.percentile(both, [0.5, 99.5]) if both.size > 1 else (-1.0, 1.0)
@@ -132,7 +128,7 @@ def deviation_histograms(deviations: dict[tuple[str, str], np.ndarray], out: str
             ax.hist(v, bins=bins, histtype="step", color=colour, label=f"{method} (N = {v.size})")
             for sign in (-1, 1):
                 ax.axvline(v.mean() + sign * 2 * v.std(), color=colour, ls=":", lw=0.8)
-        ax.set_xlabel(f"{SYMBOLS[target]}: deviation from its value at the reference SNR_p")
+        ax.set_xlabel(f"{target.symbol}: deviation from its value at the reference SNR_p")
         ax.set_ylabel("galaxies x noise draws")
         ax.legend(fontsize=7)
     fig.suptitle("Noise suite: pooled deviations, network and conventional (dotted: 2 sigma, "

@@ -22,6 +22,7 @@ import pandas as pd
 from casnet.core.figures import stamp_grid
 from casnet.core.flags import BAD_VALUES
 from casnet.core.layout import TARGETS
+from casnet.core.quantities import symbol
 from casnet.data.io.store import StampStore
 from casnet.evaluation.figures import deviation_histograms, deviation_vs_grid
 from casnet.evaluation.predictor import Predictor
@@ -179,7 +180,7 @@ def noise_suite(predictor: Predictor, val: str | Path, raw: str | Path, cfg: Noi
                 continue  # cannot reach this SNR_p from this galaxy: no row, counted below
             m = measure(noisy.astype(np.float64), config=morph)
             row = {"galaxy_id": str(gal.galaxy_id), "snr_target": target, "snr_measured": m.snr_p,
-                   "conv_concentration": m.concentration, "conv_asymmetry": m.asymmetry,
+                   **{f"conv_{t}": getattr(m, t) for t in TARGETS},
                    "conv_flag": int(m.flag)}  # fmt: skip
             for t in TARGETS:
                 if f"{t}_true" in sample:
@@ -244,7 +245,7 @@ def _metrics(result: SuiteResult, table: pd.DataFrame, summary: pd.DataFrame,
 
     for method in METHODS:
         for t in TARGETS:
-            x = t[0].upper()
+            x = symbol(t)
             p = pooled[(pooled["method"] == method) & (pooled["target"] == t)].iloc[0]
             at3 = summary[(summary["method"] == method) & (summary["target"] == t)
                           & (summary["snr_target"] == BIAS_SNR)]  # fmt: skip

@@ -81,6 +81,7 @@ import pandas as pd
 from casnet.core.figures import save_figure, stamp_grid
 from casnet.core.flags import BAD_VALUES, Flag
 from casnet.core.layout import ERR, TARGETS
+from casnet.core.quantities import symbol
 from casnet.core.scores import pearson
 from casnet.data.preprocess import CROP_SIZE
 from casnet.data.real import cutout_footprint
@@ -470,7 +471,7 @@ def _ood_results(result: SuiteResult, table: pd.DataFrame, scored: pd.DataFrame)
                 result.metrics[f"{t}_{key}_ood_{col}"] = float(row[f"{t}_{col}"])
     row = by_group[by_group["bin"] == "all"].iloc[0]
     for t in TARGETS:
-        x = t[0].upper()
+        x = symbol(t)
         parts.append(f"{x} RMSE vs the reference, network {row[f'{t}_net_rmse_flagged']:.3f} "
                      f"flagged / {row[f'{t}_net_rmse_unflagged']:.3f} unflagged (conventional "
                      f"{row[f'{t}_conv_rmse_flagged']:.3f} / "
@@ -509,7 +510,8 @@ def _summary(result: SuiteResult, by_group: pd.DataFrame) -> None:
     for t in TARGETS:
         row = head[head["target"] == t].iloc[0]
         for quantity, net, conv in HEADLINE_ROWS:
-            result.summary.append({"quantity": f"{t[0].upper()} {quantity} (real, {HEADLINE})",
+            result.summary.append({"quantity": f"{symbol(t)} {quantity} "
+                                               f"(real, {HEADLINE})",
                                    "network": float(row[net]),
                                    "conventional": float(row[conv]) if conv else np.nan,
                                    "target": t, "n": int(row["n"])})  # fmt: skip
@@ -582,11 +584,11 @@ def outliers(table: pd.DataFrame, target: str, n: int = N_OUTLIERS) -> pd.DataFr
 
 
 def _outliers(table: pd.DataFrame, images: np.ndarray, truths: np.ndarray, out: Path) -> Path:
-    """The worst stamps in A then in C: the network's crop of each observed stamp, its three
+    """The worst stamps in each quantity: the network's crop of each observed stamp, its three
     values in the title, beside the same crop of the noise-free stamp."""
     picks, titles = [], []
-    for t in ("asymmetry", "concentration"):
-        x = t[0].upper()
+    for t in TARGETS:
+        x = symbol(t)
         for i, r in outliers(table, t).iterrows():
             picks += [_crop(images[i]), _crop(truths[i])]
             titles += [

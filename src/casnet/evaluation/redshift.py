@@ -33,6 +33,7 @@ import pandas as pd
 
 from casnet.core.figures import save_figure, stamp_grid
 from casnet.core.flags import BAD_VALUES, Flag
+from casnet.core.quantities import TARGETS, quantity
 from casnet.data.noise import sky_noise
 from casnet.data.preprocess import CROP_SIZE
 from casnet.data.psf import psf_model
@@ -226,8 +227,8 @@ def redshift_suite(
             t = measure(clean, config=morphology, noiseless_sigma=sigma)
             rows.append({"galaxy_id": gal.galaxy_id, "kind": gal.kind, "z": z,
                          "snr_p": m.snr_p, "conv_flag": int(m.flag),
-                         "conv_concentration": m.concentration, "conv_asymmetry": m.asymmetry,
-                         "true_concentration": t.concentration, "true_asymmetry": t.asymmetry,
+                         **{f"conv_{q}": getattr(m, q) for q in TARGETS},
+                         **{f"true_{q}": getattr(t, q) for q in TARGETS},
                          "true_aperture_px": t.r_petro * morphology.aperture_rp})  # fmt: skip
             stamps.append(noisy.astype(np.float32))
     table = pd.DataFrame(rows)
@@ -257,7 +258,7 @@ def redshift_suite(
     table = table.loc[mask].reset_index(drop=True)
     kept_stamps = np.stack([s for s, m in zip(stamps, mask, strict=True) if m])
     preds = predictor.predict(kept_stamps)
-    for t in ("concentration", "asymmetry"):
+    for t in TARGETS:
         table[f"net_{t}"] = preds[t].to_numpy(float)
     summary = deviation_summary(table, "z", grid[0])
     result.tables["redshift_galaxies"] = table
@@ -300,7 +301,7 @@ def _metrics(result: SuiteResult, table: pd.DataFrame, summary: pd.DataFrame,
     lo, hi = PAPER_DC_RANGE
     for method, prefix in (("network", "net"), ("conventional", "conv")):
         s = summary[summary["method"] == method]
-        for t in ("concentration", "asymmetry"):
+        for t in TARGETS:
             st = s[s["target"] == t]
             far = st[st["z"] == max(grid)]
             result.metrics[f"{method}_{t}_mean_dev_zmax"] = float(far["mean"].iloc[0])
@@ -323,11 +324,11 @@ def _metrics(result: SuiteResult, table: pd.DataFrame, summary: pd.DataFrame,
                                result.metrics["conventional_concentration_mean_frac_dev_z1_3"],
                            "target": "concentration", "n": n13,
                            "paper": f"{PAPER_DC[0]:g} / {PAPER_DC[1]:g}"})  # fmt: skip
-    for t in ("concentration", "asymmetry"):
+    for t in TARGETS:
         far = summary[(summary["method"] == "network") & (summary["target"] == t)
                       & (summary["z"] == max(grid))]  # fmt: skip
         n = int(far["n"].iloc[0]) if len(far) else 0
-        x = t[0].upper()
+        x = quantity(t).symbol
         for what, key in (("mean deviation", "mean_dev_zmax"), ("scatter", "std_dev_zmax"),
                           ("mean minus truth", "truth_mean_dev_zmax")):  # fmt: skip
             row = {"quantity": f"{x} {what} at z = {max(grid):g} (redshift)", "target": t, "n": n}
@@ -341,9 +342,9 @@ def _tracks(table: pd.DataFrame, reference: float, out: Path) -> Path:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 6.5))
-    axes = fig.subplots(2, 2, sharex=True)
+    axes = fig.subplots(2, len(TARGETS), sharex=True, squeeze=False)
     for row, (method, prefix) in enumerate((("network", "net"), ("conventional", "conv"))):
-        for col, t in enumerate(("concentration", "asymmetry")):
+        for col, t in enumerate(TARGETS):
             ax = axes[row][col]
             for _, g in table.groupby("galaxy_id"):
                 g = g.sort_values("z")

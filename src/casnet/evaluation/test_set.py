@@ -16,6 +16,7 @@ import pandas as pd
 from casnet.core.calibration import miscalibration_reason
 from casnet.core.figures import predicted_vs_label
 from casnet.core.layout import TARGETS
+from casnet.core.quantities import SCHEMA, symbol
 from casnet.core.scores import degenerate_reason, scores
 from casnet.data.io.store import StampStore
 from casnet.evaluation.calibration import calibration_table, has_sigma, reliability_figure
@@ -26,15 +27,8 @@ from casnet.evaluation.result import SuiteResult
 __all__ = ["test_set"]
 
 
-#: the paper's test-set figures (Sec. 4.1): network against MORFOMETRYKA's labels
-PAPER = {
-    ("concentration", "mae"): 0.15,
-    ("concentration", "rmse"): 0.21,
-    ("concentration", "pearson_r"): 0.75,
-    ("asymmetry", "mae"): 0.045,
-    ("asymmetry", "rmse"): 0.065,
-    ("asymmetry", "pearson_r"): 0.76,
-}
+#: the paper's test-set figures (Sec. 4.1): network against MORFOMETRYKA's labels (the schema's)
+PAPER = {(t.name, k): v for t in SCHEMA for k, v in t.paper.items()}
 NAMES = {"mae": "MAE", "rmse": "RMSE", "pearson_r": "Pearson r"}
 #: SNR_p bins of the per-bin scores (the selection keeps SNR_p > 2)
 SNR_EDGES = (2.0, 3.0, 5.0, 10.0, 20.0, np.inf)
@@ -53,18 +47,19 @@ def scores_by_snr(table: pd.DataFrame, reference: str = "true") -> pd.DataFrame:
     snr = table["snr_p"].to_numpy(float)
     for lo, hi in itertools.pairwise(SNR_EDGES):
         part = table[(snr > lo) & (snr <= hi)]
-        for t in TARGETS:
+        for t in SCHEMA:
             for method in ("net", "conventional"):
-                ref, col = f"{reference}_{t}", f"{method}_{t}"
+                ref, col = f"{reference}_{t.name}", f"{method}_{t.name}"
                 ok = np.isfinite(part[ref]) & np.isfinite(part[col])
                 res = (part.loc[ok, col] - part.loc[ok, ref]).to_numpy(float)
                 s = scores(part.loc[ok, ref], part.loc[ok, col])
-                frac = res / part.loc[ok, ref].to_numpy(float) if t == "concentration" else res
-                rows.append({"snr_lo": lo, "snr_hi": hi, "target": t,
+                # a fractional quantity's residual also as a fraction of the reference (C)
+                frac = t.residual_of(part.loc[ok, col], part.loc[ok, ref])
+                rows.append({"snr_lo": lo, "snr_hi": hi, "target": t.name,
                              "method": "network" if method == "net" else "conventional",
                              **s, "bias": float(res.mean()) if res.size else np.nan,
                              "fractional_rmse": float(np.sqrt(np.mean(frac**2)))
-                             if t == "concentration" and res.size else np.nan})  # fmt: skip
+                             if t.residual == "fractional" and res.size else np.nan})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -95,7 +90,7 @@ def _calibration(table: pd.DataFrame, result: SuiteResult, out: Path, *, has_tru
             for k in (1, 2):
                 net = result.metrics.get(f"{t}_net_coverage_{k}sigma_vs_{name}", np.nan)
                 conv = result.metrics.get(f"{t}_conventional_coverage_{k}sigma_vs_{name}", np.nan)
-                result.summary.append({"quantity": f"{t[0].upper()} coverage at {k} sigma vs "
+                result.summary.append({"quantity": f"{symbol(t)} coverage at {k} sigma vs "
                                        f"{name} (test)", "network": net, "conventional": conv,
                                        "target": t, "n": len(table), "sigma": True,
                                        "paper": "none (Sec. 4.4)"})  # fmt: skip
@@ -163,7 +158,7 @@ def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteR
         if reason is not None:
             result.degenerate[t] = reason
         for k, label in NAMES.items():
-            result.summary.append({"quantity": f"{t[0].upper()} {label} vs label (test)",
+            result.summary.append({"quantity": f"{symbol(t)} {label} vs label (test)",
                                    "network": net[k],
                                    "conventional": conv[k] if conv is not None else np.nan,
                                    "target": t, "n": net["n"],
@@ -176,7 +171,7 @@ def test_set(predictor: Predictor, store: str | Path, out: str | Path) -> SuiteR
                 for k in ("mae", "rmse", "pearson_r"):
                     result.metrics[f"{t}_{m}_vs_truth_{k}"] = s[k]
             for k, label in NAMES.items():
-                result.summary.append({"quantity": f"{t[0].upper()} {label} vs truth (test)",
+                result.summary.append({"quantity": f"{symbol(t)} {label} vs truth (test)",
                                        "network": vs["net"][k],
                                        "conventional": vs["conventional"][k],
                                        "target": t, "n": vs["net"]["n"]})  # fmt: skip

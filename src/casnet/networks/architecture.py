@@ -35,7 +35,7 @@ _OPTIMIZER_CLASSES = {
 Architecture = ArchitectureConfig
 
 #: The paper's Table 1 optima, per target (the ``model`` defaults of ``params.yaml``).
-TABLE1 = {"asymmetry": ModelConfig().asymmetry, "concentration": ModelConfig().concentration}
+TABLE1 = ModelConfig().by_target()
 
 
 def build_model(arch: Architecture, *, input_size: int = 60, name: str = "casnet") -> keras.Model:

@@ -23,7 +23,9 @@ previous epoch's counters, never skips one.
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,10 @@ from casnet.networks.metrics import EARLY_STOPPING
 __all__ = [
     "STATE_FILE",
     "EpochLine",
+    "EpochLogger",
     "ResumableEarlyStopping",
     "ResumableReduceLROnPlateau",
+    "mlflow_metrics",
     "training_callbacks",
 ]
 
@@ -238,3 +242,38 @@ def training_callbacks(
                                       patience=budget.patience,
                                       restore_best_weights=restore_best_weights))  # fmt: skip
     return out
+
+
+def _metric_name(key: str) -> str:
+    return key if key.startswith("val_") else f"train_{key}"
+
+
+def mlflow_metrics(values: dict[str, float], step: int) -> list:
+    """MLflow metrics of the finite ``values`` (issue 31: MLflow stores an infinite metric as
+    1.8e308, which read as a score; a diverged trial's metrics are left out instead)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, step) for k, v in values.items()
+            if v is not None and math.isfinite(float(v))]  # fmt: skip
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Log a trial's metrics to its MLflow run after every epoch (step = epoch number, from 1).
+
+    Holds only strings (run id, tracking URI) so Keras Tuner may copy it freely.
+    """
+
+    def __init__(self, run_id: str, tracking_uri: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.tracking_uri = tracking_uri
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from mlflow import MlflowClient
+
+        values = {_metric_name(k): float(v) for k, v in (logs or {}).items()
+                  if isinstance(v, (int, float, np.floating))}  # fmt: skip
+        MlflowClient(self.tracking_uri).log_batch(
+            self.run_id, metrics=mlflow_metrics(values, epoch + 1)
+        )

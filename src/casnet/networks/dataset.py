@@ -15,11 +15,13 @@ import tensorflow as tf
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.layout import EVALUATION_ONLY, TARGETS
-from casnet.data.io.store import StampStore
+from casnet.data.io.store import CATALOG, StampStore
 from casnet.data.preprocess import NetworkInput
 
 __all__ = [
     "LABEL_SOURCES",
+    "OVERRIDE_TAG",
+    "check_inputs",
     "evaluation_only_count",
     "label_column",
     "refuse_evaluation_only",
@@ -31,6 +33,10 @@ __all__ = [
 #: measurement or external labels: the paper's choice), or ``truth``, the simulator's idealised
 #: truth (C and A of the noiseless image: the physics rather than the algorithm)
 LABEL_SOURCES = {"label": "label_{}", "truth": "{}_true"}
+
+
+#: the run tag of a training allowed on evaluation-only galaxies (never a shipped network)
+OVERRIDE_TAG = "casnet.evaluation_only_override"
 
 
 def label_column(target: str, labels: str = "label") -> str:
@@ -160,3 +166,19 @@ def store_dataset(
     n_batches = -(-int(finite.sum()) // batch_size)
     ds = ds.batch(batch_size).apply(tf.data.experimental.assert_cardinality(n_batches))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def check_inputs(target: str, train: str | Path, val: str | Path) -> None:
+    """Fail before any training when the target or the stores are unusable."""
+    if target not in TARGETS:
+        raise CasnetInputError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    for role, path in (("training", train), ("validation", val)):
+        if not (Path(path) / CATALOG).exists():
+            raise CasnetInputError(
+                f"no {role} store at {path}: run `dvc repro` (or `make demo`) first"
+            )
+        store = StampStore(path)
+        if len(store) == 0:
+            raise CasnetInputError(f"the {role} store {path} is empty")
+        if f"label_{target}" not in store.catalog.columns:
+            raise CasnetInputError(f"{path} has no label_{target} column")

@@ -1,4 +1,5 @@
-"""Network inference on arrays in memory, batch by batch (the serving and scoring hot path).
+"""Network inference on arrays in memory, batch by batch (the serving and scoring hot path), and
+on a whole store (:func:`predict_store`: training's validation, the suites and reports).
 
 ``keras.Model.predict`` wraps every call in a data pipeline (an adapter over the NumPy array,
 callbacks, a progress bar and the concatenation of the outputs); on 2 CPU cores that costs a
@@ -10,11 +11,14 @@ numbers to the last bit, without the per-call pipeline.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["predict_array", "predict_mean_sigma"]
+from casnet.data.io.store import StampStore
+
+__all__ = ["predict_array", "predict_mean_sigma", "predict_store"]
 
 
 def predict_array(model: Any, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -50,3 +54,26 @@ def predict_mean_sigma(model: Any, x: np.ndarray,
     from casnet.networks.uncertainty import mean_and_sigma
 
     return mean_and_sigma(predict_array(model, x, batch_size))
+
+
+def predict_store(model, store: str | Path, target: str, *, batch_size: int = 512,
+                  labels: str = "label", with_sigma: bool = False):  # fmt: skip
+    """``(labels, predictions)`` of ``model`` on a store of network-ready stamps, chunk by chunk;
+    ``labels``: which values to return beside the predictions (``label`` or ``truth``);
+    ``with_sigma``: also the standard deviations (``(labels, predictions, sigmas)``; NaN for a
+    point network)."""
+    # imported here: the dataset module needs TensorFlow, which predict_array does not (the
+    # GPU machine runs Keras on JAX)
+    from casnet.networks.dataset import label_column
+
+    src = StampStore(store)
+    values = src.catalog[label_column(target, labels)].to_numpy(dtype=np.float64)
+    images = src.array("image")
+    means, sigmas = [np.zeros(0)], [np.zeros(0)]
+    for start in range(0, len(src), src.chunk_size):
+        chunk = np.asarray(images[start : start + src.chunk_size], dtype=np.float32)[..., None]
+        mu, sigma = predict_mean_sigma(model, chunk, batch_size)
+        means.append(mu)
+        sigmas.append(sigma)
+    preds, sigma = np.concatenate(means), np.concatenate(sigmas)
+    return (values, preds, sigma) if with_sigma else (values, preds)

@@ -39,6 +39,7 @@ import pandas as pd
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.flags import PredictFlag
+from casnet.core.quantities import SCHEMA
 from casnet.data.io.fits import expand_paths, path_text, pixel_scale, read_image
 from casnet.data.io.store import CATALOG
 from casnet.data.preprocess import NetworkInput
@@ -325,6 +326,10 @@ def score_chunk(chunk: WorkUnit, model_path: str, *, hdu: int | str | None = Non
     return score_stamps(_read(chunk, hdu, expected, strict), model_path, conventional=conventional)
 
 
+#: a row's network values: each quantity of the schema and its sigma, in the schema's order
+_VALUES = tuple(c for t in SCHEMA for c in (t.name, t.err()))
+
+
 def score_stamps(items, model_path: str, *,
                  conventional: MorphologyConfig | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Rows (as :func:`score_chunk`'s) for stamps already read: ``items`` yields ``(galaxy_id,
@@ -343,8 +348,7 @@ def score_stamps(items, model_path: str, *,
         if warning:
             flag |= PredictFlag.INVALID_PIXELS
         why = f"UNUSABLE: {reason}" if reason else f"INVALID_PIXELS: {warning}" if warning else ""
-        row = {"galaxy_id": gid, "source": source, "concentration": math.nan,
-               "concentration_err": math.nan, "asymmetry": math.nan, "asymmetry_err": math.nan,
+        row = {"galaxy_id": gid, "source": source, **dict.fromkeys(_VALUES, math.nan),
                "ood_score": math.nan, "predict_flag": int(flag),
                "predict_flag_reasons": why}  # fmt: skip
         if conventional is not None:
@@ -360,13 +364,13 @@ def score_stamps(items, model_path: str, *,
             {"stamp": [g[1] for g in good], "galaxy_id": [rows[g[0]]["galaxy_id"] for g in good]}
         )
         fit = model.unwrap_python_model().ood_fit
-        columns = ("concentration", "concentration_err", "asymmetry", "asymmetry_err",
-                   "ood_score")  # fmt: skip
+        columns = (*_VALUES, "ood_score")
         for j, (i, _) in enumerate(good):
             row = rows[i]
             for name in columns:
                 # a model registered before issue 18 returns no _err columns, one without an
-                # out-of-distribution fit no ood_score
+                # out-of-distribution fit no ood_score, one made before a quantity was added
+                # not that quantity (NaN: the rows of every model have the same columns)
                 row[name] = float(table[name].iloc[j]) if name in table else math.nan
             why = _ood_flag(row["ood_score"], fit.quantile) if fit is not None else ""
             if why:
@@ -379,14 +383,14 @@ def score_stamps(items, model_path: str, *,
 
 def _conventional(image: np.ndarray | None, cfg: MorphologyConfig) -> dict[str, Any]:
     """Our conventional C and A beside the networks' (``--with-conventional``)."""
-    out = {"conventional_concentration": math.nan, "conventional_asymmetry": math.nan,
+    out = {**{t.column("conventional"): math.nan for t in SCHEMA},
            "conventional_flag": -1, "conventional_flag_reasons": "not measured"}  # fmt: skip
     if image is None:
         return out
     from casnet.morphology import measure
 
     m = measure(np.asarray(image, dtype=np.float64), config=cfg)
-    return {"conventional_concentration": m.concentration, "conventional_asymmetry": m.asymmetry,
+    return {**{t.column("conventional"): getattr(m, t.name) for t in SCHEMA},
             "conventional_flag": int(m.flag),
             "conventional_flag_reasons": m.flag_reasons}  # fmt: skip
 

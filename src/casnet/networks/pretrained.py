@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 from casnet.core.errors import CasnetInputError
-from casnet.core.layout import COMBINED_MODEL, EXPERIMENTS, NETWORK_MODELS, TARGETS
+from casnet.core.layout import COMBINED_MODEL, EXPERIMENTS, NETWORK_MODELS
 
 __all__ = [
     "CARD",
@@ -290,7 +290,7 @@ def register(*, root: Path | None = None, promote: bool = False,
             "casnet.pretrained_commit": str(info.get("git_commit", ""))}  # fmt: skip
     versions: dict[str, str] = {}
     with use_store(root), mlflow.start_run(experiment_id=exp, run_name="pretrained", tags=tags):
-        for target in TARGETS:
+        for target in _artifacts(model):  # the model's own quantities (issue 32)
             # each network is a whole MLflow Keras model inside the combined model's artifacts
             mlflow.log_artifacts(str(model / _artifacts(model)[target]), artifact_path=target)
             run_id = mlflow.active_run().info.run_id
@@ -328,9 +328,15 @@ def _model_config(model: Path) -> dict:
 
 
 def _artifacts(model: Path) -> dict[str, str]:
-    """Target -> the folder (relative to ``model``) of that network inside the combined model."""
-    found = _pyfunc_spec(model).get("artifacts") or {}
-    missing = [t for t in TARGETS if t not in found]
-    if missing:
-        raise CasnetInputError(f"{model}: not a combined casnet model (no {', '.join(missing)})")
-    return {t: found[t]["path"] for t in TARGETS}
+    """Target -> the folder (relative to ``model``) of that network inside the combined model,
+    for the model's own quantities in its outputs' order
+    (:func:`casnet.networks.trust.model_targets`)."""
+    from casnet.networks.trust import model_targets
+
+    spec = _pyfunc_spec(model)
+    found = spec.get("artifacts") or {}
+    try:
+        targets = model_targets(found, spec.get("config"))
+    except ValueError as exc:
+        raise CasnetInputError(f"{model}: not a combined casnet model ({exc})") from None
+    return {t: found[t]["path"] for t in targets}

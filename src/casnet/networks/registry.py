@@ -31,7 +31,7 @@ import pandas as pd
 
 from casnet.core.config import short_repr
 from casnet.core.errors import CasnetError, CasnetInputError, CasnetStoreError
-from casnet.core.layout import COMBINED_MODEL, ERR, EXPERIMENTS, NETWORK_MODELS, TARGETS
+from casnet.core.layout import COMBINED_MODEL, ERR, EXPERIMENTS, NETWORK_MODELS
 from casnet.core.tracking import require_store, tracking_uri, use_store
 from casnet.data.clean import clean_stamp
 from casnet.data.io.store import StampStore
@@ -41,8 +41,9 @@ from casnet.networks import limits, ood
 from casnet.networks import metrics as _metrics  # noqa: F401  (registers the custom loss/metric)
 from casnet.networks import recalibration as _recalibration  # noqa: F401  (MeanMap)
 from casnet.networks import uncertainty as _uncertainty  # noqa: F401  (SigmaScale, Gaussian loss)
+from casnet.networks.dataset import OVERRIDE_TAG
 from casnet.networks.inference import predict_mean_sigma
-from casnet.networks.trust import load_combined
+from casnet.networks.trust import load_combined, model_targets
 from casnet.networks.uncertainty import mean_and_sigma
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "OOD_SCORE",
     "CasnetModel",
     "Promotion",
+    "check_promotable",
     "combined_signature",
     "load",
     "parse_stamps",
@@ -110,7 +112,7 @@ def register_network(
     import mlflow
 
     from casnet.core.scores import scores
-    from casnet.networks.train import check_promotable, predict_store
+    from casnet.networks.inference import predict_store
 
     name = NETWORKS[target]
     client = _client(root)
@@ -402,6 +404,12 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         self.clean = clean
 
     @property
+    def targets(self) -> tuple[str, ...]:
+        """The quantities this model has networks for, in the order of its outputs (its own,
+        recorded when it was registered: :func:`casnet.networks.trust.model_targets`)."""
+        return tuple(self.networks)
+
+    @property
     def input(self) -> NetworkInput:
         """The crop the networks were trained on, read from their input shape (both the same:
         the size travels with the registered networks, not with this code).
@@ -420,12 +428,13 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         import mlflow
 
-        # inference only: no optimizer state or loss needed
+        config = getattr(context, "model_config", None) or {}
+        # inference only: no optimizer state or loss needed; the model's own quantities
         self.networks = {
             t: mlflow.keras.load_model(context.artifacts[t], load_model_kwargs={"compile": False})
-            for t in TARGETS
+            for t in model_targets(context.artifacts, config)
         }
-        settings = (getattr(context, "model_config", None) or {}).get("clean")
+        settings = config.get("clean")
         self.clean = CleanConfig.model_validate(settings) if settings else None
         self.use_ood(_model_folder(context))
 
@@ -496,7 +505,7 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         x, _ = self._inputs(model_input)
         batch = batch_size or self.batch_size
         deadline = limits.Deadline()
-        return {t: self._run(t, x, batch, deadline, features=True)[2] for t in TARGETS}
+        return {t: self._run(t, x, batch, deadline, features=True)[2] for t in self.targets}
 
     def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
         deadline = limits.Deadline()
@@ -511,7 +520,7 @@ class CasnetModel(mlflow.pyfunc.PythonModel):
         table = {} if ids is None else {"galaxy_id": ids}
         fit = self._ood(context)
         feats = {}
-        for target in TARGETS:
+        for target in self.targets:
             mu, sigma, feats[target] = self._run(target, x, batch, deadline, fit is not None)
             table[target] = mu
             if self.networks[target].output_shape[-1] == 2:  # a Gaussian head (issue 18)
@@ -529,7 +538,7 @@ def _model_folder(context) -> Path | None:
     folder (``<model>/artifacts/<target>``, as MLflow lays out a pyfunc model), when it holds
     an ``MLmodel``; None otherwise."""
     artifacts = getattr(context, "artifacts", None) or {}
-    first = artifacts.get(TARGETS[0]) if isinstance(artifacts, dict) else None
+    first = next(iter(artifacts.values()), None) if isinstance(artifacts, dict) else None
     if not first:
         return None
     folder = Path(first).resolve().parents[1]
@@ -591,7 +600,7 @@ def combined_signature(gaussian: dict[str, bool], *, ood_score: bool = False):
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     cols = [ColSpec("string", "galaxy_id", required=False)]
-    for t in TARGETS:
+    for t in gaussian:  # the model's quantities, in its outputs' order
         cols.append(ColSpec("double", t))
         if gaussian.get(t):
             cols.append(ColSpec("double", f"{t}{ERR}"))
@@ -640,7 +649,7 @@ def register_combined(
     import mlflow
 
     from casnet.core.tracking import ensure_experiment, git_commit
-    from casnet.networks.train import model_requirements
+    from casnet.networks.mlmodel import model_requirements
 
     client = _client(root)
     networks = networks or NETWORKS
@@ -652,6 +661,11 @@ def register_combined(
                 raise CasnetInputError(f"{network} has no champion: train and register it first")
             versions[target] = champ.version
     exp = ensure_experiment(EXPERIMENTS["registry"], root)
+    # the model's own quantities, in its outputs' order (issue 32: a model loads by them, not
+    # by the code's TARGETS, so it keeps loading when a quantity is added)
+    config = {"targets": list(versions)}
+    if clean is not None:
+        config["clean"] = clean.model_dump(mode="json")
     tags = {f"casnet.{t}_version": str(v) for t, v in versions.items()}
     run_tags = {**tags, "casnet.git_commit": git_commit(root)}
     with (
@@ -671,7 +685,7 @@ def register_combined(
             registered_model_name=name,
             signature=combined_signature(gaussian, ood_score=bool(ood_store or ood_file)),
             pip_requirements=model_requirements(combined=True),
-            model_config={"clean": clean.model_dump(mode="json")} if clean is not None else None,
+            model_config=config,
         )
     version = str(info.registered_model_version)
     for key, value in tags.items():
@@ -846,3 +860,21 @@ def pull(uri: str, dest: str | Path, root: Path | None = None) -> Path:
     require_store(root)
     Path(dest).mkdir(parents=True, exist_ok=True)
     return _download(uri, Path(dest), root, "pull")
+
+
+def check_promotable(tags: dict[str, str], *, name: str = "this run") -> None:
+    """Refuse to register or promote the network of a run trained on evaluation-only galaxies.
+
+    ``tags``: the training run's tags (``MlflowClient().get_run(run_id).data.tags``). Such a run
+    logs no model (:func:`train`), so there is nothing to register; this says why, for a
+    registry that is asked anyway.
+
+    Raises
+    ------
+    CasnetInputError
+        The run carries ``casnet.evaluation_only_override=true``.
+    """
+    if str(tags.get(OVERRIDE_TAG, "")).lower() == "true":
+        raise CasnetInputError(f"{name} was trained on evaluation-only galaxies (the real suite's, "
+                               f"tag {OVERRIDE_TAG}): it is never registered, promoted or "
+                               "shipped")  # fmt: skip

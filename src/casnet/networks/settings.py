@@ -7,6 +7,7 @@ from typing import Literal, get_args
 from pydantic import Field, model_validator
 
 from casnet.core.config import Section
+from casnet.core.layout import TARGETS
 
 __all__ = ["HEADS", "SIGMA_GRADIENTS", "ArchitectureConfig", "ModelConfig", "SearchConfig"]
 
@@ -52,6 +53,10 @@ class ModelConfig(Section):
     concentration: ArchitectureConfig = ArchitectureConfig(
         filters=64, dense_units=512, dropout=0.55, optimizer="adam"
     )
+
+    def by_target(self) -> dict[str, ArchitectureConfig]:
+        """Each quantity's architecture, in the schema's order."""
+        return {t: getattr(self, t) for t in TARGETS}
 
 
 def _powers_of_two(lo: int, hi: int) -> list[int]:

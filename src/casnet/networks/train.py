@@ -20,7 +20,8 @@ training. The run carries the tag ``casnet.init``.
 (:func:`casnet.networks.dataset.refuse_evaluation_only`). ``allow_evaluation_only`` lifts that
 for one purpose, the worked example of ``casnet benchmark finetune``; such a run is tagged
 ``casnet.evaluation_only_override=true`` and its network is never logged as a model, so it cannot
-be registered, promoted or shipped (:func:`check_promotable` says so for any run).
+be registered, promoted or shipped (:func:`casnet.networks.registry.check_promotable` says so
+for any run).
 """
 
 from __future__ import annotations
@@ -48,35 +49,31 @@ from casnet.core.tracking import (
     use_store,
 )
 from casnet.data.io.store import StampStore
-from casnet.data.preprocess import CROP_SIZE
 from casnet.networks.architecture import build_model
-from casnet.networks.callbacks import EpochLine, training_callbacks
+from casnet.networks.callbacks import EpochLine, EpochLogger, training_callbacks
 from casnet.networks.dataset import (
+    OVERRIDE_TAG,
+    check_inputs,
     evaluation_only_count,
-    label_column,
     refuse_evaluation_only,
     store_dataset,
     store_input,
 )
-from casnet.networks.inference import predict_mean_sigma
+from casnet.networks.inference import predict_store
 from casnet.networks.metrics import EARLY_STOPPING
+from casnet.networks.mlmodel import model_requirements, network_signature
 from casnet.networks.recalibration import bare_network, fit_mean_map, with_mean_map
 from casnet.networks.settings import ArchitectureConfig, SearchConfig
-from casnet.networks.tune import EpochLogger, best_search, check_inputs
+from casnet.networks.tune import best_search
 from casnet.networks.uncertainty import DetachedSigmaDense, with_sigma_scale
 
 __all__ = [
     "EXPERIMENT",
     "FINETUNE_LR_FACTOR",
     "INIT_TAG",
-    "OVERRIDE_TAG",
     "TrainResult",
     "architecture_from_search",
-    "check_promotable",
     "init_network",
-    "model_requirements",
-    "network_signature",
-    "predict_store",
     "start_network",
     "train",
 ]
@@ -91,8 +88,6 @@ EXPERIMENT = EXPERIMENTS["train"]
 FINETUNE_LR_FACTOR = 0.1
 #: the run tag that says where a fine-tuned network started (``pretrained``, a URI, a folder)
 INIT_TAG = "casnet.init"
-#: the run tag of a training allowed on evaluation-only galaxies (never a shipped network)
-OVERRIDE_TAG = "casnet.evaluation_only_override"
 
 
 @dataclass(frozen=True)
@@ -112,38 +107,6 @@ class TrainResult:
     evaluation_only: bool = False
     #: the trained network (Keras, sigma recalibrated), as logged
     network: Any = field(default=None, repr=False, compare=False)
-
-
-def predict_store(model, store: str | Path, target: str, *, batch_size: int = 512,
-                  labels: str = "label", with_sigma: bool = False):  # fmt: skip
-    """``(labels, predictions)`` of ``model`` on a store of network-ready stamps, chunk by chunk;
-    ``labels``: which values to return beside the predictions (``label`` or ``truth``);
-    ``with_sigma``: also the standard deviations (``(labels, predictions, sigmas)``; NaN for a
-    point network)."""
-    src = StampStore(store)
-    values = src.catalog[label_column(target, labels)].to_numpy(dtype=np.float64)
-    images = src.array("image")
-    means, sigmas = [np.zeros(0)], [np.zeros(0)]
-    for start in range(0, len(src), src.chunk_size):
-        chunk = np.asarray(images[start : start + src.chunk_size], dtype=np.float32)[..., None]
-        mu, sigma = predict_mean_sigma(model, chunk, batch_size)
-        means.append(mu)
-        sigmas.append(sigma)
-    preds, sigma = np.concatenate(means), np.concatenate(sigmas)
-    return (values, preds, sigma) if with_sigma else (values, preds)
-
-
-def network_signature(input_size: int = CROP_SIZE, outputs: int = 1):
-    """MLflow signature of one network: (N, s, s, 1) float32 in (s = ``input_size``, the
-    :class:`~casnet.data.preprocess.NetworkInput` size), (N, ``outputs``) float32 out (2 for a
-    Gaussian head: mean and raw scale)."""
-    from mlflow.models.signature import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
-
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, input_size, input_size, 1))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, outputs))]),
-    )
 
 
 def architecture_from_search(
@@ -390,24 +353,6 @@ def train(
                        evaluation_only=override_used, network=model)  # fmt: skip
 
 
-def check_promotable(tags: dict[str, str], *, name: str = "this run") -> None:
-    """Refuse to register or promote the network of a run trained on evaluation-only galaxies.
-
-    ``tags``: the training run's tags (``MlflowClient().get_run(run_id).data.tags``). Such a run
-    logs no model (:func:`train`), so there is nothing to register; this says why, for a
-    registry that is asked anyway.
-
-    Raises
-    ------
-    CasnetInputError
-        The run carries ``casnet.evaluation_only_override=true``.
-    """
-    if str(tags.get(OVERRIDE_TAG, "")).lower() == "true":
-        raise CasnetInputError(f"{name} was trained on evaluation-only galaxies (the real suite's, "
-                               f"tag {OVERRIDE_TAG}): it is never registered, promoted or "
-                               "shipped")  # fmt: skip
-
-
 def init_network(init: str, target: str, *, root: Path | None = None) -> tuple[Any, str]:
     """The ``target`` network a fine-tuning starts from, and what it is (for messages).
 
@@ -592,21 +537,6 @@ def _copy_weights(source, model, *, name: str, target: str) -> None:
     for src, dst in zip(source.layers, model.layers, strict=True):
         if src.weights:
             dst.set_weights(src.get_weights())
-
-
-def model_requirements(combined: bool = False) -> list[str]:
-    """pip requirements logged with a model (MLflow cannot infer them for in-memory models).
-
-    The combined model also needs casnet itself (``pip install -e .`` of this repository), which
-    is not on PyPI: serve it with ``--env-manager local`` from the project's environment.
-    """
-    from importlib.metadata import version
-
-    reqs = [f"keras=={keras.__version__}", f"tensorflow-cpu=={version('tensorflow-cpu')}"]
-    if combined:
-        reqs += [f"mlflow=={version('mlflow')}", f"astropy=={version('astropy')}",
-                 f"pandas=={version('pandas')}"]  # fmt: skip
-    return reqs
 
 
 def _metric_list(values: dict[str, Any]) -> list:

@@ -33,7 +33,7 @@ from casnet.core.config import parse_yaml
 from casnet.core.errors import CasnetConfigError, CasnetInputError
 from casnet.core.layout import COMBINED_MODEL, TARGETS
 
-__all__ = ["LOADER_MODULE", "PYTHON_MODEL", "check_model", "load_combined"]
+__all__ = ["LOADER_MODULE", "PYTHON_MODEL", "check_model", "load_combined", "model_targets"]
 
 #: the pyfunc loader of a ``PythonModel`` saved by MLflow: the combined model's
 LOADER_MODULE = "mlflow.pyfunc.model"
@@ -257,12 +257,12 @@ def _check(path: Path, name: str) -> tuple[dict, dict[str, Path]]:
     if config is not None and not isinstance(config, dict):
         raise _refuse(name, "MLmodel's config is not a mapping")
     artifacts = pyfunc.get("artifacts")
-    if not isinstance(artifacts, dict) or set(artifacts) != set(TARGETS):
-        found = sorted(artifacts) if isinstance(artifacts, dict) else []
-        raise _refuse(name, f"its artifacts are {found}, not one network per target "
-                            f"{list(TARGETS)}")  # fmt: skip
+    try:
+        targets = model_targets(artifacts, config)
+    except ValueError as exc:
+        raise _refuse(name, str(exc)) from None
     files = {}
-    for target in TARGETS:
+    for target in targets:
         entry = artifacts[target]
         rel = entry.get("path") if isinstance(entry, dict) else None
         folder = _inside(path, rel, name, f"{target} artifact")
@@ -271,6 +271,44 @@ def _check(path: Path, name: str) -> tuple[dict, dict[str, Path]]:
         files[target] = _network_file(folder, name, target)
     _check_pickle(_inside(path, PYTHON_MODEL, name, "python_model"), name)
     return pyfunc, files
+
+
+def model_targets(artifacts, config: dict | None) -> tuple[str, ...]:
+    """The quantities a combined model has networks for, in the order of its outputs (issue
+    32: the model's own, not the code's :data:`casnet.core.layout.TARGETS`, so a model made
+    before a quantity was added keeps loading).
+
+    A model registered since issue 32 records them in its ``model_config`` (``targets``); one
+    registered before has one artifact per quantity it learnt (C and A), taken in the schema's
+    order.
+
+    Parameters
+    ----------
+    artifacts : dict
+        The pyfunc flavour's artifacts: quantity name -> its network's folder.
+    config : dict or None
+        The model's ``model_config``.
+
+    Raises
+    ------
+    ValueError
+        No artifacts, an artifact that is no quantity casnet knows, or recorded targets that
+        are not exactly the artifacts.
+    """
+    if not isinstance(artifacts, dict) or not artifacts:
+        raise ValueError("it has no networks (no artifacts)")
+    unknown = sorted(str(a) for a in artifacts if a not in TARGETS)
+    if unknown:
+        raise ValueError(f"its artifacts {unknown} are no quantity casnet knows "
+                         f"({', '.join(TARGETS)})")  # fmt: skip
+    recorded = (config or {}).get("targets")
+    if recorded is None:  # registered before issue 32: the schema's order
+        return tuple(t for t in TARGETS if t in artifacts)
+    if (not isinstance(recorded, list) or len(set(map(str, recorded))) != len(recorded)
+            or set(recorded) != set(artifacts)):  # fmt: skip
+        raise ValueError(f"its config's targets {_short(recorded)} are not its networks "
+                         f"{sorted(artifacts)}")  # fmt: skip
+    return tuple(recorded)
 
 
 def check_model(path: Path, name: str) -> None:
@@ -283,7 +321,7 @@ def check_model(path: Path, name: str) -> None:
     paths, ``python_model`` :data:`PYTHON_MODEL` (not a Python file: "model from code"), no
     keys MLflow writes for other kinds of model, a pickle that refers to nothing but
     ``CasnetModel`` (and MLflow's record of its type hints) and calls nothing, and artifacts of
-    exactly one network per target of :data:`casnet.core.layout.TARGETS`, each a folder inside
+    one network per quantity the model has (:func:`model_targets`), each a folder inside
     the model holding an MLflow Keras model (``MLmodel`` with the ``keras`` flavour, no code
     paths, not an exported SavedModel) and its ``.keras`` file.
 

@@ -43,17 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import keras
 import keras_tuner as kt
 import numpy as np
 import pandas as pd
 
-from casnet.core.errors import CasnetConfigError, CasnetError, CasnetInputError
-from casnet.core.layout import EXPERIMENTS, TARGETS, project_root
+from casnet.core.errors import CasnetConfigError, CasnetError
+from casnet.core.layout import EXPERIMENTS, project_root
 from casnet.core.tracking import data_inputs, lineage_tags, tracking_uri
 from casnet.data.io.store import CATALOG, StampStore
-from casnet.networks.callbacks import training_callbacks
-from casnet.networks.dataset import store_dataset, store_input
+from casnet.networks.callbacks import EpochLogger, mlflow_metrics, training_callbacks
+from casnet.networks.dataset import check_inputs, store_dataset, store_input
 from casnet.networks.hypermodel import CasnetHyperModel
 from casnet.networks.settings import SearchConfig
 
@@ -144,39 +143,6 @@ def baseline_scores(train: str | Path, val: str | Path, target: str) -> dict[str
         "baseline_val_mae": float(np.mean(np.abs(labels - mean))),
         "baseline_train_mean": mean,
     }
-
-
-def _metric_name(key: str) -> str:
-    return key if key.startswith("val_") else f"train_{key}"
-
-
-def _metrics(values: dict[str, float], step: int) -> list:
-    """MLflow metrics of the finite ``values`` (issue 31: MLflow stores an infinite metric as
-    1.8e308, which read as a score; a diverged trial's metrics are left out instead)."""
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, step) for k, v in values.items()
-            if v is not None and math.isfinite(float(v))]  # fmt: skip
-
-
-class EpochLogger(keras.callbacks.Callback):
-    """Log a trial's metrics to its MLflow run after every epoch (step = epoch number, from 1).
-
-    Holds only strings (run id, tracking URI) so Keras Tuner may copy it freely.
-    """
-
-    def __init__(self, run_id: str, tracking_uri: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.tracking_uri = tracking_uri
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        from mlflow import MlflowClient
-
-        values = {_metric_name(k): float(v) for k, v in (logs or {}).items()
-                  if isinstance(v, (int, float, np.floating))}  # fmt: skip
-        MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=_metrics(values, epoch + 1))
 
 
 class MlflowTuner(kt.BayesianOptimization):
@@ -270,7 +236,7 @@ class MlflowTuner(kt.BayesianOptimization):
             status = "COMPLETED"
         else:
             status = "INVALID"  # no finite validation RMSE: nothing for the oracle to learn from
-        client.log_batch(run_id, metrics=_metrics(summary, 0))
+        client.log_batch(run_id, metrics=mlflow_metrics(summary, 0))
         client.set_tag(run_id, "casnet.trial_status", status)
         client.set_terminated(run_id, "FINISHED" if status == "COMPLETED" else "FAILED")
         if self.progress is not None:
@@ -323,7 +289,7 @@ def _parent_run(client, experiment_id: str, key: str, target: str, space: Search
                             tags={**tags, _KIND_TAG: "search"})  # fmt: skip
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, v) for k, v in _flat_params(target, space).items()],
-                     metrics=_metrics(baseline, 0))  # fmt: skip
+                     metrics=mlflow_metrics(baseline, 0))  # fmt: skip
     client.log_inputs(run_id, datasets=data_inputs(data))
     return run_id
 
@@ -405,7 +371,7 @@ def _log_summary(client, tuner: kt.Tuner, experiment_id: str, parent_run_id: str
             client.log_batch(
                 parent_run_id,
                 params=[Param(f"best.{k}", str(v)) for k, v in sorted(hps.items())],
-                metrics=_metrics({"best_val_rmse": trial.score, "n_trials": len(table)}, 0),
+                metrics=mlflow_metrics({"best_val_rmse": trial.score, "n_trials": len(table)}, 0),
             )
             client.set_tag(parent_run_id, "casnet.best_trial_id", trial.trial_id)
             summary.update(best_trial_id=trial.trial_id, best_hyperparameters=hps,
@@ -430,22 +396,6 @@ def _role_environment(role: Role, oracle: str | None, tuner_id: str | None) -> N
     os.environ["KERASTUNER_ORACLE_IP"] = host
     os.environ["KERASTUNER_ORACLE_PORT"] = port
     os.environ["KERASTUNER_TUNER_ID"] = "chief" if role == "chief" else str(tuner_id)
-
-
-def check_inputs(target: str, train: str | Path, val: str | Path) -> None:
-    """Fail before any training when the target or the stores are unusable."""
-    if target not in TARGETS:
-        raise CasnetInputError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-    for role, path in (("training", train), ("validation", val)):
-        if not (Path(path) / CATALOG).exists():
-            raise CasnetInputError(
-                f"no {role} store at {path}: run `dvc repro` (or `make demo`) first"
-            )
-        store = StampStore(path)
-        if len(store) == 0:
-            raise CasnetInputError(f"the {role} store {path} is empty")
-        if f"label_{target}" not in store.catalog.columns:
-            raise CasnetInputError(f"{path} has no label_{target} column")
 
 
 def tune(

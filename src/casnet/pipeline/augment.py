@@ -19,6 +19,7 @@ import pandas as pd
 
 from casnet.core.errors import CasnetInputError
 from casnet.core.progress import progress_bar
+from casnet.core.quantities import SCHEMA
 from casnet.data.io.store import Rechunker, StampStore, StoreWriter
 from casnet.data.settings import AugmentConfig, StoreConfig
 
@@ -35,6 +36,8 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 #: copies added per rule: one rotation; three rotations and two mirrors
 _HALF = ("rot90",)
 _RARE = ("rot90", "rot180", "rot270", "flipud", "fliplr")
+#: the labels whose rare bins are augmented: every quantity's (the schema's)
+_LABELS = tuple(t.column("label") for t in SCHEMA)
 
 
 def _bin_counts(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,9 +50,10 @@ def _bin_counts(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def augment_counts(labels: pd.DataFrame, cfg: AugmentConfig) -> np.ndarray:
-    """Copies to add per galaxy (0, 1 or 5) from its C bin and A bin (the larger wins)."""
+    """Copies to add per galaxy (0, 1 or 5) from its bin of each label (C, A: the larger
+    wins)."""
     extra = np.zeros(len(labels), dtype=int)
-    for col in ("label_concentration", "label_asymmetry"):
+    for col in _LABELS:
         idx, counts = _bin_counts(labels[col].to_numpy(dtype=float), cfg.bins)
         median = float(np.median(counts[counts > 0]))
         ratio = counts[idx] / median
@@ -75,14 +79,15 @@ def run(
     src = StampStore(source)
     if len(src) == 0:
         raise CasnetInputError(f"augment: the training store {source} is empty")
-    missing = {"label_concentration", "label_asymmetry"} - set(src.catalog.columns)
+    missing = set(_LABELS) - set(src.catalog.columns)
     if missing:
         raise CasnetInputError(
             f"augment: {source} has no {', '.join(sorted(missing))} column (run 'select' first)"
         )
-    labels = src.catalog[["label_concentration", "label_asymmetry"]]
+    labels = src.catalog[list(_LABELS)]
     if labels.isna().any().any():
-        raise CasnetInputError(f"augment: {source} has galaxies without C/A labels")
+        symbols = "/".join(t.symbol for t in SCHEMA)
+        raise CasnetInputError(f"augment: {source} has galaxies without {symbols} labels")
     extra = augment_counts(labels, cfg)
     names = src.array_names
     writer = StoreWriter(
@@ -125,7 +130,6 @@ def write_figures(source: str | Path, augmented: StampStore, bins: int, plots: s
     from casnet.core.figures import label_histograms
 
     before, after = StampStore(source).catalog, augmented.catalog
-    keys = ("label_concentration", "label_asymmetry")
-    return label_histograms({k: before[k].to_numpy() for k in keys},
-                            {k: after[k].to_numpy() for k in keys}, bins,
+    return label_histograms({k: before[k].to_numpy() for k in _LABELS},
+                            {k: after[k].to_numpy() for k in _LABELS}, bins,
                             Path(plots) / "augment_distributions.png")  # fmt: skip

@@ -26,6 +26,7 @@ import pandas as pd
 from casnet.core.errors import CasnetInputError
 from casnet.core.flags import CleanFlag
 from casnet.core.progress import progress_bar
+from casnet.core.quantities import SCHEMA
 from casnet.data.io.store import Rechunker, StampStore, StoreWriter
 from casnet.data.preprocess import NetworkInput
 from casnet.data.settings import SelectConfig, StoreConfig
@@ -69,16 +70,17 @@ def cut_reasons(table: pd.DataFrame, cfg: SelectConfig) -> pd.Series:
 
 
 def _labels(rows: pd.DataFrame) -> pd.DataFrame:
-    external = "label_concentration" in rows and "label_asymmetry" in rows
-    if external:
-        have = rows["label_concentration"].notna() & rows["label_asymmetry"].notna()
-    else:
-        have = pd.Series(False, index=rows.index)
+    """The training labels: a galaxy's external labels where it has one for every quantity,
+    else casnet's own measurement (``label_source`` says which)."""
+    labels = [t.column("label") for t in SCHEMA]
+    have = pd.Series(all(c in rows for c in labels), index=rows.index)
+    for c in labels:
+        if c in rows:
+            have &= rows[c].notna()
     out = rows.copy()
-    out["label_concentration"] = np.where(
-        have, rows.get("label_concentration"), rows["concentration"]
-    )
-    out["label_asymmetry"] = np.where(have, rows.get("label_asymmetry"), rows["asymmetry"])
+    for t in SCHEMA:
+        c = t.column("label")
+        out[c] = np.where(have, rows.get(c), rows[t.column("store")])
     out["label_source"] = np.where(have, "external", "casnet")
     return out
 
@@ -173,12 +175,15 @@ def write_figures(source: str | Path, selected: StampStore, plots: str | Path) -
         written.append(mag_size(cat["mag"].to_numpy(), cat["r_half_px"].to_numpy(), chosen,
                                 plots / "mag_size.png"))  # fmt: skip
     sel = selected.catalog
-    for key, name in (("label_concentration", "high_c"), ("label_asymmetry", "high_a")):
+    for t in SCHEMA:  # grid_high_c.png, grid_high_a.png
         if len(sel) == 0:
             break
-        top = np.argsort(-sel[key].to_numpy())[:16]
-        titles = [f"{sel.galaxy_id[i]}\nC={sel.label_concentration[i]:.2f} "
-                  f"A={sel.label_asymmetry[i]:.2f}" for i in top]  # fmt: skip
+        top = np.argsort(-sel[t.column("label")].to_numpy())[:16]
+        titles = [
+            f"{sel.galaxy_id[i]}\n"
+            + " ".join(f"{q.symbol}={sel[q.column('label')][i]:.2f}" for q in SCHEMA)
+            for i in top
+        ]
         images = [selected.array("image")[int(i)] for i in top]
-        written.append(stamp_grid(images, titles, plots / f"grid_{name}.png"))
+        written.append(stamp_grid(images, titles, plots / f"grid_high_{t.symbol.lower()}.png"))
     return written

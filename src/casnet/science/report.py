@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from casnet.core.layout import ERR, TARGETS, TEST, VAL
+from casnet.core.quantities import symbol
 from casnet.core.scores import degenerate_reason, scores
 from casnet.core.tracking import git_commit, tracking_uri, use_store
 from casnet.data.io.store import StampStore
@@ -265,13 +266,13 @@ def _recalibration_runs(trainings: dict[str, dict], root: Path, val: Path,
     ``test``: the runs of :func:`recalibration_table`."""
     import mlflow
 
+    from casnet.networks.inference import predict_store
     from casnet.networks.recalibration import (
         RECALIBRATIONS,
         apply_mean_map,
         bare_network,
         fit_mean_map,
     )
-    from casnet.networks.train import predict_store
 
     runs = []
     with use_store(root):
@@ -368,7 +369,7 @@ def real_section(real: pd.DataFrame | None, by_bin: pd.DataFrame | None,
         for quantity, net, conv in HEADLINE_ROWS:
             rows.append(
                 {
-                    "quantity": f"{t[0].upper()} {quantity}",
+                    "quantity": f"{symbol(t)} {quantity}",
                     "real: network": head[net],
                     "real: conventional": head[conv] if conv else np.nan,
                     "simulated test: network": on_test.get(net, np.nan),
@@ -687,7 +688,7 @@ def _truth_seed_predictions(done: dict, root: Path, test: Path) -> dict:
     """Target -> run id -> the predictions on the test store of each truth-trained seed."""
     import mlflow
 
-    from casnet.networks.train import predict_store
+    from casnet.networks.inference import predict_store
     from casnet.science.defaults import truth_runs
 
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -785,7 +786,7 @@ def write_report(params, project: Path, root: Path, done: dict) -> Path:
         real_tables = {name: pd.read_parquet(path) if path.exists() else None
                        for name in ("real_galaxies", "real_by_bin")
                        for path in [local / "tables" / "real" / f"{name}.parquet"]}  # fmt: skip
-    from casnet.networks.train import predict_store
+    from casnet.networks.inference import predict_store
 
     truth_networks = _truth_networks(done, root)
     truth_nets, truth_sigmas = {}, {}

@@ -154,7 +154,7 @@ def _network_runs(root: Path, done: dict, steps: dict[str, str]) -> list[dict]:
 
     from casnet.core.tracking import tracking_uri, use_store
     from casnet.data.io.store import StampStore
-    from casnet.networks.train import predict_store
+    from casnet.networks.inference import predict_store
 
     test = root / TEST
     snr = StampStore(test).catalog["snr_p"].to_numpy(float)
