@@ -8,7 +8,7 @@ import numpy as np
 
 from casnet.data.preprocess import CROP_SIZE
 
-__all__ = ["model_requirements", "network_signature"]
+__all__ = ["load_logged_network", "model_requirements", "network_signature"]
 
 
 def network_signature(input_size: int = CROP_SIZE, outputs: int = 1):
@@ -37,3 +37,15 @@ def model_requirements(combined: bool = False) -> list[str]:
         reqs += [f"mlflow=={version('mlflow')}", f"astropy=={version('astropy')}",
                  f"pandas=={version('pandas')}"]  # fmt: skip
     return reqs
+
+
+def load_logged_network(uri: str):
+    """A network logged by a training (``runs:/<id>/model``, a ``models:/`` URI of one network)
+    for inference: without its optimizer, casnet's custom layers, losses and metrics registered
+    first (a recalibrated network holds a ``MeanMap`` and a ``SigmaScale`` layer; Keras cannot
+    rebuild them unless their modules were imported)."""
+    import mlflow
+
+    from casnet.networks import metrics, recalibration, uncertainty  # noqa: F401  (registered)
+
+    return mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})

@@ -264,9 +264,8 @@ def _recalibration_runs(trainings: dict[str, dict], root: Path, val: Path,
     """The label-trained networks of ``trainings`` (step -> record with ``run_id`` and
     ``params``) without their recalibration, then with each method fitted on ``val``, on
     ``test``: the runs of :func:`recalibration_table`."""
-    import mlflow
-
     from casnet.networks.inference import predict_store
+    from casnet.networks.mlmodel import load_logged_network
     from casnet.networks.recalibration import (
         RECALIBRATIONS,
         apply_mean_map,
@@ -281,11 +280,7 @@ def _recalibration_runs(trainings: dict[str, dict], root: Path, val: Path,
             if p.get("labels", "label") != "label" or not record.get("run_id"):
                 continue
             t = p.get("target")
-            net = bare_network(
-                mlflow.keras.load_model(
-                    f"runs:/{record['run_id']}/model", load_model_kwargs={"compile": False}
-                )
-            )
+            net = bare_network(load_logged_network(f"runs:/{record['run_id']}/model"))
             val_y, val_p = predict_store(net, val, t)
             test_y, test_p = predict_store(net, test, t)
             for method in RECALIBRATIONS:
@@ -686,17 +681,15 @@ def _targets_lines(table: pd.DataFrame) -> list[str]:
 
 def _truth_seed_predictions(done: dict, root: Path, test: Path) -> dict:
     """Target -> run id -> the predictions on the test store of each truth-trained seed."""
-    import mlflow
-
     from casnet.networks.inference import predict_store
+    from casnet.networks.mlmodel import load_logged_network
     from casnet.science.defaults import truth_runs
 
     out: dict[str, dict[str, np.ndarray]] = {}
     with use_store(root):
         for t, runs in truth_runs(done).items():
             for run_id in runs:
-                net = mlflow.keras.load_model(f"runs:/{run_id}/model",
-                                              load_model_kwargs={"compile": False})  # fmt: skip
+                net = load_logged_network(f"runs:/{run_id}/model")
                 out.setdefault(t, {})[run_id] = predict_store(net, test, t, labels="truth")[1]
     return out
 
@@ -705,15 +698,13 @@ def _truth_networks(done: dict, root: Path) -> dict:
     """The networks trained on the truth (``--labels truth``, not registered), by target: of
     several seeds, the one with the best validation RMSE (as the champion is chosen;
     :func:`casnet.science.defaults.truth_run_ids`)."""
-    import mlflow
-
+    from casnet.networks.mlmodel import load_logged_network
     from casnet.science.defaults import truth_run_ids
 
     out = {}
     with use_store(root):
         for t, run_id in truth_run_ids(done, root).items():
-            out[t] = mlflow.keras.load_model(f"runs:/{run_id}/model",
-                                             load_model_kwargs={"compile": False})  # fmt: skip
+            out[t] = load_logged_network(f"runs:/{run_id}/model")
     return out
 
 

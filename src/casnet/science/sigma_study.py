@@ -149,12 +149,12 @@ def _markdown(table: pd.DataFrame, verdict: pd.DataFrame, commit: str) -> str:
 
 def _network_runs(root: Path, done: dict, steps: dict[str, str]) -> list[dict]:
     """Score each network of ``steps`` (step name -> sigma_gradient) on the run's test set."""
-    import mlflow
     from mlflow import MlflowClient
 
     from casnet.core.tracking import tracking_uri, use_store
     from casnet.data.io.store import StampStore
     from casnet.networks.inference import predict_store
+    from casnet.networks.mlmodel import load_logged_network
 
     test = root / TEST
     snr = StampStore(test).catalog["snr_p"].to_numpy(float)
@@ -167,8 +167,7 @@ def _network_runs(root: Path, done: dict, steps: dict[str, str]) -> list[dict]:
                 continue
             run = client.get_run(run_id)
             target, seed = run.data.params["target"], run.data.params.get("seed", "?")
-            net = mlflow.keras.load_model(f"runs:/{run_id}/model",
-                                          load_model_kwargs={"compile": False})  # fmt: skip
+            net = load_logged_network(f"runs:/{run_id}/model")
             truth, mu, sigma = predict_store(net, test, target, labels="truth", with_sigma=True)
             out.append({"target": target, "sigma_gradient": mode, "seed": seed,
                         "run_id": run_id,
