@@ -4,6 +4,10 @@ that fits one and logs a network that loads in Keras's safe mode."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -126,3 +130,14 @@ def test_a_training_with_recalibration_logs_a_mapped_network(tmp_path, commit_pr
 
     bare = _network_in(Path(folder), "the trained network", "asymmetry")
     assert not any(isinstance(layer, (MeanMap, SigmaScale)) for layer in bare.layers)
+    # a fresh process that has imported nothing of the networks loads it by its run (the science
+    # report's path: a MeanMap once failed to rebuild there, 2026-12-08)
+    code = (
+        "import sys; from casnet.networks.mlmodel import load_logged_network; "
+        "net = load_logged_network(sys.argv[1]); print(type(net.layers[-2]).__name__)"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
+    done = subprocess.run([sys.executable, "-c", code, result.model_uri], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "MeanMap"
