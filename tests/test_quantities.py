@@ -52,7 +52,8 @@ def test_a_model_loads_by_its_own_quantities():
     assert trust.model_targets(only_a, {"targets": ["asymmetry"]}) == ("asymmetry",)
     for artifacts, config, why in (
         ({}, None, "no networks"),
-        ({**both, "smoothness": {}}, None, r"\['smoothness'\] are no quantity"),
+        ({**both, "smoothness": {}}, None, r"\['smoothness'\] are not one network per target"),
+        (only_a, None, "without recorded targets"),  # a legacy model held C and A
         (both, {"targets": ["asymmetry"]}, "not its networks"),
         (both, {"targets": ["asymmetry", "asymmetry"]}, "not its networks"),
         (both, {"targets": "asymmetry"}, "not its networks"),

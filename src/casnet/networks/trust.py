@@ -33,7 +33,14 @@ from casnet.core.config import parse_yaml
 from casnet.core.errors import CasnetConfigError, CasnetInputError
 from casnet.core.layout import COMBINED_MODEL, TARGETS
 
-__all__ = ["LOADER_MODULE", "PYTHON_MODEL", "check_model", "load_combined", "model_targets"]
+__all__ = [
+    "LEGACY_TARGETS",
+    "LOADER_MODULE",
+    "PYTHON_MODEL",
+    "check_model",
+    "load_combined",
+    "model_targets",
+]
 
 #: the pyfunc loader of a ``PythonModel`` saved by MLflow: the combined model's
 LOADER_MODULE = "mlflow.pyfunc.model"
@@ -273,14 +280,18 @@ def _check(path: Path, name: str) -> tuple[dict, dict[str, Path]]:
     return pyfunc, files
 
 
+#: the quantities of every combined model registered before models recorded their own (issue
+#: 32), in their outputs' order
+LEGACY_TARGETS = ("concentration", "asymmetry")
+
+
 def model_targets(artifacts, config: dict | None) -> tuple[str, ...]:
     """The quantities a combined model has networks for, in the order of its outputs (issue
     32: the model's own, not the code's :data:`casnet.core.layout.TARGETS`, so a model made
     before a quantity was added keeps loading).
 
     A model registered since issue 32 records them in its ``model_config`` (``targets``); one
-    registered before has one artifact per quantity it learnt (C and A), taken in the schema's
-    order.
+    registered before holds C and A (:data:`LEGACY_TARGETS`).
 
     Parameters
     ----------
@@ -296,14 +307,18 @@ def model_targets(artifacts, config: dict | None) -> tuple[str, ...]:
         are not exactly the artifacts.
     """
     if not isinstance(artifacts, dict) or not artifacts:
-        raise ValueError("it has no networks (no artifacts)")
+        raise ValueError("it has no networks (no artifacts): not one network per target")
     unknown = sorted(str(a) for a in artifacts if a not in TARGETS)
     if unknown:
-        raise ValueError(f"its artifacts {unknown} are no quantity casnet knows "
-                         f"({', '.join(TARGETS)})")  # fmt: skip
+        raise ValueError(f"its artifacts {unknown} are not one network per target casnet "
+                         f"knows ({', '.join(TARGETS)})")  # fmt: skip
     recorded = (config or {}).get("targets")
-    if recorded is None:  # registered before issue 32: the schema's order
-        return tuple(t for t in TARGETS if t in artifacts)
+    if recorded is None:  # registered before issue 32: casnet then always wrote C and A
+        if set(artifacts) != set(LEGACY_TARGETS):
+            raise ValueError(f"its artifacts are {sorted(artifacts)}, not one network per "
+                             f"target {list(LEGACY_TARGETS)} (a model without recorded "
+                             "targets)")  # fmt: skip
+        return LEGACY_TARGETS
     if (not isinstance(recorded, list) or len(set(map(str, recorded))) != len(recorded)
             or set(recorded) != set(artifacts)):  # fmt: skip
         raise ValueError(f"its config's targets {_short(recorded)} are not its networks "
