@@ -35,7 +35,7 @@ class ScienceConfig(Section):
             "search.learning_rates=[0.001,0.005]",
             "search.max_epochs=15",
             "search.patience=3",
-            "search.recalibration=isotonic",
+            "search.recalibration=quantile",
             "evaluate.noise.max_galaxies=300",
             "search.head=gaussian",
         ),
